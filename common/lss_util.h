@@ -1,0 +1,58 @@
+/*  lss_util — time, random ids and bounded buffers shared by every service.
+ *
+ *  Ids are random (getrandom), URL-safe ([a-z0-9]) so they are valid in Kubernetes names,
+ *  file names and URLs alike. Buffers have a cap given at creation and refuse to grow
+ *  past it (the caller decides what "full" means: truncate, flag, or fail).
+ */
+#ifndef LSS_UTIL_H
+#define LSS_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/*  Wall clock, milliseconds since the epoch. */
+int64_t lss_time_now_ms (void);
+/*  Monotonic clock, milliseconds and nanoseconds. */
+int64_t lss_time_mono_ms (void);
+int64_t lss_time_mono_ns (void);
+/*  Formats epoch ms as RFC 3339 UTC with milliseconds ("2026-11-22T03:30:00.123Z").
+ *  out must hold LSS_TIME_RFC3339_SIZE bytes. Returns out. */
+#define LSS_TIME_RFC3339_SIZE 32
+char *lss_time_rfc3339 (int64_t epoch_ms, char *out);
+/*  Parses RFC 3339 (Z or ±hh:mm offset, optional fraction). Returns 0 or -1. */
+int lss_time_parse_rfc3339 (const char *text, int64_t *epoch_ms);
+
+/*  Fills out with len random bytes from the kernel. Returns 0 or -1. */
+int lss_random_bytes (void *out, size_t len);
+/*  Writes prefix + n random characters of [a-z0-9] + NUL into out (size out_size).
+ *  Returns 0, or -1 if it does not fit or randomness failed. */
+int lss_id_new (const char *prefix, size_t n, char *out, size_t out_size);
+
+/*  Parses a whole decimal integer in [min, max]; no trailing junk. Returns 0 or -1. */
+int lss_parse_int64 (const char *text, int64_t min, int64_t max, int64_t *out);
+
+/*  Bounded growable byte buffer. */
+typedef struct {
+    uint8_t *data;
+    size_t len;
+    size_t cap;     /* allocated */
+    size_t max;     /* hard limit on len */
+} lss_buf_t;
+
+/*  Initialises an empty buffer that will never hold more than max bytes. */
+void lss_buf_init (lss_buf_t *self, size_t max);
+/*  Appends len bytes; returns 0, or -1 (nothing appended) if it would pass max or
+ *  allocation failed. */
+int lss_buf_append (lss_buf_t *self, const void *data, size_t len);
+/*  Appends as much as fits; returns the number of bytes appended. */
+size_t lss_buf_append_some (lss_buf_t *self, const void *data, size_t len);
+/*  Drops the first n bytes. */
+void lss_buf_consume (lss_buf_t *self, size_t n);
+void lss_buf_reset (lss_buf_t *self);
+void lss_buf_free (lss_buf_t *self);
+
+/*  snprintf that reports truncation: returns 0 if it fit, -1 if not (out still NUL-ended). */
+int lss_fmt (char *out, size_t size, const char *fmt, ...) __attribute__ ((format (printf, 3, 4)));
+
+#endif
