@@ -70,7 +70,7 @@ BENCH_BINS := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 BINS := $(SVC_BINS) $(if $(TOOL_SRC),$(BUILD)/bin/lss)
 ALL_LIBS := $(SVC_LIBS) $(COMMON_LIB)
 
-.PHONY: all deps test unit-test bench lint format clean
+.PHONY: all deps test unit-test bench lint format clean docs
 all: $(BINS)
 
 # Install missing Debian packages once per build dir (scripts/install-deps is idempotent).
@@ -135,6 +135,11 @@ unit-test: tests-build
 
 bench: all $(BENCH_BINS)
 	$(Q)scripts/run-bench $(BUILD)
+
+# Generated reference docs (tests fail when these are stale).
+docs: $(BUILD)/bin/lss
+	$(Q)$(BUILD)/bin/lss docs bus > docs/bus.md
+	@echo "  GEN     docs/bus.md"
 
 lint:
 	$(Q)scripts/lint
