@@ -30,12 +30,12 @@ BUILD ?= build-san
 SANFLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
 endif
 
-PKGS := libczmq libzmq msgpack jansson libcurl libpq hiredis libwebsockets libseccomp yaml-0.1 openssl
+PKGS := libczmq libzmq libsodium msgpack jansson libcurl libpq hiredis libwebsockets libseccomp yaml-0.1 openssl
 DEPS_STAMP := $(BUILD)/.deps-ok
 
 CC ?= cc
 OPT ?= -O2 -g
-CPPFLAGS += -D_GNU_SOURCE -Icommon -Icommon/proto
+CPPFLAGS += -D_GNU_SOURCE -Icommon -Icommon/proto $(addprefix -I,$(wildcard services/*))
 CFLAGS += -std=c11 -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral \
           -Wstrict-prototypes -Wmissing-prototypes -fstack-protector-strong \
           -fPIE $(OPT) $(SANFLAGS) -MMD -MP

@@ -123,7 +123,7 @@ static double s_throughput (size_t size, bool bus)
     size_t esz = sizeof events;
     for (int i = 0; i < 5000; i++) {
         if (bus)
-            lss_bus_send (pub, NULL, "exec.output.x", &env, LSS_MSG_exec_output, &out);
+            lss_bus_send (pub, NULL, 0, "exec.output.x", &env, LSS_MSG_exec_output, &out);
         else {
             zmq_send (h, "exec.output.x", 13, ZMQ_SNDMORE);
             zmq_send (h, "p", 1, 0);
@@ -139,7 +139,7 @@ static double s_throughput (size_t size, bool bus)
             lss_bus_envelope_init (&env, LSS_MSG_exec_output, NULL, "bench/1", (uint64_t) i,
                                    "trace-0123456789");
             out.seq = i;
-            while (lss_bus_send (pub, NULL, "exec.output.x", &env, LSS_MSG_exec_output, &out)) {
+            while (lss_bus_send (pub, NULL, 0, "exec.output.x", &env, LSS_MSG_exec_output, &out)) {
                 zmq_pollitem_t pi = {h, 0, ZMQ_POLLOUT, 0};
                 zmq_poll (&pi, 1, 100);
             }

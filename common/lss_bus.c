@@ -27,18 +27,6 @@ void lss_bus_opts_default (lss_bus_opts_t *opts)
     };
 }
 
-void lss_bus_opts_from_config (const lss_config_t *cfg, lss_bus_opts_t *opts)
-{
-    opts->sndhwm = (int) lss_config_int (cfg, "bus.sndhwm");
-    opts->rcvhwm = (int) lss_config_int (cfg, "bus.rcvhwm");
-    opts->linger_ms = (int) lss_config_int (cfg, "bus.linger");
-    opts->reconnect_ivl_ms = (int) lss_config_int (cfg, "bus.reconnect_ivl");
-    opts->reconnect_ivl_max_ms = (int) lss_config_int (cfg, "bus.reconnect_ivl_max");
-    opts->heartbeat_ivl_ms = (int) lss_config_int (cfg, "bus.heartbeat_ivl");
-    opts->heartbeat_timeout_ms = (int) lss_config_int (cfg, "bus.heartbeat_timeout");
-    opts->max_message = lss_config_int (cfg, "bus.max_message");
-}
-
 zsock_t *lss_bus_socket_new (int type, const char *endpoints, const lss_bus_opts_t *opts)
 {
     lss_bus_opts_t defaults;
@@ -119,8 +107,8 @@ static void s_free_buf (void *data, void *hint)
     free (data);
 }
 
-int lss_bus_send (zsock_t *sock, zframe_t *route, const char *topic, const lss_envelope_t *env,
-                  lss_msg_kind_t kind, const void *body)
+int lss_bus_send (zsock_t *sock, const void *route, size_t route_len, const char *topic,
+                  const lss_envelope_t *env, lss_msg_kind_t kind, const void *body)
 {
     uint8_t *buf;
     size_t len;
@@ -132,7 +120,7 @@ int lss_bus_send (zsock_t *sock, zframe_t *route, const char *topic, const lss_e
     void *handle = zsock_resolve (sock);
     int flags = ZMQ_DONTWAIT;
     if (route) {
-        if (zmq_send (handle, zframe_data (route), zframe_size (route), flags | ZMQ_SNDMORE) < 0)
+        if (zmq_send (handle, route, route_len, flags | ZMQ_SNDMORE) < 0)
             goto fail;
     } else if (topic) {
         if (zmq_send (handle, topic, strlen (topic), flags | ZMQ_SNDMORE) < 0)
@@ -214,9 +202,7 @@ int lss_bus_recv (zsock_t *sock, zframe_t **route, char *topic, size_t topic_siz
     if (rc == 0)
         return 0;
 malformed:
-    s_drain (handle);
-    if (route)
-        zframe_destroy (route);
+    s_drain (handle); /* *route stays: the caller may answer the sender */
     return -2;
 }
 
@@ -255,7 +241,7 @@ int lss_bus_pub_send (lss_bus_pub_t *self, const char *topic, lss_msg_kind_t kin
     lss_envelope_t env;
     if (lss_bus_envelope_init (&env, kind, type, self->src, self->seq + 1, trace))
         return -1;
-    if (lss_bus_send (self->sock, NULL, topic, &env, kind, body))
+    if (lss_bus_send (self->sock, NULL, 0, topic, &env, kind, body))
         return -1;
     self->seq++;
     return 0;

@@ -50,17 +50,18 @@ void lss_bus_next_id (char out[LSS_PROTO_ID_MAX + 1]);
 int lss_bus_envelope_init (lss_envelope_t *env, lss_msg_kind_t kind, const char *type,
                            const char *src, uint64_t seq, const char *trace);
 
-/*  Encodes and sends one message. On a ROUTER, route is the peer identity (borrowed);
+/*  Encodes and sends one message. On a ROUTER, route/route_len is the peer identity;
  *  topic is the first frame on PUB sockets (NULL elsewhere). Never blocks: a full queue
  *  (HWM reached) drops the message on PUB and returns -1 with errno EAGAIN elsewhere.
  *  Returns 0, -1 (send failed / encode refused). */
-int lss_bus_send (zsock_t *sock, zframe_t *route, const char *topic, const lss_envelope_t *env,
-                  lss_msg_kind_t kind, const void *body);
+int lss_bus_send (zsock_t *sock, const void *route, size_t route_len, const char *topic,
+                  const lss_envelope_t *env, lss_msg_kind_t kind, const void *body);
 
 /*  Receives and decodes one message (waits if none is queued: poll first to avoid that).
  *  route (ROUTER) and topic (SUB, truncated to topic_size) are filled when non-NULL.
  *  Returns 0 with *kind and *body set (LSS_MSG_NONE / NULL for an unknown type), -2 when a
- *  malformed message was consumed (err says why), -1 on interrupt or socket error. */
+ *  malformed message was consumed (err says why; on a ROUTER *route is still set so the
+ *  sender can be answered), -1 on interrupt or socket error (no route). Caller frees route. */
 int lss_bus_recv (zsock_t *sock, zframe_t **route, char *topic, size_t topic_size,
                   lss_envelope_t *env, lss_msg_kind_t *kind, void **body, char *err,
                   size_t err_size);

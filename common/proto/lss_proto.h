@@ -31,6 +31,8 @@ typedef struct {
     size_t len;
 } lss_bytes_t;
 
+/*  A list of strings. Decoded lists are NULL-terminated (items[count] == NULL), so they
+ *  can be handed to exec as argv; lists given to the encoder need not be. */
 typedef struct {
     char **items;
     size_t count;

@@ -71,7 +71,7 @@ static void test_pubsub_two_processes (void **state)
 static void s_send (zsock_t *sock, lss_msg_kind_t kind, const void *body, lss_envelope_t *env)
 {
     assert_int_equal (lss_bus_envelope_init (env, kind, NULL, "test", 1, "t-rd"), 0);
-    assert_int_equal (lss_bus_send (sock, NULL, NULL, env, kind, body), 0);
+    assert_int_equal (lss_bus_send (sock, NULL, 0, NULL, env, kind, body), 0);
 }
 
 static void *s_expect (zsock_t *sock, lss_msg_kind_t want)
@@ -146,7 +146,7 @@ static void s_publish (zsock_t *pub, uint64_t seq)
                              .data = {(uint8_t *) data, (size_t) n}};
     lss_envelope_t env;
     assert_int_equal (lss_bus_envelope_init (&env, LSS_MSG_exec_output, NULL, "test/tap", seq, "tr-1"), 0);
-    assert_int_equal (lss_bus_send (pub, NULL, "exec.output.e9", &env, LSS_MSG_exec_output, &out), 0);
+    assert_int_equal (lss_bus_send (pub, NULL, 0, "exec.output.e9", &env, LSS_MSG_exec_output, &out), 0);
 }
 
 static void test_tap_against_publisher (void **state)
@@ -215,8 +215,10 @@ static void test_tap_against_publisher (void **state)
     bool saw_gap = false, saw_garbage = false, saw_invalid = false, eof = false;
     for (int i = 0; i < 2000 && !eof; i++) {
         if (tp_read_line (&tap, line, sizeof line, 20) != 0) {
-            if (waitpid (tap.pid, NULL, WNOHANG) != 0 || i > 1500)
-                eof = true; /* exited (reaped below) or we give up */
+            siginfo_t info = {0}; /* peek, do not reap: tp_wait reaps below */
+            if ((waitid (P_PID, (id_t) tap.pid, &info, WEXITED | WNOHANG | WNOWAIT) == 0
+                 && info.si_pid != 0) || i > 1500)
+                eof = true;
             else
                 s_publish (pub, ++seq);
             continue;

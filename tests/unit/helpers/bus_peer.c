@@ -39,7 +39,7 @@ static int s_reply (zsock_t *sock, zframe_t *route, lss_msg_kind_t kind, const v
 {
     lss_envelope_t env;
     lss_bus_envelope_init (&env, kind, NULL, "bus_peer/router", 0, NULL);
-    return lss_bus_send (sock, route, NULL, &env, kind, body);
+    return lss_bus_send (sock, zframe_data (route), zframe_size (route), NULL, &env, kind, body);
 }
 
 static int s_router (void)

@@ -1,0 +1,62 @@
+/*  lss_settings — the system-wide table of every configuration key LLMSafeSpace knows.
+ *
+ *  One table for all services, so one YAML file can configure a whole local-mode machine
+ *  and every LSS_* variable is known to every process (an unknown one is an error
+ *  everywhere, never silently ignored by the service that does not use it). Defaults are
+ *  loopback addresses so that every service runs with no config file. Sorted by section,
+ *  one line per key: {key, type, default, min, max, flags, doc}. For STR, max > 0 bounds
+ *  the length in bytes; for numbers min == max == 0 would mean unbounded (none is).
+ *  Port plan: 74x1 bus PUB, 74x2 other bus sockets, 94x1 admin HTTP, x = service digit.
+ */
+#include "lss_config.h"
+
+#define S_ADDR_MAX 256   /* host:port or ZeroMQ endpoint */
+#define S_SECRET_MAX 4096 /* DSNs, URLs, keys */
+
+/* clang-format off */
+const lss_config_spec_t lss_settings[] = {
+    {"api.admin_listen",        LSS_CFG_STR,      "127.0.0.1:9441",            0, S_ADDR_MAX,   0, "api: admin HTTP (health, metrics) listen address"},
+    {"api.jwt_secret",          LSS_CFG_STR,      "",                          0, S_SECRET_MAX, LSS_CFG_SECRET, "api: HMAC secret for signing session JWTs"},
+    {"api.listen",              LSS_CFG_STR,      "127.0.0.1:8080",            0, S_ADDR_MAX,   0, "api: public REST/WebSocket listen address"},
+    {"api.pub_endpoint",        LSS_CFG_STR,      "tcp://127.0.0.1:7441",      0, S_ADDR_MAX,   0, "api: bus PUB bind endpoint (audit events)"},
+
+    {"bus.heartbeat_ivl",       LSS_CFG_DURATION, "2000",                    100, 600000,       0, "bus: ZMTP heartbeat interval"},
+    {"bus.heartbeat_timeout",   LSS_CFG_DURATION, "6000",                    100, 3600000,      0, "bus: peer declared dead after this long without traffic"},
+    {"bus.linger",              LSS_CFG_DURATION, "1000",                      0, 60000,        0, "bus: how long close waits to flush pending messages"},
+    {"bus.max_message",         LSS_CFG_SIZE,     "4Mi",                    1024, 268435456,    0, "bus: largest message accepted (ZMQ_MAXMSGSIZE)"},
+    {"bus.rcvhwm",              LSS_CFG_INT,      "10000",                     1, 10000000,     0, "bus: receive high-water mark, messages per socket"},
+    {"bus.reconnect_ivl",       LSS_CFG_DURATION, "100",                      10, 60000,        0, "bus: first reconnect delay"},
+    {"bus.reconnect_ivl_max",   LSS_CFG_DURATION, "5000",                     10, 600000,       0, "bus: reconnect delay cap (exponential backoff)"},
+    {"bus.sndhwm",              LSS_CFG_INT,      "10000",                     1, 10000000,     0, "bus: send high-water mark, messages per socket"},
+    {"bus.trace",               LSS_CFG_BOOL,     "false",                     0, 0,            0, "bus: also publish request/reply traffic as trace.* events"},
+
+    {"executor.admin_listen",   LSS_CFG_STR,      "127.0.0.1:9431",            0, S_ADDR_MAX,   0, "executor: admin HTTP (health, metrics) listen address"},
+    {"executor.pub_endpoint",   LSS_CFG_STR,      "tcp://127.0.0.1:7431",      0, S_ADDR_MAX,   0, "executor: bus PUB bind endpoint (exec lifecycle)"},
+    {"executor.router_endpoint", LSS_CFG_STR,     "tcp://127.0.0.1:7432",      0, S_ADDR_MAX,   0, "executor: ROUTER bind endpoint for exec/file requests from api"},
+
+    {"log.level",               LSS_CFG_STR,      "info",                      1, 16,           0, "log: minimum level (debug, info, warn, error)"},
+
+    {"node.admin_listen",       LSS_CFG_STR,      "127.0.0.1:9451",            0, S_ADDR_MAX,   0, "node: admin HTTP (health, metrics) listen address"},
+    {"node.pub_endpoint",       LSS_CFG_STR,      "tcp://127.0.0.1:7451",      0, S_ADDR_MAX,   0, "node: bus PUB bind endpoint (pod status)"},
+
+    {"reconciler.admin_listen", LSS_CFG_STR,      "127.0.0.1:9411",            0, S_ADDR_MAX,   0, "reconciler: admin HTTP (health, metrics) listen address"},
+    {"reconciler.pub_endpoint", LSS_CFG_STR,      "tcp://127.0.0.1:7411",      0, S_ADDR_MAX,   0, "reconciler: bus PUB bind endpoint (reconcile outcomes)"},
+
+    {"redis.url",               LSS_CFG_STR,      "redis://127.0.0.1:6380",    1, S_SECRET_MAX, LSS_CFG_SECRET, "redis: URL (may carry a password)"},
+
+    {"service.shutdown_timeout", LSS_CFG_DURATION, "5s",                     100, 60000,        0, "service: longest graceful shutdown before exit"},
+
+    {"store.backend",           LSS_CFG_STR,      "postgres",                  1, 32,           0, "store: object store backend (postgres | kubernetes)"},
+    {"store.dsn",               LSS_CFG_STR,      "host=127.0.0.1 port=5433 dbname=lss user=lss", 0, S_SECRET_MAX, LSS_CFG_SECRET, "store: PostgreSQL connection string (may carry a password)"},
+
+    {"warmpool.admin_listen",   LSS_CFG_STR,      "127.0.0.1:9421",            0, S_ADDR_MAX,   0, "warmpool: admin HTTP (health, metrics) listen address"},
+    {"warmpool.alloc_endpoint", LSS_CFG_STR,      "tcp://127.0.0.1:7422",      0, S_ADDR_MAX,   0, "warmpool: ROUTER bind endpoint for allocation requests"},
+    {"warmpool.pub_endpoint",   LSS_CFG_STR,      "tcp://127.0.0.1:7421",      0, S_ADDR_MAX,   0, "warmpool: bus PUB bind endpoint (scaling, allocations)"},
+
+    {"watcher.admin_listen",    LSS_CFG_STR,      "127.0.0.1:9401",            0, S_ADDR_MAX,   0, "watcher: admin HTTP (health, metrics) listen address"},
+    {"watcher.pub_endpoint",    LSS_CFG_STR,      "tcp://127.0.0.1:7401",      0, S_ADDR_MAX,   0, "watcher: bus PUB bind endpoint (object changes)"},
+    {"watcher.queue_endpoint",  LSS_CFG_STR,      "tcp://127.0.0.1:7402",      0, S_ADDR_MAX,   0, "watcher: ROUTER bind endpoint of the work queue"},
+};
+/* clang-format on */
+
+const size_t lss_settings_count = sizeof lss_settings / sizeof lss_settings[0];
