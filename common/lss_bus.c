@@ -76,12 +76,24 @@ void lss_bus_next_id (char out[LSS_PROTO_ID_MAX + 1])
     uint64_t n = atomic_fetch_add (&s_id_counter, 1) + 1;
     char digits[16];
     int i = sizeof digits;
-    digits[--i] = '\0';
     do {
         digits[--i] = "0123456789abcdefghijklmnopqrstuvwxyz"[n % 36];
         n /= 36;
     } while (n && i > 0);
-    snprintf (out, LSS_PROTO_ID_MAX + 1, "%s-%s", s_id_prefix, digits + i);
+    size_t plen = strlen (s_id_prefix), dlen = sizeof digits - (size_t) i;
+    memcpy (out, s_id_prefix, plen); /* 8 + 1 + at most 13: fits LSS_PROTO_ID_MAX */
+    out[plen] = '-';
+    memcpy (out + plen + 1, digits + i, dlen);
+    out[plen + 1 + dlen] = '\0';
+}
+
+/* Copies src (NULL = "") into a buffer of size, truncating. Cheaper than snprintf on the
+ * per-message path. */
+static void s_copy (char *dst, size_t size, const char *src)
+{
+    size_t n = src ? strnlen (src, size - 1) : 0;
+    memcpy (dst, src ? src : "", n);
+    dst[n] = '\0';
 }
 
 int lss_bus_envelope_init (lss_envelope_t *env, lss_msg_kind_t kind, const char *type,
@@ -94,10 +106,10 @@ int lss_bus_envelope_init (lss_envelope_t *env, lss_msg_kind_t kind, const char 
     env->v = LSS_PROTO_VERSION;
     memcpy (env->type, type, strlen (type) + 1);
     lss_bus_next_id (env->id);
-    snprintf (env->src, sizeof env->src, "%s", src ? src : "");
+    s_copy (env->src, sizeof env->src, src);
     env->seq = seq;
     env->ts = lss_time_now_ms ();
-    snprintf (env->trace, sizeof env->trace, "%s", trace ? trace : lss_log_trace ());
+    s_copy (env->trace, sizeof env->trace, trace ? trace : lss_log_trace ());
     return 0;
 }
 

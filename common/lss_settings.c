@@ -44,6 +44,7 @@ const lss_config_spec_t lss_settings[] = {
 
     {"redis.url",               LSS_CFG_STR,      "redis://127.0.0.1:6380",    1, S_SECRET_MAX, LSS_CFG_SECRET, "redis: URL (may carry a password)"},
 
+    {"service.stall_limit",     LSS_CFG_DURATION, "10s",                   100, 3600000,      0, "service: /healthz fails when the main loop is silent this long"},
     {"service.shutdown_timeout", LSS_CFG_DURATION, "5s",                     100, 60000,        0, "service: longest graceful shutdown before exit"},
 
     {"store.backend",           LSS_CFG_STR,      "postgres",                  1, 32,           0, "store: object store backend (postgres | kubernetes)"},

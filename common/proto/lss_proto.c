@@ -9,6 +9,7 @@
 #include "lss_proto.h"
 
 #include <msgpack.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -96,11 +97,55 @@ bool lss_proto_type_matches (lss_msg_kind_t kind, const char *type)
     return false;
 }
 
+/* Lookup table of every pattern alternative, built once: exact names compare by length
+ * and bytes; "*.verb" alternatives by suffix. Decoding looks a kind up per message. */
+#define S_MAX_ALTS 128
+typedef struct {
+    const char *text; /* exact name, or the ".verb" suffix of a wildcard */
+    size_t len;
+    bool wildcard;
+    lss_msg_kind_t kind;
+} s_alt_t;
+static s_alt_t s_alts[S_MAX_ALTS];
+static size_t s_alt_count;
+static pthread_once_t s_alts_once = PTHREAD_ONCE_INIT;
+
+static void s_alts_init (void)
+{
+    for (int k = LSS_MSG_NONE + 1; k < LSS_MSG_COUNT; k++) {
+        const char *alt = s_descs[k].pattern;
+        while (*alt && s_alt_count < S_MAX_ALTS) {
+            const char *bar = strchr (alt, '|');
+            size_t n = bar ? (size_t) (bar - alt) : strlen (alt);
+            bool wild = n >= 2 && alt[0] == '*' && alt[1] == '.';
+            s_alts[s_alt_count++] = (s_alt_t) {wild ? alt + 1 : alt, wild ? n - 1 : n, wild,
+                                               (lss_msg_kind_t) k};
+            if (!bar)
+                break;
+            alt = bar + 1;
+        }
+    }
+}
+
 lss_msg_kind_t lss_proto_kind_of (const char *type)
 {
-    for (int k = LSS_MSG_NONE + 1; k < LSS_MSG_COUNT; k++)
-        if (lss_proto_type_matches ((lss_msg_kind_t) k, type))
-            return (lss_msg_kind_t) k;
+    if (!type)
+        return LSS_MSG_NONE;
+    pthread_once (&s_alts_once, s_alts_init);
+    size_t len = strlen (type);
+    for (size_t i = 0; i < s_alt_count; i++) {
+        const s_alt_t *a = &s_alts[i];
+        if (!a->wildcard) {
+            if (a->len == len && memcmp (a->text, type, len) == 0)
+                return a->kind;
+        } else if (len > a->len && memcmp (type + len - a->len, a->text, a->len) == 0) {
+            const char *p = type; /* the wildcard part: one lowercase word */
+            while (s_word_char (*p))
+                p++;
+            if (p == type + len - a->len && p != type)
+                return a->kind;
+        }
+    }
     return LSS_MSG_NONE;
 }
 

@@ -168,16 +168,64 @@ static int s_split (agent_files_t *self, const char *path, s_path_t *out, agent_
     return 0;
 }
 
+/* Fallback where openat2 is missing (kernel < 5.6, valgrind): walk one component at a
+ * time with O_NOFOLLOW. Stricter than RESOLVE_BENEATH: any symlink on the way is refused,
+ * even one that stays inside the root. rel is already free of ".." (s_split). */
+static int s_walk (int dirfd, const char *rel, int flags, mode_t mode)
+{
+    int cur = dup (dirfd);
+    const char *p = rel;
+    while (cur >= 0 && *p) {
+        const char *slash = strchr (p, '/');
+        char comp[256];
+        size_t n = slash ? (size_t) (slash - p) : strlen (p);
+        if (n == 0 || n >= sizeof comp) {
+            close (cur);
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        memcpy (comp, p, n);
+        comp[n] = '\0';
+        int next = slash ? openat (cur, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                         : openat (cur, comp, flags | O_NOFOLLOW | O_CLOEXEC, mode);
+        int saved = errno;
+        close (cur);
+        if (next < 0) {
+            errno = saved == ENOTDIR ? ELOOP : saved; /* a symlink where a directory was due */
+            return -1;
+        }
+        cur = next;
+        p += n + (slash ? 1 : 0);
+    }
+    if (cur >= 0 && !*rel && (flags & O_ACCMODE) != O_RDONLY) {
+        close (cur);
+        errno = EISDIR;
+        return -1;
+    }
+    if (cur >= 0 && !*rel && !(flags & O_PATH)) { /* reopen the root itself with flags */
+        int fd = openat (cur, ".", flags | O_CLOEXEC, mode);
+        close (cur);
+        return fd;
+    }
+    return cur;
+}
+
 static int s_openat2 (int dirfd, const char *rel, int flags, mode_t mode)
 {
-    struct open_how how = {.flags = (uint64_t) (flags | O_CLOEXEC),
-                           .mode = (flags & O_CREAT) ? mode : 0,
-                           .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS};
-    long fd;
-    do
-        fd = syscall (SYS_openat2, dirfd, *rel ? rel : ".", &how, sizeof how);
-    while (fd < 0 && errno == EINTR);
-    return (int) fd;
+    static bool unsupported;
+    if (!unsupported) {
+        struct open_how how = {.flags = (uint64_t) (flags | O_CLOEXEC),
+                               .mode = (flags & O_CREAT) ? mode : 0,
+                               .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS};
+        long fd;
+        do
+            fd = syscall (SYS_openat2, dirfd, *rel ? rel : ".", &how, sizeof how);
+        while (fd < 0 && errno == EINTR);
+        if (fd >= 0 || errno != ENOSYS)
+            return (int) fd;
+        unsupported = true;
+    }
+    return s_walk (dirfd, rel, flags, mode);
 }
 
 /* Opens the parent directory of p and points *name at the last component. */
