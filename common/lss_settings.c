@@ -37,6 +37,8 @@ const lss_config_spec_t lss_settings[] = {
     {"log.level",               LSS_CFG_STR,      "info",                      1, 16,           0, "log: minimum level (debug, info, warn, error)"},
 
     {"node.admin_listen",       LSS_CFG_STR,      "127.0.0.1:9451",            0, S_ADDR_MAX,   0, "node: admin HTTP (health, metrics) listen address"},
+    {"node.agent_path",         LSS_CFG_STR,      "",                          0, 1024,         0, "node: lss-agent binary bound into sandboxes (empty: next to the running program)"},
+    {"node.state_dir",          LSS_CFG_STR,      "/var/lib/lss/sandboxes",    1, 60,           0, "node: sandbox state directory (short: agent ipc paths must stay under 108 bytes)"},
     {"node.pub_endpoint",       LSS_CFG_STR,      "tcp://127.0.0.1:7451",      0, S_ADDR_MAX,   0, "node: bus PUB bind endpoint (pod status)"},
 
     {"reconciler.admin_listen", LSS_CFG_STR,      "127.0.0.1:9411",            0, S_ADDR_MAX,   0, "reconciler: admin HTTP (health, metrics) listen address"},

@@ -16,7 +16,8 @@ static const struct {
     const char *help;
 } s_commands[] = {
     {"tap", lss_cli_tap, "print every message of bus publishers as JSON lines"},
-    {"docs", lss_cli_docs, "print generated reference documents (bus, config)"},
+    {"docs", lss_cli_docs, "print generated reference documents (bus)"},
+    {"sandbox", lss_cli_sandbox, "run, exec in, list and remove local sandboxes by hand"},
 };
 
 static void s_usage (FILE *out)
