@@ -558,8 +558,22 @@ int lss_proto_encode (const lss_envelope_t *env, lss_msg_kind_t kind, const void
             return -1;
         present += has;
     }
+    /* Size the buffer once: bulk fields dominate (output chunks, file data), and growing
+     * from msgpack's 8 KiB start would realloc and copy several times per message. */
+    size_t estimate = 512;
+    for (const lss_field_desc_t *f = desc->fields; f->name; f++) {
+        const void *p = FIELD_PTR (body, f);
+        if (f->type == LSS_FT_BYTES)
+            estimate += ((const lss_bytes_t *) p)->len + 8;
+        else if (f->type == LSS_FT_STR && *(char *const *) p)
+            estimate += strnlen (*(char *const *) p, f->max + 1) + 8;
+    }
     msgpack_sbuffer sbuf;
     msgpack_sbuffer_init (&sbuf);
+    if (estimate > MSGPACK_SBUFFER_INIT_SIZE && estimate <= LSS_PROTO_MAX_MESSAGE) {
+        sbuf.data = malloc (estimate);
+        sbuf.alloc = sbuf.data ? estimate : 0;
+    }
     msgpack_packer pk;
     msgpack_packer_init (&pk, &sbuf, msgpack_sbuffer_write);
 

@@ -17,6 +17,7 @@ extern char **environ;
 
 #define AGENT_DRAIN_GRACE_MS 100  /* output still read after the leader exits */
 #define AGENT_ENV_MAX 512         /* variables in a child's environment */
+#define AGENT_PIPE_SIZE (1 << 20) /* output pipe capacity asked of the kernel */
 
 static const struct {
     const char *lang, *ext;
@@ -275,8 +276,13 @@ int agent_exec_start (agent_exec_t *e, const lss_exec_start_t *req, const agent_
     e->fd[AGENT_STDIN] = want_stdin ? in[1] : -1;
     out[0] = errp[0] = in[1] = -1;
     for (int i = 0; i < 3; i++)
-        if (e->fd[i] >= 0)
+        if (e->fd[i] >= 0) {
             fcntl (e->fd[i], F_SETFL, O_NONBLOCK);
+            /* Larger pipes: fewer, bigger output messages (best effort; the kernel caps
+             * unprivileged pipes at fs.pipe-max-size, 1 MiB by default). */
+            if (i != AGENT_STDIN)
+                fcntl (e->fd[i], F_SETPIPE_SZ, AGENT_PIPE_SIZE);
+        }
     rc = 0;
 cleanup:
     for (int i = 0; i < 2; i++) {

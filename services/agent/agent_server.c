@@ -24,7 +24,7 @@
 
 #include "lss_log.h"
 
-#define AGENT_CHUNK 65536
+#define AGENT_CHUNK (256u * 1024) /* output bytes per exec.output message at most */
 #define AGENT_USAGE_MAX_ENTRIES 100000
 
 void agent_conf_default (agent_conf_t *conf)

@@ -157,9 +157,9 @@ static uint8_t *s_encode_exec_output (size_t *len)
     lss_exec_output_t out = {.exec_id = "e1", .stream = "stdout", .seq = 7,
                              .data = {(uint8_t *) "hello", 5}};
     lss_envelope_t env = {.seq = 3, .ts = 5};
-    strcpy (env.type, "exec.output");
-    strcpy (env.id, "m1");
-    strcpy (env.src, "agent");
+    snprintf (env.type, sizeof env.type, "%s", "exec.output");
+    snprintf (env.id, sizeof env.id, "%s", "m1");
+    snprintf (env.src, sizeof env.src, "%s", "agent");
     uint8_t *buf;
     assert_int_equal (lss_proto_encode (&env, LSS_MSG_exec_output, &out, &buf, len), 0);
     return buf;
@@ -169,7 +169,7 @@ static void test_encode_refuses_invalid (void **state)
 {
     (void) state;
     lss_envelope_t env = {0};
-    strcpy (env.type, "exec.output");
+    snprintf (env.type, sizeof env.type, "%s", "exec.output");
     uint8_t *buf = NULL;
     size_t len;
     lss_exec_output_t out = {.exec_id = NULL, .stream = "stdout"};
@@ -178,14 +178,14 @@ static void test_encode_refuses_invalid (void **state)
     out.stream = "stdout-and-more"; /* over 8 bytes */
     assert_int_equal (lss_proto_encode (&env, LSS_MSG_exec_output, &out, &buf, &len), -1);
     out.stream = "stdout";
-    strcpy (env.type, "exec.start"); /* type does not match kind */
+    snprintf (env.type, sizeof env.type, "%s", "exec.start"); /* type does not match kind */
     assert_int_equal (lss_proto_encode (&env, LSS_MSG_exec_output, &out, &buf, &len), -1);
     /* wildcard kinds need a concrete type */
     lss_object_event_t ev = {.kind = "Sandbox", .name = "a", .resource_version = "1",
                              .object = json_object ()};
-    strcpy (env.type, "*.added");
+    snprintf (env.type, sizeof env.type, "%s", "*.added");
     assert_int_equal (lss_proto_encode (&env, LSS_MSG_object_event, &ev, &buf, &len), -1);
-    strcpy (env.type, "sandbox.added");
+    snprintf (env.type, sizeof env.type, "%s", "sandbox.added");
     assert_int_equal (lss_proto_encode (&env, LSS_MSG_object_event, &ev, &buf, &len), 0);
     free (buf);
     json_decref (ev.object);

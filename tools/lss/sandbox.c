@@ -281,7 +281,8 @@ static int s_exec (int argc, char **argv, const lss_config_t *cfg)
         fprintf (stderr, "lss sandbox exec: '%s' is not a sandbox id\n", id);
         return 2;
     }
-    lss_exec_start_t req = {.exec_id = "cli", .timeout_ms = timeout_s * 1000, .stdin_open = use_stdin};
+    lss_exec_start_t req = {.exec_id = "cli", .timeout_ms = timeout_s * 1000, .stdin_open = use_stdin,
+                            .max_output = 1ll << 30}; /* a terminal wants it all (agent cap) */
     lss_buf_t code;
     lss_buf_init (&code, 4u << 20);
     if (code_file) {
