@@ -18,13 +18,13 @@
 #include "lss_util.h"
 
 #define N_CODEC 200000
-#define N_MSGS 300000
+#define N_MSGS  300000
 
 static double s_codec_ns (size_t size)
 {
     uint8_t *data = calloc (1, size);
-    lss_exec_output_t out = {.exec_id = "exec-0123456789", .stream = "stdout", .seq = 1,
-                             .data = {data, size}};
+    lss_exec_output_t out = {
+        .exec_id = "exec-0123456789", .stream = "stdout", .seq = 1, .data = {data, size}};
     lss_envelope_t env;
     lss_bus_envelope_init (&env, LSS_MSG_exec_output, NULL, "bench/1", 1, "trace-0123456789");
     int64_t t0 = lss_time_mono_ns ();
@@ -42,7 +42,7 @@ static double s_codec_ns (size_t size)
         lss_proto_body_free (kind, &body);
         free (buf);
     }
-    double ns = (double) (lss_time_mono_ns () - t0) / N_CODEC;
+    double ns = (double)(lss_time_mono_ns () - t0) / N_CODEC;
     free (data);
     return ns;
 }
@@ -133,13 +133,14 @@ static double s_throughput (size_t size, bool bus)
         if (i > 20)
             break; /* subscription propagates in a few ms on loopback */
     }
-    out.data = (lss_bytes_t) {data, size};
+    out.data = (lss_bytes_t){data, size};
     for (int64_t i = 1; i <= N_MSGS; i++) {
         if (bus) {
-            lss_bus_envelope_init (&env, LSS_MSG_exec_output, NULL, "bench/1", (uint64_t) i,
+            lss_bus_envelope_init (&env, LSS_MSG_exec_output, NULL, "bench/1", (uint64_t)i,
                                    "trace-0123456789");
             out.seq = i;
-            while (lss_bus_send (pub, NULL, 0, "exec.output.x", &env, LSS_MSG_exec_output, &out)) {
+            while (
+                lss_bus_send (pub, NULL, 0, "exec.output.x", &env, LSS_MSG_exec_output, &out)) {
                 zmq_pollitem_t pi = {h, 0, ZMQ_POLLOUT, 0};
                 zmq_poll (&pi, 1, 100);
             }
@@ -153,7 +154,7 @@ static double s_throughput (size_t size, bool bus)
     free (data);
     if (a.received < N_MSGS)
         return 0;
-    return (double) (a.received - 1) * 1e9 / (double) (a.t_last_ns - a.t_first_ns);
+    return (double)(a.received - 1) * 1e9 / (double)(a.t_last_ns - a.t_first_ns);
 }
 
 int main (void)
@@ -173,7 +174,8 @@ int main (void)
                              json_pack ("{s:f, s:f, s:f, s:f}", "codec_ns_per_msg", codec,
                                         "raw_zmq_msgs_per_s", raw, "bus_msgs_per_s", bus,
                                         "bus_vs_raw", raw > 0 ? bus / raw : 0.0));
-        fprintf (stderr, "%5zu B: codec %.0f ns/msg; raw %.0f msg/s; bus %.0f msg/s; ratio %.2f\n",
+        fprintf (stderr,
+                 "%5zu B: codec %.0f ns/msg; raw %.0f msg/s; bus %.0f msg/s; ratio %.2f\n",
                  size, codec, raw, bus, raw > 0 ? bus / raw : 0.0);
     }
     json_t *kib = json_object_get (res, "1024B");

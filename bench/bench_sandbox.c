@@ -27,14 +27,15 @@ extern char **environ;
 
 static int s_cmp (const void *a, const void *b)
 {
-    double x = *(const double *) a, y = *(const double *) b;
+    double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
 }
 
 static json_t *s_stats (double *v, int n)
 {
-    qsort (v, (size_t) n, sizeof *v, s_cmp);
-    return json_pack ("{s:f, s:f, s:i}", "p50_ms", v[n / 2], "p99_ms", v[(n * 99) / 100], "n", n);
+    qsort (v, (size_t)n, sizeof *v, s_cmp);
+    return json_pack ("{s:f, s:f, s:i}", "p50_ms", v[n / 2], "p99_ms", v[(n * 99) / 100], "n",
+                      n);
 }
 
 static double s_p50 (json_t *st)
@@ -50,7 +51,7 @@ static double s_spawn_wait (char *const argv[])
         return -1;
     int st;
     waitpid (pid, &st, 0);
-    return (double) (lss_time_mono_ns () - t0) / 1e6;
+    return (double)(lss_time_mono_ns () - t0) / 1e6;
 }
 
 /* One execution through the agent; returns ms from send to exec.end, stdout bytes. */
@@ -59,7 +60,8 @@ static double s_agent_exec (zsock_t *sock, const char *const *argv, size_t argc,
     static int n;
     char id[32];
     snprintf (id, sizeof id, "b%d", ++n);
-    lss_exec_start_t req = {.exec_id = id, .argv = {(char **) argv, argc}, .max_output = 1ll << 30};
+    lss_exec_start_t req = {
+        .exec_id = id, .argv = {(char **)argv, argc}, .max_output = 1ll << 30};
     lss_envelope_t env;
     int64_t t0 = lss_time_mono_ns ();
     lss_bus_envelope_init (&env, LSS_MSG_exec_start, NULL, "bench", 1, NULL);
@@ -73,18 +75,18 @@ static double s_agent_exec (zsock_t *sock, const char *const *argv, size_t argc,
             return -1;
         bool end = kind == LSS_MSG_exec_end;
         if (kind == LSS_MSG_exec_output)
-            *bytes += (int64_t) ((lss_exec_output_t *) body)->data.len;
+            *bytes += (int64_t)((lss_exec_output_t *)body)->data.len;
         lss_proto_body_free (kind, &body);
         if (end)
             break;
     }
-    return (double) (lss_time_mono_ns () - t0) / 1e6;
+    return (double)(lss_time_mono_ns () - t0) / 1e6;
 }
 
 static long s_smaps (pid_t pid, const char *field)
 {
     char path[64], line[256];
-    snprintf (path, sizeof path, "/proc/%d/smaps_rollup", (int) pid);
+    snprintf (path, sizeof path, "/proc/%d/smaps_rollup", (int)pid);
     FILE *f = fopen (path, "r");
     long kb = -1;
     size_t flen = strlen (field);
@@ -121,7 +123,8 @@ int main (void)
     zsys_init ();
     json_t *res = json_object ();
     char agent[PATH_MAX];
-    if (getuid () != 0 || access ("/usr/bin/bwrap", X_OK) || lss_sandbox_agent_find (agent, sizeof agent)) {
+    if (getuid () != 0 || access ("/usr/bin/bwrap", X_OK) ||
+        lss_sandbox_agent_find (agent, sizeof agent)) {
         const char *dir = getenv ("LSS_BUILD_DIR");
         snprintf (agent, sizeof agent, "%s/bin/lss-agent", dir ? dir : "build");
         if (getuid () != 0 || access (agent, X_OK)) {
@@ -142,7 +145,8 @@ int main (void)
     double v[N_EXEC];
 
     /* start */
-    char *bwrap[] = {"/usr/bin/bwrap", "--unshare-all", "--ro-bind", "/", "/", "/bin/true", NULL};
+    char *bwrap[] = {
+        "/usr/bin/bwrap", "--unshare-all", "--ro-bind", "/", "/", "/bin/true", NULL};
     for (int i = 0; i < N_START; i++)
         v[i] = s_spawn_wait (bwrap);
     json_t *bare_bwrap = s_stats (v, N_START);
@@ -152,14 +156,15 @@ int main (void)
         lss_sandbox_status_t st;
         int64_t t0 = lss_time_mono_ns ();
         zsock_t *sock = s_start (rt, state, real, id, &st);
-        v[i] = (double) (lss_time_mono_ns () - t0) / 1e6;
+        v[i] = (double)(lss_time_mono_ns () - t0) / 1e6;
         zsock_destroy (&sock);
         lss_sandbox_runtime_stop (rt, id, 0, NULL);
     }
     json_t *start = s_stats (v, N_START);
-    json_object_set_new (res, "start", json_pack ("{s:o, s:o, s:f}", "sandbox_to_agent_ready", start,
-                                                  "bare_bwrap_true", bare_bwrap, "ratio",
-                                                  s_p50 (start) / s_p50 (bare_bwrap)));
+    json_object_set_new (res, "start",
+                         json_pack ("{s:o, s:o, s:f}", "sandbox_to_agent_ready", start,
+                                    "bare_bwrap_true", bare_bwrap, "ratio",
+                                    s_p50 (start) / s_p50 (bare_bwrap)));
 
     /* exec and python, in one sandbox */
     lss_sandbox_status_t st;
@@ -177,8 +182,9 @@ int main (void)
     for (int i = 0; i < N_EXEC; i++)
         v[i] = s_agent_exec (sock, truth, 1, &bytes);
     json_t *through = s_stats (v, N_EXEC);
-    json_object_set_new (res, "exec_true", json_pack ("{s:o, s:o, s:f}", "agent", through, "bare_spawn_wait",
-                                                      bare, "ratio", s_p50 (through) / s_p50 (bare)));
+    json_object_set_new (res, "exec_true",
+                         json_pack ("{s:o, s:o, s:f}", "agent", through, "bare_spawn_wait",
+                                    bare, "ratio", s_p50 (through) / s_p50 (bare)));
     const char *py[] = {"/usr/bin/python3", "-c", "pass"};
     char *bare_py[] = {"/usr/bin/python3", "-c", "pass", NULL};
     if (access (py[0], X_OK) == 0) {
@@ -188,14 +194,15 @@ int main (void)
         for (int i = 0; i < N_PY; i++)
             v[i] = s_agent_exec (sock, py, 3, &bytes);
         json_t *ap = s_stats (v, N_PY);
-        json_object_set_new (res, "exec_python_pass", json_pack ("{s:o, s:o, s:f}", "agent", ap, "bare", bp,
-                                                                 "ratio", s_p50 (ap) / s_p50 (bp)));
+        json_object_set_new (res, "exec_python_pass",
+                             json_pack ("{s:o, s:o, s:f}", "agent", ap, "bare", bp, "ratio",
+                                        s_p50 (ap) / s_p50 (bp)));
     }
 
     /* streaming: 256 MiB of zeros */
     const char *flood[] = {"/usr/bin/head", "-c", "268435456", "/dev/zero"};
     double ms = s_agent_exec (sock, flood, 4, &bytes);
-    double agent_mbs = (double) bytes / 1e6 / (ms / 1e3);
+    double agent_mbs = (double)bytes / 1e6 / (ms / 1e3);
     int fds[2];
     pipe (fds);
     posix_spawn_file_actions_t fa;
@@ -204,7 +211,9 @@ int main (void)
     posix_spawn_file_actions_addclose (&fa, fds[0]);
     pid_t pid;
     int64_t t0 = lss_time_mono_ns ();
-    posix_spawn (&pid, flood[0], &fa, NULL, (char **) (const char *[]) {flood[0], flood[1], flood[2], flood[3], NULL}, environ);
+    posix_spawn (&pid, flood[0], &fa, NULL,
+                 (char **)(const char *[]){flood[0], flood[1], flood[2], flood[3], NULL},
+                 environ);
     close (fds[1]);
     static char buf[1 << 16];
     int64_t raw = 0;
@@ -214,10 +223,11 @@ int main (void)
     waitpid (pid, NULL, 0);
     close (fds[0]);
     posix_spawn_file_actions_destroy (&fa);
-    double pipe_mbs = (double) raw / 1e6 / ((double) (lss_time_mono_ns () - t0) / 1e9);
-    json_object_set_new (res, "stream", json_pack ("{s:f, s:f, s:f, s:I}", "agent_mb_per_s", agent_mbs,
-                                                   "raw_pipe_mb_per_s", pipe_mbs, "ratio", agent_mbs / pipe_mbs,
-                                                   "bytes", (json_int_t) bytes));
+    double pipe_mbs = (double)raw / 1e6 / ((double)(lss_time_mono_ns () - t0) / 1e9);
+    json_object_set_new (res, "stream",
+                         json_pack ("{s:f, s:f, s:f, s:I}", "agent_mb_per_s", agent_mbs,
+                                    "raw_pipe_mb_per_s", pipe_mbs, "ratio",
+                                    agent_mbs / pipe_mbs, "bytes", (json_int_t)bytes));
     zsock_destroy (&sock);
 
     /* memory: one idle sandbox, then 200 */
@@ -247,13 +257,13 @@ int main (void)
                 one_pss = p;
         }
     }
-    json_object_set_new (res, "memory", json_pack ("{s:{s:i, s:i}, s:{s:i, s:i}, s:i, s:i, s:f, s:i}",
-                                                   "one_sandbox_alone_kb", "agent_rss", (int) agent_rss,
-                                                   "agent_pss", (int) agent_pss, "bwrap_monitor_kb",
-                                                   "rss", (int) mon_rss, "pss", (int) mon_pss,
-                                                   "idle_sandboxes", started, "total_pss_kb", (int) total_pss,
-                                                   "total_pss_mib", (double) total_pss / 1024.0,
-                                                   "per_sandbox_pss_kb_at_200", (int) one_pss));
+    json_object_set_new (
+        res, "memory",
+        json_pack ("{s:{s:i, s:i}, s:{s:i, s:i}, s:i, s:i, s:f, s:i}", "one_sandbox_alone_kb",
+                   "agent_rss", (int)agent_rss, "agent_pss", (int)agent_pss, "bwrap_monitor_kb",
+                   "rss", (int)mon_rss, "pss", (int)mon_pss, "idle_sandboxes", started,
+                   "total_pss_kb", (int)total_pss, "total_pss_mib", (double)total_pss / 1024.0,
+                   "per_sandbox_pss_kb_at_200", (int)one_pss));
     for (int i = 0; i < started; i++) {
         char id[32];
         snprintf (id, sizeof id, "bench-idle-%d", i);
@@ -262,11 +272,16 @@ int main (void)
     lss_sandbox_runtime_destroy (&rt);
     rmdir (state);
 
-    json_object_set_new (res, "targets", json_pack ("{s:b, s:b, s:b, s:b}",
-        "start_within_1.5x_bwrap", json_real_value (json_object_get (json_object_get (res, "start"), "ratio")) <= 1.5,
-        "exec_within_1.5x_bare", json_real_value (json_object_get (json_object_get (res, "exec_true"), "ratio")) <= 1.5,
-        "stream_at_least_half_pipe", agent_mbs >= 0.5 * pipe_mbs,
-        "idle_200_under_300MiB", started == N_IDLE && total_pss < 300 * 1024));
+    json_object_set_new (
+        res, "targets",
+        json_pack (
+            "{s:b, s:b, s:b, s:b}", "start_within_1.5x_bwrap",
+            json_real_value (json_object_get (json_object_get (res, "start"), "ratio")) <= 1.5,
+            "exec_within_1.5x_bare",
+            json_real_value (json_object_get (json_object_get (res, "exec_true"), "ratio")) <=
+                1.5,
+            "stream_at_least_half_pipe", agent_mbs >= 0.5 * pipe_mbs, "idle_200_under_300MiB",
+            started == N_IDLE && total_pss < 300 * 1024));
     char *text = json_dumps (res, JSON_COMPACT);
     puts (text);
     free (text);

@@ -89,9 +89,9 @@ static void s_count (int status, const char *route)
 {
     char code[8];
     snprintf (code, sizeof code, "%d", status);
-    lss_metric_t *m = lss_metrics_counter ("lss_admin_requests_total",
-                                           "Admin HTTP requests by route and status code.",
-                                           "path,code");
+    lss_metric_t *m =
+        lss_metrics_counter ("lss_admin_requests_total",
+                             "Admin HTTP requests by route and status code.", "path,code");
     lss_metric_inc (m, 1, route, code);
 }
 
@@ -99,7 +99,7 @@ static void s_count (int status, const char *route)
 static void s_one_line (char *text)
 {
     for (char *p = text; *p; p++)
-        if ((unsigned char) *p < 0x20 || *p == 0x7f)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
             *p = ' ';
 }
 
@@ -131,13 +131,13 @@ static char *s_answer (lss_admin_t *self, bool get, const char *path, int *statu
         }
         *status = HTTP_STATUS_SERVICE_UNAVAILABLE;
         snprintf (text, sizeof text, "stalled: main loop silent for %lld ms\n",
-                  (long long) silent_ms);
+                  (long long)silent_ms);
         return strdup (text);
     }
     if (strcmp (*route, "/readyz") == 0) {
         char reason[LSS_ADMIN_REASON_MAX] = "";
-        bool ready = self->ready_fn ? self->ready_fn (self->ready_arg, reason, sizeof reason)
-                                    : true;
+        bool ready =
+            self->ready_fn ? self->ready_fn (self->ready_arg, reason, sizeof reason) : true;
         reason[sizeof reason - 1] = '\0';
         s_one_line (reason);
         *status = ready ? HTTP_STATUS_OK : HTTP_STATUS_SERVICE_UNAVAILABLE;
@@ -172,8 +172,7 @@ static int s_on_request (lss_admin_t *self, struct lws *wsi, s_pss_t *pss, const
         route = "busy";
         content_type = "text/plain; charset=utf-8";
         body = strdup ("busy\n");
-    }
-    else
+    } else
         body = s_answer (self, get, path ? path : "", &status, &route, &content_type);
     if (!body) {
         status = HTTP_STATUS_INTERNAL_SERVER_ERROR;
@@ -191,15 +190,15 @@ static int s_on_request (lss_admin_t *self, struct lws *wsi, s_pss_t *pss, const
 
     uint8_t buf[LWS_PRE + 1024];
     uint8_t *start = buf + LWS_PRE, *p = start, *end = buf + sizeof buf - 1;
-    if (lws_add_http_common_headers (wsi, (unsigned) status, content_type,
-                                     (lws_filepos_t) pss->len, &p, end))
+    if (lws_add_http_common_headers (wsi, (unsigned)status, content_type,
+                                     (lws_filepos_t)pss->len, &p, end))
         return -1;
     if (status == HTTP_STATUS_METHOD_NOT_ALLOWED &&
-        lws_add_http_header_by_token (wsi, WSI_TOKEN_HTTP_ALLOW, (const unsigned char *) "GET",
+        lws_add_http_header_by_token (wsi, WSI_TOKEN_HTTP_ALLOW, (const unsigned char *)"GET",
                                       3, &p, end))
         return -1;
     if (lws_add_http_header_by_token (wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
-                                      (const unsigned char *) "no-store", 8, &p, end))
+                                      (const unsigned char *)"no-store", 8, &p, end))
         return -1;
     if (lws_finalize_write_http_header (wsi, start, &p, end))
         return -1;
@@ -219,7 +218,7 @@ static int s_on_writeable (lss_admin_t *self, struct lws *wsi, s_pss_t *pss)
     bool final = pss->sent + n == pss->len;
     memcpy (buf + LWS_PRE, pss->body + pss->sent, n);
     if (lws_write (wsi, buf + LWS_PRE, n, final ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) !=
-        (int) n)
+        (int)n)
         return -1;
     pss->sent += n;
     if (!final) {
@@ -299,7 +298,7 @@ static int s_parse_listen (const char *listen, char *host, size_t host_size, int
     if (!colon || lss_parse_int64 (colon + 1, 0, 65535, &value))
         return -1;
     const char *h = listen;
-    size_t len = (size_t) (colon - listen);
+    size_t len = (size_t)(colon - listen);
     if (len >= 2 && h[0] == '[' && h[len - 1] == ']') {
         h++;
         len -= 2;
@@ -310,7 +309,7 @@ static int s_parse_listen (const char *listen, char *host, size_t host_size, int
     host[len] = '\0';
     if (strcmp (host, "*") == 0)
         host[0] = '\0';
-    *port = (int) value;
+    *port = (int)value;
     return 0;
 }
 
@@ -324,14 +323,13 @@ static int s_resolve (const char *host, char *out, size_t out_size, bool *ipv6)
     int rc = -1;
     for (struct addrinfo *ai = res; ai && rc; ai = ai->ai_next) {
         if (ai->ai_family == AF_INET &&
-            inet_ntop (AF_INET, &((struct sockaddr_in *) ai->ai_addr)->sin_addr, out,
-                       (socklen_t) out_size)) {
+            inet_ntop (AF_INET, &((struct sockaddr_in *)ai->ai_addr)->sin_addr, out,
+                       (socklen_t)out_size)) {
             *ipv6 = false;
             rc = 0;
-        }
-        else if (ai->ai_family == AF_INET6 &&
-                 inet_ntop (AF_INET6, &((struct sockaddr_in6 *) ai->ai_addr)->sin6_addr, out,
-                            (socklen_t) out_size)) {
+        } else if (ai->ai_family == AF_INET6 &&
+                   inet_ntop (AF_INET6, &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr, out,
+                              (socklen_t)out_size)) {
             *ipv6 = true;
             rc = 0;
         }
@@ -362,7 +360,7 @@ lss_admin_t *lss_admin_new (const char *listen, int64_t stall_ms, lss_admin_read
     self->ready_arg = ready_arg;
     atomic_init (&self->stop, false);
     atomic_init (&self->heartbeat_ms, lss_time_mono_ms ());
-    self->protocols[0] = (struct lws_protocols) {
+    self->protocols[0] = (struct lws_protocols){
         .name = "lss-admin",
         .callback = s_callback,
         .per_session_data_size = sizeof (s_pss_t),
@@ -379,7 +377,7 @@ lss_admin_t *lss_admin_new (const char *listen, int64_t stall_ms, lss_admin_read
     struct rlimit rl;
     info.fd_limit_per_thread = LSS_ADMIN_FD_LIMIT;
     if (getrlimit (RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < LSS_ADMIN_FD_LIMIT)
-        info.fd_limit_per_thread = (unsigned) rl.rlim_cur;
+        info.fd_limit_per_thread = (unsigned)rl.rlim_cur;
     self->context = lws_create_context (&info);
     if (!self->context) {
         lss_log_error ("admin endpoint cannot start", "{s:s}", "listen", listen);

@@ -25,11 +25,11 @@
 #include <stdint.h>
 
 #define LSS_ADMIN_STALL_MS_DEFAULT 10000
-#define LSS_ADMIN_REASON_MAX 256 /* readiness reason, bytes including the NUL */
-#define LSS_ADMIN_MAX_INFLIGHT 8
-#define LSS_ADMIN_FD_LIMIT 65536
-#define LSS_ADMIN_KEEPALIVE_S 10
-#define LSS_ADMIN_ADDRESS_MAX 300 /* "host:port", bytes including the NUL */
+#define LSS_ADMIN_REASON_MAX       256 /* readiness reason, bytes including the NUL */
+#define LSS_ADMIN_MAX_INFLIGHT     8
+#define LSS_ADMIN_FD_LIMIT         65536
+#define LSS_ADMIN_KEEPALIVE_S      10
+#define LSS_ADMIN_ADDRESS_MAX      300 /* "host:port", bytes including the NUL */
 
 typedef struct _lss_admin_t lss_admin_t;
 

@@ -15,7 +15,7 @@
 
 void lss_bus_opts_default (lss_bus_opts_t *opts)
 {
-    *opts = (lss_bus_opts_t) {
+    *opts = (lss_bus_opts_t){
         .sndhwm = 10000,
         .rcvhwm = 10000,
         .linger_ms = 1000,
@@ -50,7 +50,8 @@ zsock_t *lss_bus_socket_new (int type, const char *endpoints, const lss_bus_opts
     zsock_set_maxmsgsize (sock, opts->max_message);
     if (type == ZMQ_ROUTER)
         zsock_set_router_mandatory (sock, 1); /* unknown peer → EHOSTUNREACH, not silence */
-    bool serverish = type == ZMQ_PUB || type == ZMQ_ROUTER || type == ZMQ_XPUB || type == ZMQ_REP;
+    bool serverish =
+        type == ZMQ_PUB || type == ZMQ_ROUTER || type == ZMQ_XPUB || type == ZMQ_REP;
     if (endpoints && *endpoints && zsock_attach (sock, endpoints, serverish) != 0) {
         lss_log_error ("cannot attach socket", "{s:s, s:s}", "endpoints", endpoints, "error",
                        zmq_strerror (zmq_errno ()));
@@ -67,7 +68,7 @@ static pthread_once_t s_id_once = PTHREAD_ONCE_INIT;
 static void s_id_init (void)
 {
     if (lss_id_new ("", 8, s_id_prefix, sizeof s_id_prefix))
-        snprintf (s_id_prefix, sizeof s_id_prefix, "p%07d", (int) getpid () % 10000000);
+        snprintf (s_id_prefix, sizeof s_id_prefix, "p%07d", (int)getpid () % 10000000);
 }
 
 void lss_bus_next_id (char out[LSS_PROTO_ID_MAX + 1])
@@ -80,7 +81,7 @@ void lss_bus_next_id (char out[LSS_PROTO_ID_MAX + 1])
         digits[--i] = "0123456789abcdefghijklmnopqrstuvwxyz"[n % 36];
         n /= 36;
     } while (n && i > 0);
-    size_t plen = strlen (s_id_prefix), dlen = sizeof digits - (size_t) i;
+    size_t plen = strlen (s_id_prefix), dlen = sizeof digits - (size_t)i;
     memcpy (out, s_id_prefix, plen); /* 8 + 1 + at most 13: fits LSS_PROTO_ID_MAX */
     out[plen] = '-';
     memcpy (out + plen + 1, digits + i, dlen);
@@ -115,7 +116,7 @@ int lss_bus_envelope_init (lss_envelope_t *env, lss_msg_kind_t kind, const char 
 
 static void s_free_buf (void *data, void *hint)
 {
-    (void) hint;
+    (void)hint;
     free (data);
 }
 
@@ -186,7 +187,8 @@ int lss_bus_recv (zsock_t *sock, zframe_t **route, char *topic, size_t topic_siz
         if (type == ZMQ_ROUTER && route)
             *route = zframe_new (zmq_msg_data (&msg), zmq_msg_size (&msg));
         else if (type != ZMQ_ROUTER && topic && topic_size) {
-            size_t n = zmq_msg_size (&msg) < topic_size - 1 ? zmq_msg_size (&msg) : topic_size - 1;
+            size_t n =
+                zmq_msg_size (&msg) < topic_size - 1 ? zmq_msg_size (&msg) : topic_size - 1;
             memcpy (topic, zmq_msg_data (&msg), n);
             topic[n] = '\0';
         }
@@ -224,7 +226,8 @@ struct _lss_bus_pub_t {
     uint64_t seq;
 };
 
-lss_bus_pub_t *lss_bus_pub_new (const char *endpoints, const char *src, const lss_bus_opts_t *opts)
+lss_bus_pub_t *lss_bus_pub_new (const char *endpoints, const char *src,
+                                const lss_bus_opts_t *opts)
 {
     lss_bus_pub_t *self = calloc (1, sizeof *self);
     if (!self)

@@ -68,7 +68,8 @@ int lss_bus_recv (zsock_t *sock, zframe_t **route, char *topic, size_t topic_siz
 
 /*  A publisher: PUB socket + source name + seq counter. */
 typedef struct _lss_bus_pub_t lss_bus_pub_t;
-lss_bus_pub_t *lss_bus_pub_new (const char *endpoints, const char *src, const lss_bus_opts_t *opts);
+lss_bus_pub_t *lss_bus_pub_new (const char *endpoints, const char *src,
+                                const lss_bus_opts_t *opts);
 void lss_bus_pub_destroy (lss_bus_pub_t **self_p);
 /*  Publishes body under topic. type NULL = the kind's fixed type. trace NULL = the log's.
  *  Returns 0 or -1. seq advances only for messages actually handed to ZeroMQ. */

@@ -4,12 +4,12 @@
 
 void lss_bus_opts_from_config (const lss_config_t *cfg, lss_bus_opts_t *opts)
 {
-    opts->sndhwm = (int) lss_config_int (cfg, "bus.sndhwm");
-    opts->rcvhwm = (int) lss_config_int (cfg, "bus.rcvhwm");
-    opts->linger_ms = (int) lss_config_int (cfg, "bus.linger");
-    opts->reconnect_ivl_ms = (int) lss_config_int (cfg, "bus.reconnect_ivl");
-    opts->reconnect_ivl_max_ms = (int) lss_config_int (cfg, "bus.reconnect_ivl_max");
-    opts->heartbeat_ivl_ms = (int) lss_config_int (cfg, "bus.heartbeat_ivl");
-    opts->heartbeat_timeout_ms = (int) lss_config_int (cfg, "bus.heartbeat_timeout");
+    opts->sndhwm = (int)lss_config_int (cfg, "bus.sndhwm");
+    opts->rcvhwm = (int)lss_config_int (cfg, "bus.rcvhwm");
+    opts->linger_ms = (int)lss_config_int (cfg, "bus.linger");
+    opts->reconnect_ivl_ms = (int)lss_config_int (cfg, "bus.reconnect_ivl");
+    opts->reconnect_ivl_max_ms = (int)lss_config_int (cfg, "bus.reconnect_ivl_max");
+    opts->heartbeat_ivl_ms = (int)lss_config_int (cfg, "bus.heartbeat_ivl");
+    opts->heartbeat_timeout_ms = (int)lss_config_int (cfg, "bus.heartbeat_timeout");
     opts->max_message = lss_config_int (cfg, "bus.max_message");
 }

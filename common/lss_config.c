@@ -38,12 +38,12 @@
 
 extern char **environ;
 
-#define S_KEY_MAX 128                     /* longest dotted key */
-#define S_ENV_MAX (4 + S_KEY_MAX)         /* longest environment name: "LSS_" + key */
-#define S_FILE_MAX ((size_t) 1024 * 1024) /* largest config file */
-#define S_DEPTH_MAX 16                    /* deepest mapping nesting in the file */
-#define S_PROBLEM_MAX 192                 /* one value error, before key and source */
-#define S_SUGGEST_DISTANCE 2              /* "did you mean" up to this edit distance */
+#define S_KEY_MAX          128                   /* longest dotted key */
+#define S_ENV_MAX          (4 + S_KEY_MAX)       /* longest environment name: "LSS_" + key */
+#define S_FILE_MAX         ((size_t)1024 * 1024) /* largest config file */
+#define S_DEPTH_MAX        16                    /* deepest mapping nesting in the file */
+#define S_PROBLEM_MAX      192                   /* one value error, before key and source */
+#define S_SUGGEST_DISTANCE 2                     /* "did you mean" up to this edit distance */
 
 typedef struct {
     char *str;   /* STR (owned) */
@@ -82,8 +82,8 @@ static int s_digits (const char **p, uint64_t *out)
     if (*s < '0' || *s > '9')
         return -1;
     for (; *s >= '0' && *s <= '9'; s++) {
-        uint64_t d = (uint64_t) (*s - '0');
-        if (v > ((uint64_t) INT64_MAX - d) / 10)
+        uint64_t d = (uint64_t)(*s - '0');
+        if (v > ((uint64_t)INT64_MAX - d) / 10)
             return -2;
         v = v * 10 + d;
     }
@@ -142,11 +142,11 @@ static int s_parse_unit (const char *text, const char *shown, const s_unit_t *un
     }
     for (const s_unit_t *u = units; u->suffix; u++)
         if (strcmp (p, u->suffix) == 0) {
-            if (n > (uint64_t) (INT64_MAX / u->mult)) {
+            if (n > (uint64_t)(INT64_MAX / u->mult)) {
                 s_err (problem, size, "'%s' is too large", shown);
                 return -1;
             }
-            *out = (int64_t) n * u->mult;
+            *out = (int64_t)n * u->mult;
             return 0;
         }
     s_err (problem, size, "'%s' has an unknown suffix '%s' (accepted: %s)", shown,
@@ -203,9 +203,9 @@ static int s_parse_value (const lss_config_spec_t *spec, const char *text, size_
     int64_t num = 0;
     switch (spec->type) {
     case LSS_CFG_STR: {
-        if (spec->max > 0 && ((int64_t) len < spec->min || (int64_t) len > spec->max)) {
+        if (spec->max > 0 && ((int64_t)len < spec->min || (int64_t)len > spec->max)) {
             s_err (problem, size, "string of %zu bytes; length must be %lld to %lld", len,
-                   (long long) spec->min, (long long) spec->max);
+                   (long long)spec->min, (long long)spec->max);
             return -1;
         }
         json_t *utf8 = json_stringn (text, len); /* jansson validates UTF-8 */
@@ -249,7 +249,7 @@ static int s_parse_value (const lss_config_spec_t *spec, const char *text, size_
             s_err (problem, size, "'%s' is not an integer", shown);
             return -1;
         } else
-            num = negative ? -(int64_t) n : (int64_t) n;
+            num = negative ? -(int64_t)n : (int64_t)n;
         break;
     }
     case LSS_CFG_SIZE:
@@ -263,7 +263,7 @@ static int s_parse_value (const lss_config_spec_t *spec, const char *text, size_
             return -1;
         break;
     default:
-        s_err (problem, size, "unknown type %d", (int) spec->type);
+        s_err (problem, size, "unknown type %d", (int)spec->type);
         return -1;
     }
     if (!(spec->min == 0 && spec->max == 0) && (num < spec->min || num > spec->max)) {
@@ -272,9 +272,9 @@ static int s_parse_value (const lss_config_spec_t *spec, const char *text, size_
                                                             : "";
         char value[32] = "value";
         if (shown == text)
-            snprintf (value, sizeof value, "%lld%s", (long long) num, unit);
+            snprintf (value, sizeof value, "%lld%s", (long long)num, unit);
         s_err (problem, size, "%s is out of range (must be %lld to %lld%s)", value,
-               (long long) spec->min, (long long) spec->max, unit);
+               (long long)spec->min, (long long)spec->max, unit);
         return -1;
     }
     *out = (s_value_t){.num = num};
@@ -287,7 +287,7 @@ static ssize_t s_find (const lss_config_t *self, const char *key, size_t len)
 {
     for (size_t i = 0; i < self->count; i++)
         if (strlen (self->spec[i].key) == len && memcmp (self->spec[i].key, key, len) == 0)
-            return (ssize_t) i;
+            return (ssize_t)i;
     return -1;
 }
 
@@ -295,7 +295,7 @@ static ssize_t s_find_env (const lss_config_t *self, const char *name)
 {
     for (size_t i = 0; i < self->count; i++)
         if (strcmp (self->env_names[i], name) == 0)
-            return (ssize_t) i;
+            return (ssize_t)i;
     return -1;
 }
 
@@ -414,16 +414,16 @@ typedef struct {
 
 static bool s_is_null (const yaml_event_t *ev)
 {
-    const char *v = (const char *) ev->data.scalar.value;
-    return ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE
-           && (ev->data.scalar.length == 0 || strcmp (v, "~") == 0 || strcmp (v, "null") == 0
-               || strcmp (v, "Null") == 0 || strcmp (v, "NULL") == 0);
+    const char *v = (const char *)ev->data.scalar.value;
+    return ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
+           (ev->data.scalar.length == 0 || strcmp (v, "~") == 0 || strcmp (v, "null") == 0 ||
+            strcmp (v, "Null") == 0 || strcmp (v, "NULL") == 0);
 }
 
 /*  Appends a key scalar to the path of the current mapping. */
 static int s_yaml_key (s_yaml_t *y, const yaml_event_t *ev, size_t line)
 {
-    const char *text = (const char *) ev->data.scalar.value;
+    const char *text = (const char *)ev->data.scalar.value;
     size_t len = ev->data.scalar.length;
     size_t at = y->prefix[y->depth - 1];
     if (len == 0 || memchr (text, '\0', len)) {
@@ -433,7 +433,7 @@ static int s_yaml_key (s_yaml_t *y, const yaml_event_t *ev, size_t line)
     }
     if (at + (at ? 1 : 0) + len > S_KEY_MAX) {
         s_err (y->err, y->err_size, "key '%.*s%s%.*s' is longer than %d bytes (%s:%zu)",
-               (int) at, y->key, at ? "." : "", (int) (len > 64 ? 64 : len), text, S_KEY_MAX,
+               (int)at, y->key, at ? "." : "", (int)(len > 64 ? 64 : len), text, S_KEY_MAX,
                y->path, line);
         return -1;
     }
@@ -467,7 +467,7 @@ static int s_yaml_leaf (s_yaml_t *y, const yaml_event_t *ev, size_t line)
         return -1;
     }
     y->seen[i] = true;
-    const char *text = (const char *) ev->data.scalar.value;
+    const char *text = (const char *)ev->data.scalar.value;
     size_t len = ev->data.scalar.length;
     if (s_is_null (ev)) {
         if (y->self->spec[i].type != LSS_CFG_STR) {
@@ -478,7 +478,7 @@ static int s_yaml_leaf (s_yaml_t *y, const yaml_event_t *ev, size_t line)
         text = "";
         len = 0;
     }
-    if (s_assign (y->self, y->values, (size_t) i, text, len, source, y->err, y->err_size))
+    if (s_assign (y->self, y->values, (size_t)i, text, len, source, y->err, y->err_size))
         return -1;
     y->key[y->prefix[y->depth - 1]] = '\0';
     y->want_key = true;
@@ -625,7 +625,7 @@ static int s_load_file (const lss_config_t *self, s_value_t *values, const char 
         goto cleanup;
     }
     parser_ready = true;
-    yaml_parser_set_input_string (&parser, (const unsigned char *) data, len);
+    yaml_parser_set_input_string (&parser, (const unsigned char *)data, len);
     int documents = 0;
     bool done = false, failed = false;
     while (!done) {
@@ -669,8 +669,8 @@ cleanup:
  *  harness's own (scripts/run-tests sets LSS_BUILD_DIR and LSS_ROOT; tests use LSS_TEST_*). */
 static bool s_env_allowed (const char *name)
 {
-    return strcmp (name, "LSS_CONFIG") == 0 || strcmp (name, "LSS_BUILD_DIR") == 0
-           || strcmp (name, "LSS_ROOT") == 0 || strncmp (name, "LSS_TEST_", 9) == 0;
+    return strcmp (name, "LSS_CONFIG") == 0 || strcmp (name, "LSS_BUILD_DIR") == 0 ||
+           strcmp (name, "LSS_ROOT") == 0 || strncmp (name, "LSS_TEST_", 9) == 0;
 }
 
 static int s_load_env (const lss_config_t *self, s_value_t *values, char *err, size_t err_size)
@@ -681,7 +681,7 @@ static int s_load_env (const lss_config_t *self, s_value_t *values, char *err, s
         const char *eq = strchr (*e, '=');
         if (!eq)
             continue;
-        size_t nlen = (size_t) (eq - *e);
+        size_t nlen = (size_t)(eq - *e);
         char name[S_ENV_MAX + 1];
         if (nlen > S_ENV_MAX) {
             s_err (err, err_size,
@@ -701,7 +701,7 @@ static int s_load_env (const lss_config_t *self, s_value_t *values, char *err, s
                    name, hint);
             return -1;
         }
-        if (s_assign (self, values, (size_t) i, eq + 1, strlen (eq + 1), name, err, err_size))
+        if (s_assign (self, values, (size_t)i, eq + 1, strlen (eq + 1), name, err, err_size))
             return -1;
     }
     return 0;
@@ -717,8 +717,8 @@ static bool s_key_valid (const char *key)
         return false;
     for (size_t i = 0; i < len; i++) {
         char c = key[i];
-        bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-'
-                  || (c == '.' && key[i + 1] != '.');
+        bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-' ||
+                  (c == '.' && key[i + 1] != '.');
         if (!ok)
             return false;
     }
@@ -746,12 +746,12 @@ lss_config_t *lss_config_new (const lss_config_spec_t *spec, size_t count)
     for (size_t i = 0; i < count; i++) {
         if (!s_key_valid (spec[i].key)) {
             lss_log_error ("config spec: invalid key", "{s:s?, s:I}", "key", spec[i].key,
-                           "index", (json_int_t) i);
+                           "index", (json_int_t)i);
             goto fail;
         }
-        if ((unsigned) spec[i].type > LSS_CFG_DURATION) {
+        if ((unsigned)spec[i].type > LSS_CFG_DURATION) {
             lss_log_error ("config spec: unknown type", "{s:s, s:i}", "key", spec[i].key,
-                           "type", (int) spec[i].type);
+                           "type", (int)spec[i].type);
             goto fail;
         }
     }
@@ -763,7 +763,7 @@ lss_config_t *lss_config_new (const lss_config_spec_t *spec, size_t count)
         for (; s->key[j]; j++) {
             char c = s->key[j];
             name[4 + j] = (c == '.' || c == '-')   ? '_'
-                          : (c >= 'a' && c <= 'z') ? (char) (c - 32)
+                          : (c >= 'a' && c <= 'z') ? (char)(c - 32)
                                                    : c;
         }
         name[4 + j] = '\0';
@@ -784,9 +784,8 @@ lss_config_t *lss_config_new (const lss_config_spec_t *spec, size_t count)
         if (!def && s->type == LSS_CFG_STR)
             def = "";
         char problem[S_PROBLEM_MAX];
-        if (!def
-            || s_parse_value (s, def, strlen (def), &self->values[i], problem,
-                              sizeof problem)) {
+        if (!def ||
+            s_parse_value (s, def, strlen (def), &self->values[i], problem, sizeof problem)) {
             lss_log_error ("config spec: bad default", "{s:s, s:s}", "key", s->key, "error",
                            def ? problem : "no default");
             goto fail;
@@ -853,7 +852,7 @@ int lss_config_set (lss_config_t *self, const char *key, const char *value, char
         s_err (err, err_size, "%s: no value given (set)", key);
         return -1;
     }
-    if (s_assign (self, self->values, (size_t) i, value, strlen (value), "set", err, err_size))
+    if (s_assign (self, self->values, (size_t)i, value, strlen (value), "set", err, err_size))
         return -1;
     s_err (err, err_size, "%s", "");
     return 0;
@@ -869,7 +868,7 @@ static const s_value_t *s_get (const lss_config_t *self, const char *key, int ty
         lss_log_error ("config: getter on an undeclared key", "{s:s?}", "key", key);
         abort ();
     }
-    int type = (int) self->spec[i].type;
+    int type = (int)self->spec[i].type;
     if (type != type_a && type != type_b && type != type_c) {
         lss_log_error ("config: getter of the wrong type", "{s:s, s:s}", "key", key, "type",
                        s_type_name (self->spec[i].type));
@@ -913,7 +912,7 @@ json_t *lss_config_to_json (const lss_config_t *self, bool mask)
         else if (s->type == LSS_CFG_BOOL)
             v = json_boolean (self->values[i].flag);
         else
-            v = json_integer ((json_int_t) self->values[i].num);
+            v = json_integer ((json_int_t)self->values[i].num);
         if (json_object_set_new (root, s->key, v)) {
             json_decref (root);
             return NULL;

@@ -28,10 +28,10 @@ typedef enum {
 #define LSS_CFG_SECRET 0x1 /* masked when logged or dumped */
 
 typedef struct {
-    const char *key;        /* dotted name, e.g. "watcher.admin_listen" */
+    const char *key; /* dotted name, e.g. "watcher.admin_listen" */
     lss_config_type_t type;
-    const char *def;        /* default, as text in the key's syntax */
-    int64_t min, max;       /* bounds (see above) */
+    const char *def;  /* default, as text in the key's syntax */
+    int64_t min, max; /* bounds (see above) */
     unsigned flags;
     const char *doc;
 } lss_config_spec_t;

@@ -52,7 +52,7 @@ static size_t s_utf8_cut (const char *text, size_t len, size_t max)
         return len;
     size_t cut = max;
     /* Back up over continuation bytes (10xxxxxx) to the start of the cut character. */
-    while (cut > 0 && ((unsigned char) text[cut] & 0xC0) == 0x80)
+    while (cut > 0 && ((unsigned char)text[cut] & 0xC0) == 0x80)
         cut--;
     return cut;
 }
@@ -69,7 +69,7 @@ static json_t *s_json_text (const char *text, size_t len)
     if (!copy)
         return NULL;
     for (size_t i = 0; i < len; i++)
-        copy[i] = ((unsigned char) text[i] >= 0x80) ? '?' : text[i];
+        copy[i] = ((unsigned char)text[i] >= 0x80) ? '?' : text[i];
     copy[len] = '\0';
     s = json_stringn (copy, len);
     free (copy);
@@ -85,14 +85,14 @@ static json_t *s_json_text_capped (const char *text, size_t len, size_t max)
     size_t keep = s_utf8_cut (text, len, max);
     char suffix[64];
     int n = snprintf (suffix, sizeof suffix, "\xE2\x80\xA6(truncated %zu bytes)", len - keep);
-    if (n < 0 || (size_t) n >= sizeof suffix)
+    if (n < 0 || (size_t)n >= sizeof suffix)
         return NULL;
-    char *buf = malloc (keep + (size_t) n + 1);
+    char *buf = malloc (keep + (size_t)n + 1);
     if (!buf)
         return NULL;
     memcpy (buf, text, keep);
-    memcpy (buf + keep, suffix, (size_t) n + 1);
-    json_t *s = s_json_text (buf, keep + (size_t) n);
+    memcpy (buf + keep, suffix, (size_t)n + 1);
+    json_t *s = s_json_text (buf, keep + (size_t)n);
     free (buf);
     return s;
 }
@@ -122,7 +122,7 @@ static bool s_key_is_secret (const char *key, size_t len)
     for (size_t i = 0; i < len; i++) {
         char c = key[i];
         /* An embedded NUL must not hide what follows it from strstr. */
-        lower[i] = c == '\0' ? ' ' : (c >= 'A' && c <= 'Z') ? (char) (c - 'A' + 'a') : c;
+        lower[i] = c == '\0' ? ' ' : (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
     }
     lower[len] = '\0';
     for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
@@ -130,9 +130,8 @@ static bool s_key_is_secret (const char *key, size_t len)
             return true;
     if (strcmp (lower, "key") == 0)
         return true;
-    if (len >= 4
-        && (strncasecmp (key + len - 4, "_key", 4) == 0
-            || strncasecmp (key + len - 4, "-key", 4) == 0))
+    if (len >= 4 && (strncasecmp (key + len - 4, "_key", 4) == 0 ||
+                     strncasecmp (key + len - 4, "-key", 4) == 0))
         return true;
     /* camelCase: "signingKey", "hmacKey" — the capital K marks a word boundary, which is
      * what tells it apart from "monkey" or "hotkey". */
@@ -155,7 +154,7 @@ static json_t *s_copy (const json_t *v, int depth, size_t str_max)
         const char *key;
         size_t key_len;
         json_t *item;
-        json_object_keylen_foreach ((json_t *) v, key, key_len, item)
+        json_object_keylen_foreach ((json_t *)v, key, key_len, item)
         {
             json_t *copy = s_key_is_secret (key, key_len) ? json_string ("***")
                                                           : s_copy (item, depth + 1, str_max);
@@ -207,12 +206,12 @@ void lss_log_init (const char *service, lss_log_level_t level)
 
 void lss_log_set_level (lss_log_level_t level)
 {
-    atomic_store (&s_level, (int) level);
+    atomic_store (&s_level, (int)level);
 }
 
 lss_log_level_t lss_log_get_level (void)
 {
-    return (lss_log_level_t) atomic_load (&s_level);
+    return (lss_log_level_t)atomic_load (&s_level);
 }
 
 int lss_log_parse_level (const char *name, lss_log_level_t *level)
@@ -221,7 +220,7 @@ int lss_log_parse_level (const char *name, lss_log_level_t *level)
         return -1;
     for (int i = LSS_LOG_DEBUG; i <= LSS_LOG_ERROR; i++)
         if (strcasecmp (name, s_level_names[i]) == 0) {
-            *level = (lss_log_level_t) i;
+            *level = (lss_log_level_t)i;
             return 0;
         }
     return -1;
@@ -284,7 +283,7 @@ static json_t *s_build (lss_log_level_t level, const char *msg, const json_t *fi
     pthread_mutex_unlock (&s_lock);
     if (!msg)
         msg = "";
-    int lvl = (int) level;
+    int lvl = (int)level;
     if (lvl < LSS_LOG_DEBUG || lvl > LSS_LOG_ERROR)
         lvl = LSS_LOG_ERROR;
 
@@ -293,10 +292,10 @@ static json_t *s_build (lss_log_level_t level, const char *msg, const json_t *fi
     if (!line)
         goto fail;
     if (json_object_set_new (line, "ts",
-                             json_string (lss_time_rfc3339 (lss_time_now_ms (), ts)))
-        || json_object_set_new (line, "level", json_string (s_level_names[lvl]))
-        || json_object_set_new (line, "service", s_json_text (service, strlen (service)))
-        || json_object_set_new (line, "msg", s_json_text_capped (msg, strlen (msg), S_STR_MAX)))
+                             json_string (lss_time_rfc3339 (lss_time_now_ms (), ts))) ||
+        json_object_set_new (line, "level", json_string (s_level_names[lvl])) ||
+        json_object_set_new (line, "service", s_json_text (service, strlen (service))) ||
+        json_object_set_new (line, "msg", s_json_text_capped (msg, strlen (msg), S_STR_MAX)))
         goto fail;
 
     json_t *trace = NULL;
@@ -397,7 +396,7 @@ static void s_emit (lss_log_level_t level, const char *msg, const json_t *fields
 
 static bool s_enabled (lss_log_level_t level)
 {
-    return (int) level >= atomic_load (&s_level);
+    return (int)level >= atomic_load (&s_level);
 }
 
 void lss_log (lss_log_level_t level, const char *msg, const char *fmt, ...)

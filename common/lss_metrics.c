@@ -39,7 +39,7 @@
 #define S_TRAILER "# lss_metrics: truncated\n"
 
 const double lss_metrics_latency_buckets[] = {.0005, .001, .0025, .005, .01, .025, .05,
-                                              .1,    .25,  .5,    1,    2.5,  5,   10};
+                                              .1,    .25,  .5,    1,    2.5, 5,    10};
 const size_t lss_metrics_latency_bucket_count =
     sizeof lss_metrics_latency_buckets / sizeof lss_metrics_latency_buckets[0];
 
@@ -172,8 +172,8 @@ static size_t s_utf8_len (const unsigned char *p, size_t left)
  *  become '?', and the copy stops before a character that would not fit. */
 static void s_sanitise (const char *value, char *out)
 {
-    const unsigned char *p = (const unsigned char *) (value ? value : "");
-    size_t left = strlen ((const char *) p);
+    const unsigned char *p = (const unsigned char *)(value ? value : "");
+    size_t left = strlen ((const char *)p);
     size_t len = 0;
     while (left > 0) {
         size_t n = s_utf8_len (p, left);
@@ -182,8 +182,7 @@ static void s_sanitise (const char *value, char *out)
         if (n == 0) {
             out[len++] = '?';
             n = 1;
-        }
-        else {
+        } else {
             memcpy (out + len, p, n);
             len += n;
         }
@@ -197,7 +196,7 @@ static uint64_t s_hash (char values[][LSS_METRICS_MAX_LABEL_VALUE + 1], size_t c
 {
     uint64_t h = 1469598103934665603ULL;
     for (size_t i = 0; i < count; i++) {
-        for (const unsigned char *p = (const unsigned char *) values[i]; *p; p++)
+        for (const unsigned char *p = (const unsigned char *)values[i]; *p; p++)
             h = (h ^ *p) * 1099511628211ULL;
         h = (h ^ 0xff) * 1099511628211ULL; /* separator: ("a","b") != ("ab","") */
     }
@@ -269,7 +268,7 @@ static int s_family_add_child (lss_metric_t *m, s_child_t *child)
         size_t slot = child->hash & (S_SLOTS - 1);
         while (m->slots[slot] >= 0)
             slot = (slot + 1) & (S_SLOTS - 1);
-        m->slots[slot] = (int32_t) m->child_count;
+        m->slots[slot] = (int32_t)m->child_count;
     }
     m->children[m->child_count++] = child;
     return 0;
@@ -284,7 +283,7 @@ static void s_parse_labels (lss_metric_t *m, const char *labels)
     const char *p = labels;
     for (;;) {
         const char *end = strchr (p, ',');
-        size_t len = end ? (size_t) (end - p) : strlen (p);
+        size_t len = end ? (size_t)(end - p) : strlen (p);
         assert (m->label_count < LSS_METRICS_MAX_LABELS && "too many labels");
         assert (s_valid_name (p, len, false) && "invalid label name");
         assert (!(len >= 2 && p[0] == '_' && p[1] == '_') && "reserved label name");
@@ -346,8 +345,7 @@ static lss_metric_t *s_family_new (const lss_metric_t *want)
             s_family_free (m);
             return NULL;
         }
-    }
-    else {
+    } else {
         m->slots = malloc (S_SLOTS * sizeof *m->slots);
         if (!m->slots) {
             s_family_free (m);
@@ -371,8 +369,8 @@ static void s_family_check_same (const lss_metric_t *have, const lss_metric_t *w
     for (size_t i = 0; i < have->bucket_count; i++)
         assert (have->bounds[i] == want->bounds[i] &&
                 "metric re-registered with other buckets");
-    (void) have;
-    (void) want;
+    (void)have;
+    (void)want;
 }
 
 static lss_metric_t *s_find_locked (const char *name)
@@ -395,8 +393,7 @@ static lss_metric_t *s_add_locked (const lss_metric_t *want)
 }
 
 static lss_metric_t *s_register (lss_metric_type_t type, const char *name, const char *help,
-                                 const char *labels, const double *buckets,
-                                 size_t bucket_count)
+                                 const char *labels, const double *buckets, size_t bucket_count)
 {
     lss_metric_t want;
     s_family_describe (&want, type, name, help, labels, buckets, bucket_count);
@@ -554,13 +551,13 @@ void lss_metric_observe_v (lss_metric_t *m, double v, const char *const *values)
 }
 
 /*  Collects the family's label values from a va_list. */
-#define S_COLLECT(m, last, values)                                                       \
-    do {                                                                                 \
-        va_list ap_;                                                                     \
-        va_start (ap_, last);                                                            \
-        for (size_t i_ = 0; i_ < (m)->label_count; i_++)                                 \
-            (values)[i_] = va_arg (ap_, const char *);                                   \
-        va_end (ap_);                                                                    \
+#define S_COLLECT(m, last, values)                                                             \
+    do {                                                                                       \
+        va_list ap_;                                                                           \
+        va_start (ap_, last);                                                                  \
+        for (size_t i_ = 0; i_ < (m)->label_count; i_++)                                       \
+            (values)[i_] = va_arg (ap_, const char *);                                         \
+        va_end (ap_);                                                                          \
     } while (0)
 
 void lss_metric_inc (lss_metric_t *m, double v, ...)
@@ -596,10 +593,9 @@ double lss_metric_value (lss_metric_t *m, ...)
         pthread_mutex_lock (&m->mutex);
         s_child_t *child =
             m->label_count ? s_child_find_locked (m, values, false) : m->children[0];
-        result = child ? (double) child->count : 0;
+        result = child ? (double)child->count : 0;
         pthread_mutex_unlock (&m->mutex);
-    }
-    else {
+    } else {
         s_child_t *child = s_scalar_child (m, values, false);
         if (child)
             result = s_bits_to_double (atomic_load (&child->bits));
@@ -655,7 +651,7 @@ static void s_put_escaped (s_render_t *r, const char *text, bool quote)
         else if (*p == '"' && quote)
             esc = "\\\"";
         if (esc) {
-            s_put (r, run, (size_t) (p - run));
+            s_put (r, run, (size_t)(p - run));
             s_puts (r, esc);
             run = p + 1;
         }
@@ -716,18 +712,17 @@ static void s_render_family (s_render_t *r, lss_metric_t *m)
         if (m->type != LSS_METRIC_HISTOGRAM) {
             uint64_t bits = atomic_load_explicit (&child->bits, memory_order_relaxed);
             s_put_series (r, m, child, "", NULL, s_bits_to_double (bits));
-        }
-        else {
+        } else {
             uint64_t cumulative = 0;
             char le[32];
             for (size_t b = 0; b < m->bucket_count; b++) {
                 cumulative += child->buckets[b];
                 s_put_series (r, m, child, "_bucket", s_fmt_double (m->bounds[b], le),
-                              (double) cumulative);
+                              (double)cumulative);
             }
-            s_put_series (r, m, child, "_bucket", "+Inf", (double) child->count);
+            s_put_series (r, m, child, "_bucket", "+Inf", (double)child->count);
             s_put_series (r, m, child, "_sum", NULL, child->sum);
-            s_put_series (r, m, child, "_count", NULL, (double) child->count);
+            s_put_series (r, m, child, "_count", NULL, (double)child->count);
         }
         s_mark (r);
     }
@@ -759,7 +754,7 @@ static int s_read_small (const char *path, char *buf, size_t size)
             continue;
         if (n <= 0)
             break;
-        len += (size_t) n;
+        len += (size_t)n;
     }
     close (fd);
     buf[len] = '\0';
@@ -771,9 +766,8 @@ static void s_render_process (s_render_t *r)
     long ticks = sysconf (_SC_CLK_TCK);
     long page = sysconf (_SC_PAGESIZE);
     char stat[1024];
-    const char *paren = s_read_small ("/proc/self/stat", stat, sizeof stat) == 0
-                            ? strrchr (stat, ')')
-                            : NULL;
+    const char *paren =
+        s_read_small ("/proc/self/stat", stat, sizeof stat) == 0 ? strrchr (stat, ')') : NULL;
     if (paren && ticks > 0 && page > 0) {
         /*  Fields after "(comm)": state is field 3; utime 14, stime 15, starttime 22,
          *  vsize 23, rss 24 (pages). */
@@ -791,23 +785,22 @@ static void s_render_process (s_render_t *r)
         }
         if (field > 24) {
             s_render_process_one (r, "process_cpu_seconds_total",
-                                  "Total user and system CPU time spent in seconds.",
-                                  "counter", (double) (f[14] + f[15]) / (double) ticks);
+                                  "Total user and system CPU time spent in seconds.", "counter",
+                                  (double)(f[14] + f[15]) / (double)ticks);
             s_render_process_one (r, "process_resident_memory_bytes",
                                   "Resident memory size in bytes.", "gauge",
-                                  (double) f[24] * (double) page);
+                                  (double)f[24] * (double)page);
             s_render_process_one (r, "process_virtual_memory_bytes",
-                                  "Virtual memory size in bytes.", "gauge", (double) f[23]);
+                                  "Virtual memory size in bytes.", "gauge", (double)f[23]);
             char pstat[8192];
             const char *btime = s_read_small ("/proc/stat", pstat, sizeof pstat) == 0
                                     ? strstr (pstat, "\nbtime ")
                                     : NULL;
             if (btime)
-                s_render_process_one (r, "process_start_time_seconds",
-                                      "Start time of the process since unix epoch in seconds.",
-                                      "gauge",
-                                      (double) strtoull (btime + 7, NULL, 10) +
-                                          (double) f[22] / (double) ticks);
+                s_render_process_one (
+                    r, "process_start_time_seconds",
+                    "Start time of the process since unix epoch in seconds.", "gauge",
+                    (double)strtoull (btime + 7, NULL, 10) + (double)f[22] / (double)ticks);
         }
     }
     DIR *dir = opendir ("/proc/self/fd");
@@ -823,13 +816,13 @@ static void s_render_process (s_render_t *r)
         }
         closedir (dir);
         s_render_process_one (r, "process_open_fds", "Number of open file descriptors.",
-                              "gauge", (double) count);
+                              "gauge", (double)count);
     }
     struct rlimit rl;
     if (getrlimit (RLIMIT_NOFILE, &rl) == 0)
         s_render_process_one (r, "process_max_fds", "Maximum number of open file descriptors.",
                               "gauge",
-                              rl.rlim_cur == RLIM_INFINITY ? INFINITY : (double) rl.rlim_cur);
+                              rl.rlim_cur == RLIM_INFINITY ? INFINITY : (double)rl.rlim_cur);
 }
 
 char *lss_metrics_render (void)
@@ -853,7 +846,7 @@ char *lss_metrics_render (void)
         lss_buf_free (&r.buf);
         return NULL;
     }
-    return (char *) r.buf.data;
+    return (char *)r.buf.data;
 }
 
 void lss_metrics_reset_for_tests (void)

@@ -28,14 +28,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define LSS_METRICS_MAX_FAMILIES 256
-#define LSS_METRICS_MAX_CHILDREN 1000
-#define LSS_METRICS_MAX_LABELS 8
+#define LSS_METRICS_MAX_FAMILIES    256
+#define LSS_METRICS_MAX_CHILDREN    1000
+#define LSS_METRICS_MAX_LABELS      8
 #define LSS_METRICS_MAX_LABEL_VALUE 128 /* bytes, before escaping */
-#define LSS_METRICS_MAX_BUCKETS 32
-#define LSS_METRICS_NAME_MAX 128         /* metric and label names, bytes */
-#define LSS_METRICS_HELP_MAX 512         /* help text, bytes (longer is cut) */
-#define LSS_METRICS_RENDER_MAX (8 << 20) /* bytes of exposition text */
+#define LSS_METRICS_MAX_BUCKETS     32
+#define LSS_METRICS_NAME_MAX        128       /* metric and label names, bytes */
+#define LSS_METRICS_HELP_MAX        512       /* help text, bytes (longer is cut) */
+#define LSS_METRICS_RENDER_MAX      (8 << 20) /* bytes of exposition text */
 
 typedef enum {
     LSS_METRIC_COUNTER,

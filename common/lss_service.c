@@ -43,10 +43,10 @@ struct _lss_service_t {
     int64_t shutdown_timeout_ms;
 
     pthread_mutex_t ready_lock;
-    bool ready;                         /* under ready_lock */
-    char reason[LSS_ADMIN_REASON_MAX];  /* under ready_lock */
-    lss_admin_ready_fn *ready_fn;       /* under ready_lock */
-    void *ready_arg;                    /* under ready_lock */
+    bool ready;                        /* under ready_lock */
+    char reason[LSS_ADMIN_REASON_MAX]; /* under ready_lock */
+    lss_admin_ready_fn *ready_fn;      /* under ready_lock */
+    void *ready_arg;                   /* under ready_lock */
 
     bool handlers_installed;
     struct sigaction old_int, old_term;
@@ -56,11 +56,11 @@ struct _lss_service_t {
 
 static int s_exit_code;
 static lss_service_t *_Atomic s_instance;
-static atomic_int s_signals;       /* SIGINT/SIGTERM received */
-static atomic_int s_first_signal;  /* the first of them, 0 if stop was requested in code */
-static atomic_bool s_stop;         /* stop requested (signal or lss_service_stop) */
-static atomic_bool s_quit;         /* destroy: the watchdog ends */
-static sem_t s_wake;               /* wakes the watchdog */
+static atomic_int s_signals;          /* SIGINT/SIGTERM received */
+static atomic_int s_first_signal;     /* the first of them, 0 if stop was requested in code */
+static atomic_bool s_stop;            /* stop requested (signal or lss_service_stop) */
+static atomic_bool s_quit;            /* destroy: the watchdog ends */
+static sem_t s_wake;                  /* wakes the watchdog */
 static int s_stop_pipe[2] = {-1, -1}; /* written once on the first stop request */
 
 //  --------------------------------------------------------------------------
@@ -108,14 +108,12 @@ static int s_parse_args (int argc, char **argv, s_args_t *args, char *err, size_
                 snprintf (err, err_size, "--config needs a file name");
                 return -1;
             }
-        }
-        else if ((rc = s_opt_value (argc, argv, &i, "--log-level", &args->log_level)) != 0) {
+        } else if ((rc = s_opt_value (argc, argv, &i, "--log-level", &args->log_level)) != 0) {
             if (rc < 0) {
                 snprintf (err, err_size, "--log-level needs a level");
                 return -1;
             }
-        }
-        else {
+        } else {
             snprintf (err, err_size, "unknown argument '%.200s'", arg);
             return -1;
         }
@@ -125,10 +123,10 @@ static int s_parse_args (int argc, char **argv, s_args_t *args, char *err, size_
 
 static void s_env_name (const char *key, char *out, size_t size)
 {
-    size_t n = (size_t) snprintf (out, size, "LSS_");
+    size_t n = (size_t)snprintf (out, size, "LSS_");
     for (const char *p = key; *p && n + 1 < size; p++)
-        out[n++] = (*p == '.' || *p == '-') ? '_'
-                   : (*p >= 'a' && *p <= 'z') ? (char) (*p - 'a' + 'A')
+        out[n++] = (*p == '.' || *p == '-')   ? '_'
+                   : (*p >= 'a' && *p <= 'z') ? (char)(*p - 'a' + 'A')
                                               : *p;
     out[n < size ? n : size - 1] = '\0';
 }
@@ -206,7 +204,7 @@ static void s_wait (int64_t deadline_ms)
         return;
     }
     struct timespec ts = {.tv_sec = deadline_ms / 1000,
-                          .tv_nsec = (long) (deadline_ms % 1000) * 1000000};
+                          .tv_nsec = (long)(deadline_ms % 1000) * 1000000};
     while (sem_clockwait (&s_wake, CLOCK_MONOTONIC, &ts) != 0 && errno == EINTR)
         ;
 }
@@ -216,7 +214,7 @@ static void s_die (const char *msg, lss_service_t *self)
 {
     signal (SIGALRM, SIG_DFL);
     alarm (S_LAST_WORDS_S); /* if the log line itself cannot be written */
-    lss_log_error (msg, "{s:I, s:s}", "timeout_ms", (json_int_t) self->shutdown_timeout_ms,
+    lss_log_error (msg, "{s:I, s:s}", "timeout_ms", (json_int_t)self->shutdown_timeout_ms,
                    "first_signal", s_signal_name (atomic_load (&s_first_signal)));
     _exit (1);
 }
@@ -231,7 +229,7 @@ static void *s_watchdog (void *arg)
     if (atomic_load (&s_stop))
         lss_log_info ("stopping", "{s:s, s:I}", "cause",
                       s_signal_name (atomic_load (&s_first_signal)), "timeout_ms",
-                      (json_int_t) self->shutdown_timeout_ms);
+                      (json_int_t)self->shutdown_timeout_ms);
     if (atomic_load (&s_quit))
         return NULL;
     int64_t deadline = lss_time_mono_ms () + self->shutdown_timeout_ms;
@@ -337,8 +335,8 @@ void lss_service_set_ready (lss_service_t *self, bool ready, const char *reason)
 {
     assert (self);
     pthread_mutex_lock (&self->ready_lock);
-    bool changed = self->ready != ready || strncmp (self->reason, reason ? reason : "",
-                                                     sizeof self->reason - 1) != 0;
+    bool changed = self->ready != ready ||
+                   strncmp (self->reason, reason ? reason : "", sizeof self->reason - 1) != 0;
     self->ready = ready;
     snprintf (self->reason, sizeof self->reason, "%s", reason ? reason : "");
     pthread_mutex_unlock (&self->ready_lock);
@@ -486,8 +484,9 @@ lss_service_t *lss_service_new (const char *name, int argc, char **argv)
     snprintf (key, sizeof key, "%s.admin_listen", name);
     const char *admin_address = NULL;
     if (s_setting_exists (key)) {
-        self->admin = lss_admin_new (lss_config_str (self->config, key),
-                                     lss_config_int (self->config, "service.stall_limit"), s_ready, self);
+        self->admin =
+            lss_admin_new (lss_config_str (self->config, key),
+                           lss_config_int (self->config, "service.stall_limit"), s_ready, self);
         if (!self->admin)
             goto fail; /* logged */
         admin_address = lss_admin_address (self->admin);
@@ -500,7 +499,7 @@ lss_service_t *lss_service_new (const char *name, int argc, char **argv)
         }
     }
     self->started = true;
-    lss_log_info ("started", "{s:s, s:i, s:s?}", "version", LSS_VERSION, "pid", (int) getpid (),
+    lss_log_info ("started", "{s:s, s:i, s:s?}", "version", LSS_VERSION, "pid", (int)getpid (),
                   "admin", admin_address);
     s_exit_code = 0;
     return self;
@@ -522,7 +521,7 @@ void lss_service_destroy (lss_service_t **self_p)
     }
     if (self->started)
         lss_log_info ("stopped", "{s:I}", "uptime_ms",
-                      (json_int_t) (lss_time_mono_ms () - self->started_ms));
+                      (json_int_t)(lss_time_mono_ms () - self->started_ms));
     s_signals_restore (self);
     lss_config_destroy (&self->config);
     pthread_mutex_destroy (&self->ready_lock);
@@ -538,19 +537,19 @@ int lss_service_exit_code (void)
 
 bool lss_service_stopping (const lss_service_t *self)
 {
-    (void) self;
+    (void)self;
     return atomic_load_explicit (&s_stop, memory_order_relaxed);
 }
 
 void lss_service_stop (lss_service_t *self)
 {
-    (void) self;
+    (void)self;
     s_request_stop ();
 }
 
 int lss_service_stop_fd (const lss_service_t *self)
 {
-    (void) self;
+    (void)self;
     return s_stop_pipe[0];
 }
 

@@ -10,7 +10,7 @@
  */
 #include "lss_config.h"
 
-#define S_ADDR_MAX 256   /* host:port or ZeroMQ endpoint */
+#define S_ADDR_MAX   256  /* host:port or ZeroMQ endpoint */
 #define S_SECRET_MAX 4096 /* DSNs, URLs, keys */
 
 /* clang-format off */

@@ -13,14 +13,14 @@ int64_t lss_time_now_ms (void)
 {
     struct timespec ts;
     clock_gettime (CLOCK_REALTIME, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 int64_t lss_time_mono_ns (void)
 {
     struct timespec ts;
     clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 int64_t lss_time_mono_ms (void)
@@ -30,8 +30,8 @@ int64_t lss_time_mono_ms (void)
 
 char *lss_time_rfc3339 (int64_t epoch_ms, char *out)
 {
-    time_t secs = (time_t) (epoch_ms / 1000);
-    int ms = (int) (epoch_ms % 1000);
+    time_t secs = (time_t)(epoch_ms / 1000);
+    int ms = (int)(epoch_ms % 1000);
     if (ms < 0) {
         ms += 1000;
         secs -= 1;
@@ -62,12 +62,12 @@ int lss_time_parse_rfc3339 (const char *text, int64_t *epoch_ms)
         return -1;
     const char *p = text;
     int y, mo, d, h, mi, s, ms = 0;
-    if (s_digits (&p, 4, &y) || *p++ != '-' || s_digits (&p, 2, &mo) || *p++ != '-'
-        || s_digits (&p, 2, &d) || (*p != 'T' && *p != 't' && *p != ' '))
+    if (s_digits (&p, 4, &y) || *p++ != '-' || s_digits (&p, 2, &mo) || *p++ != '-' ||
+        s_digits (&p, 2, &d) || (*p != 'T' && *p != 't' && *p != ' '))
         return -1;
     p++;
-    if (s_digits (&p, 2, &h) || *p++ != ':' || s_digits (&p, 2, &mi) || *p++ != ':'
-        || s_digits (&p, 2, &s))
+    if (s_digits (&p, 2, &h) || *p++ != ':' || s_digits (&p, 2, &mi) || *p++ != ':' ||
+        s_digits (&p, 2, &s))
         return -1;
     if (*p == '.') {
         p++;
@@ -89,8 +89,7 @@ int lss_time_parse_rfc3339 (const char *text, int64_t *epoch_ms)
         p++;
     else if (*p == '+' || *p == '-') {
         int sign = *p++ == '-' ? -1 : 1, oh, om;
-        if (s_digits (&p, 2, &oh) || *p++ != ':' || s_digits (&p, 2, &om) || oh > 23
-            || om > 59)
+        if (s_digits (&p, 2, &oh) || *p++ != ':' || s_digits (&p, 2, &om) || oh > 23 || om > 59)
             return -1;
         offset_min = sign * (oh * 60 + om);
     } else
@@ -99,12 +98,16 @@ int lss_time_parse_rfc3339 (const char *text, int64_t *epoch_ms)
         return -1;
     if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60)
         return -1;
-    struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d,
-                    .tm_hour = h, .tm_min = mi, .tm_sec = s};
+    struct tm tm = {.tm_year = y - 1900,
+                    .tm_mon = mo - 1,
+                    .tm_mday = d,
+                    .tm_hour = h,
+                    .tm_min = mi,
+                    .tm_sec = s};
     time_t t = timegm (&tm);
-    if (t == (time_t) -1)
+    if (t == (time_t)-1)
         return -1;
-    *epoch_ms = ((int64_t) t - (int64_t) offset_min * 60) * 1000 + ms;
+    *epoch_ms = ((int64_t)t - (int64_t)offset_min * 60) * 1000 + ms;
     return 0;
 }
 
@@ -119,7 +122,7 @@ int lss_random_bytes (void *out, size_t len)
             return -1;
         }
         p += n;
-        len -= (size_t) n;
+        len -= (size_t)n;
     }
     return 0;
 }
@@ -231,5 +234,5 @@ int lss_fmt (char *out, size_t size, const char *fmt, ...)
     va_start (ap, fmt);
     int n = vsnprintf (out, size, fmt, ap);
     va_end (ap);
-    return (n < 0 || (size_t) n >= size) ? -1 : 0;
+    return (n < 0 || (size_t)n >= size) ? -1 : 0;
 }

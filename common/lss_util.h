@@ -36,8 +36,8 @@ int lss_parse_int64 (const char *text, int64_t min, int64_t max, int64_t *out);
 typedef struct {
     uint8_t *data;
     size_t len;
-    size_t cap;     /* allocated */
-    size_t max;     /* hard limit on len */
+    size_t cap; /* allocated */
+    size_t max; /* hard limit on len */
 } lss_buf_t;
 
 /*  Initialises an empty buffer that will never hold more than max bytes. */
@@ -53,6 +53,7 @@ void lss_buf_reset (lss_buf_t *self);
 void lss_buf_free (lss_buf_t *self);
 
 /*  snprintf that reports truncation: returns 0 if it fit, -1 if not (out still NUL-ended). */
-int lss_fmt (char *out, size_t size, const char *fmt, ...) __attribute__ ((format (printf, 3, 4)));
+int lss_fmt (char *out, size_t size, const char *fmt, ...)
+    __attribute__ ((format (printf, 3, 4)));
 
 #endif

@@ -21,18 +21,28 @@
 
 /* ------------------------------------------------------------------ descriptor tables */
 #define LSS_MSG(id, type, doc) static const lss_field_desc_t s_fields_##id[] = {
-#define LSS_FIELD(id, name, ftype, max, req, doc)                                            \
+#define LSS_FIELD(id, name, ftype, max, req, doc)                                              \
     {#name, LSS_FT_##ftype, (max), LSS_##req, offsetof (lss_##id##_t, name), (doc)},
-#define LSS_END(id) {NULL, 0, 0, 0, 0, NULL}};
+#define LSS_END(id)                                                                            \
+    {                                                                                          \
+        NULL, 0, 0, 0, 0, NULL                                                                 \
+    }                                                                                          \
+    }                                                                                          \
+    ;
 #include "lss_messages.def"
 #undef LSS_MSG
 #undef LSS_FIELD
 #undef LSS_END
 
 static const lss_msg_desc_t s_descs[LSS_MSG_COUNT] = {
-#define LSS_MSG(id, type, doc)                                                               \
-    [LSS_MSG_##id] = {LSS_MSG_##id, #id, (type), (doc), s_fields_##id,                       \
-                      sizeof s_fields_##id / sizeof s_fields_##id[0] - 1, sizeof (lss_##id##_t)},
+#define LSS_MSG(id, type, doc)                                                                 \
+    [LSS_MSG_##id] = {LSS_MSG_##id,                                                            \
+                      #id,                                                                     \
+                      (type),                                                                  \
+                      (doc),                                                                   \
+                      s_fields_##id,                                                           \
+                      sizeof s_fields_##id / sizeof s_fields_##id[0] - 1,                      \
+                      sizeof (lss_##id##_t)},
 #define LSS_FIELD(id, name, ftype, max, req, doc)
 #define LSS_END(id)
 #include "lss_messages.def"
@@ -87,7 +97,7 @@ bool lss_proto_type_matches (lss_msg_kind_t kind, const char *type)
     const char *alt = desc->pattern;
     while (*alt) {
         const char *bar = strchr (alt, '|');
-        size_t n = bar ? (size_t) (bar - alt) : strlen (alt);
+        size_t n = bar ? (size_t)(bar - alt) : strlen (alt);
         if (s_alt_matches (alt, n, type))
             return true;
         if (!bar)
@@ -116,10 +126,10 @@ static void s_alts_init (void)
         const char *alt = s_descs[k].pattern;
         while (*alt && s_alt_count < S_MAX_ALTS) {
             const char *bar = strchr (alt, '|');
-            size_t n = bar ? (size_t) (bar - alt) : strlen (alt);
+            size_t n = bar ? (size_t)(bar - alt) : strlen (alt);
             bool wild = n >= 2 && alt[0] == '*' && alt[1] == '.';
-            s_alts[s_alt_count++] = (s_alt_t) {wild ? alt + 1 : alt, wild ? n - 1 : n, wild,
-                                               (lss_msg_kind_t) k};
+            s_alts[s_alt_count++] =
+                (s_alt_t){wild ? alt + 1 : alt, wild ? n - 1 : n, wild, (lss_msg_kind_t)k};
             if (!bar)
                 break;
             alt = bar + 1;
@@ -158,7 +168,7 @@ const char *lss_proto_type_name (lss_msg_kind_t kind)
 }
 
 /* ------------------------------------------------------------------ bodies */
-#define FIELD_PTR(body, f) ((char *) (body) + (f)->offset)
+#define FIELD_PTR(body, f) ((char *)(body) + (f)->offset)
 
 void *lss_proto_body_new (lss_msg_kind_t kind)
 {
@@ -196,12 +206,12 @@ void lss_proto_body_clear (lss_msg_kind_t kind, void *body)
         void *p = FIELD_PTR (body, f);
         switch (f->type) {
         case LSS_FT_STR:
-            free (*(char **) p);
-            *(char **) p = NULL;
+            free (*(char **)p);
+            *(char **)p = NULL;
             break;
         case LSS_FT_BYTES:
-            free (((lss_bytes_t *) p)->data);
-            *(lss_bytes_t *) p = (lss_bytes_t) {0};
+            free (((lss_bytes_t *)p)->data);
+            *(lss_bytes_t *)p = (lss_bytes_t){0};
             break;
         case LSS_FT_STRLIST:
             s_strlist_clear (p);
@@ -210,8 +220,8 @@ void lss_proto_body_clear (lss_msg_kind_t kind, void *body)
             s_strmap_clear (p);
             break;
         case LSS_FT_JSON:
-            json_decref (*(json_t **) p);
-            *(json_t **) p = NULL;
+            json_decref (*(json_t **)p);
+            *(json_t **)p = NULL;
             break;
         case LSS_FT_INT:
         case LSS_FT_BOOL:
@@ -243,7 +253,7 @@ bool lss_proto_body_equal (lss_msg_kind_t kind, const void *a, const void *b)
         const void *pa = FIELD_PTR (a, f), *pb = FIELD_PTR (b, f);
         switch (f->type) {
         case LSS_FT_STR:
-            if (!s_str_eq (*(char *const *) pa, *(char *const *) pb))
+            if (!s_str_eq (*(char *const *)pa, *(char *const *)pb))
                 return false;
             break;
         case LSS_FT_BYTES: {
@@ -253,11 +263,11 @@ bool lss_proto_body_equal (lss_msg_kind_t kind, const void *a, const void *b)
             break;
         }
         case LSS_FT_INT:
-            if (*(const int64_t *) pa != *(const int64_t *) pb)
+            if (*(const int64_t *)pa != *(const int64_t *)pb)
                 return false;
             break;
         case LSS_FT_BOOL:
-            if (*(const bool *) pa != *(const bool *) pb)
+            if (*(const bool *)pa != *(const bool *)pb)
                 return false;
             break;
         case LSS_FT_STRLIST: {
@@ -274,12 +284,13 @@ bool lss_proto_body_equal (lss_msg_kind_t kind, const void *a, const void *b)
             if (x->count != y->count)
                 return false;
             for (size_t i = 0; i < x->count; i++)
-                if (!s_str_eq (x->keys[i], y->keys[i]) || !s_str_eq (x->values[i], y->values[i]))
+                if (!s_str_eq (x->keys[i], y->keys[i]) ||
+                    !s_str_eq (x->values[i], y->values[i]))
                     return false;
             break;
         }
         case LSS_FT_JSON: {
-            json_t *x = *(json_t *const *) pa, *y = *(json_t *const *) pb;
+            json_t *x = *(json_t *const *)pa, *y = *(json_t *const *)pb;
             if (!x != !y || (x && !json_equal (x, y)))
                 return false;
             break;
@@ -318,8 +329,8 @@ static bool s_utf8_valid (const uint8_t *s, size_t n)
                 return false;
             cp = (cp << 6) | (s[i + k] & 0x3F);
         }
-        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000)
-            || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+            cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
             return false;
         i += len;
     }
@@ -336,7 +347,8 @@ static int s_pack_json (msgpack_packer *pk, const json_t *v, int depth)
         msgpack_pack_map (pk, json_object_size (v));
         const char *key;
         json_t *item;
-        json_object_foreach ((json_t *) v, key, item) {
+        json_object_foreach ((json_t *)v, key, item)
+        {
             size_t klen = strlen (key);
             msgpack_pack_str (pk, klen);
             msgpack_pack_str_body (pk, key, klen);
@@ -349,9 +361,7 @@ static int s_pack_json (msgpack_packer *pk, const json_t *v, int depth)
         msgpack_pack_array (pk, json_array_size (v));
         size_t i;
         json_t *item;
-        json_array_foreach (v, i, item)
-            if (s_pack_json (pk, item, depth - 1))
-                return -1;
+        json_array_foreach (v, i, item) if (s_pack_json (pk, item, depth - 1)) return -1;
         return 0;
     }
     case JSON_STRING: {
@@ -407,7 +417,7 @@ static json_t *s_obj_to_json (const msgpack_object *o, int depth, char *err, siz
             s_err (err, err_size, "integer out of range");
             return NULL;
         }
-        return json_integer ((json_int_t) o->via.u64);
+        return json_integer ((json_int_t)o->via.u64);
     case MSGPACK_OBJECT_NEGATIVE_INTEGER:
         return json_integer (o->via.i64);
     case MSGPACK_OBJECT_FLOAT32:
@@ -418,14 +428,14 @@ static json_t *s_obj_to_json (const msgpack_object *o, int depth, char *err, siz
         return r;
     }
     case MSGPACK_OBJECT_STR: {
-        if (!s_utf8_valid ((const uint8_t *) o->via.str.ptr, o->via.str.size)) {
+        if (!s_utf8_valid ((const uint8_t *)o->via.str.ptr, o->via.str.size)) {
             s_err (err, err_size, "string is not valid UTF-8");
             return NULL;
         }
         return json_stringn (o->via.str.ptr, o->via.str.size);
     }
     case MSGPACK_OBJECT_BIN:
-        return s_base64 ((const uint8_t *) o->via.bin.ptr, o->via.bin.size);
+        return s_base64 ((const uint8_t *)o->via.bin.ptr, o->via.bin.size);
     case MSGPACK_OBJECT_ARRAY: {
         json_t *arr = json_array ();
         for (uint32_t i = 0; arr && i < o->via.array.size; i++) {
@@ -441,14 +451,15 @@ static json_t *s_obj_to_json (const msgpack_object *o, int depth, char *err, siz
         json_t *obj = json_object ();
         for (uint32_t i = 0; obj && i < o->via.map.size; i++) {
             const msgpack_object_kv *kv = &o->via.map.ptr[i];
-            if (kv->key.type != MSGPACK_OBJECT_STR
-                || !s_utf8_valid ((const uint8_t *) kv->key.via.str.ptr, kv->key.via.str.size)) {
+            if (kv->key.type != MSGPACK_OBJECT_STR ||
+                !s_utf8_valid ((const uint8_t *)kv->key.via.str.ptr, kv->key.via.str.size)) {
                 s_err (err, err_size, "map key is not a UTF-8 string");
                 json_decref (obj);
                 return NULL;
             }
             json_t *item = s_obj_to_json (&kv->val, depth - 1, err, err_size);
-            if (!item || json_object_setn_new (obj, kv->key.via.str.ptr, kv->key.via.str.size, item)) {
+            if (!item ||
+                json_object_setn_new (obj, kv->key.via.str.ptr, kv->key.via.str.size, item)) {
                 json_decref (obj);
                 return NULL;
             }
@@ -456,7 +467,7 @@ static json_t *s_obj_to_json (const msgpack_object *o, int depth, char *err, siz
         return obj;
     }
     default:
-        s_err (err, err_size, "unsupported msgpack type %d", (int) o->type);
+        s_err (err, err_size, "unsupported msgpack type %d", (int)o->type);
         return NULL;
     }
 }
@@ -473,19 +484,19 @@ static bool s_field_present (const lss_field_desc_t *f, const void *p)
 {
     switch (f->type) {
     case LSS_FT_STR:
-        return *(char *const *) p != NULL;
+        return *(char *const *)p != NULL;
     case LSS_FT_BYTES:
-        return f->required || ((const lss_bytes_t *) p)->len > 0;
+        return f->required || ((const lss_bytes_t *)p)->len > 0;
     case LSS_FT_INT:
-        return f->required || *(const int64_t *) p != 0;
+        return f->required || *(const int64_t *)p != 0;
     case LSS_FT_BOOL:
-        return f->required || *(const bool *) p;
+        return f->required || *(const bool *)p;
     case LSS_FT_STRLIST:
-        return f->required || ((const lss_strlist_t *) p)->count > 0;
+        return f->required || ((const lss_strlist_t *)p)->count > 0;
     case LSS_FT_STRMAP:
-        return f->required || ((const lss_strmap_t *) p)->count > 0;
+        return f->required || ((const lss_strmap_t *)p)->count > 0;
     case LSS_FT_JSON:
-        return *(json_t *const *) p != NULL;
+        return *(json_t *const *)p != NULL;
     }
     return false;
 }
@@ -494,7 +505,7 @@ static int s_pack_field (msgpack_packer *pk, const lss_field_desc_t *f, const vo
 {
     switch (f->type) {
     case LSS_FT_STR: {
-        const char *s = *(char *const *) p;
+        const char *s = *(char *const *)p;
         if (strlen (s) > f->max)
             return -1;
         s_pack_cstr (pk, s);
@@ -510,9 +521,9 @@ static int s_pack_field (msgpack_packer *pk, const lss_field_desc_t *f, const vo
         return 0;
     }
     case LSS_FT_INT:
-        return msgpack_pack_int64 (pk, *(const int64_t *) p);
+        return msgpack_pack_int64 (pk, *(const int64_t *)p);
     case LSS_FT_BOOL:
-        return *(const bool *) p ? msgpack_pack_true (pk) : msgpack_pack_false (pk);
+        return *(const bool *)p ? msgpack_pack_true (pk) : msgpack_pack_false (pk);
     case LSS_FT_STRLIST: {
         const lss_strlist_t *l = p;
         if (l->count > f->max)
@@ -531,8 +542,8 @@ static int s_pack_field (msgpack_packer *pk, const lss_field_desc_t *f, const vo
             return -1;
         msgpack_pack_map (pk, m->count);
         for (size_t i = 0; i < m->count; i++) {
-            if (!m->keys[i] || !m->values[i] || strlen (m->keys[i]) > LSS_PROTO_MAX_LIST_ITEM
-                || strlen (m->values[i]) > LSS_PROTO_MAX_LIST_ITEM)
+            if (!m->keys[i] || !m->values[i] || strlen (m->keys[i]) > LSS_PROTO_MAX_LIST_ITEM ||
+                strlen (m->values[i]) > LSS_PROTO_MAX_LIST_ITEM)
                 return -1;
             s_pack_cstr (pk, m->keys[i]);
             s_pack_cstr (pk, m->values[i]);
@@ -540,7 +551,7 @@ static int s_pack_field (msgpack_packer *pk, const lss_field_desc_t *f, const vo
         return 0;
     }
     case LSS_FT_JSON:
-        return s_pack_json (pk, *(json_t *const *) p, (int) f->max + 1);
+        return s_pack_json (pk, *(json_t *const *)p, (int)f->max + 1);
     }
     return -1;
 }
@@ -564,9 +575,9 @@ int lss_proto_encode (const lss_envelope_t *env, lss_msg_kind_t kind, const void
     for (const lss_field_desc_t *f = desc->fields; f->name; f++) {
         const void *p = FIELD_PTR (body, f);
         if (f->type == LSS_FT_BYTES)
-            estimate += ((const lss_bytes_t *) p)->len + 8;
-        else if (f->type == LSS_FT_STR && *(char *const *) p)
-            estimate += strnlen (*(char *const *) p, f->max + 1) + 8;
+            estimate += ((const lss_bytes_t *)p)->len + 8;
+        else if (f->type == LSS_FT_STR && *(char *const *)p)
+            estimate += strnlen (*(char *const *)p, f->max + 1) + 8;
     }
     msgpack_sbuffer sbuf;
     msgpack_sbuffer_init (&sbuf);
@@ -611,7 +622,7 @@ int lss_proto_encode (const lss_envelope_t *env, lss_msg_kind_t kind, const void
         return -1;
     }
     *out_len = sbuf.size;
-    *out = (uint8_t *) msgpack_sbuffer_release (&sbuf);
+    *out = (uint8_t *)msgpack_sbuffer_release (&sbuf);
     return 0;
 }
 
@@ -624,8 +635,8 @@ typedef struct {
 
 static int s_need (s_cursor_t *c, uint64_t n)
 {
-    if ((uint64_t) (c->end - c->p) < n) {
-        s_err (c->err, c->err_size, "truncated at byte %zu", (size_t) (c->p - c->start));
+    if ((uint64_t)(c->end - c->p) < n) {
+        s_err (c->err, c->err_size, "truncated at byte %zu", (size_t)(c->p - c->start));
         return -2;
     }
     return 0;
@@ -661,19 +672,46 @@ static int s_skip (s_cursor_t *c, int depth)
         elems = 2u * (b & 0x0f);
     else
         switch (b) {
-        case 0xc4: case 0xd9: lenbytes = 1; break;
-        case 0xc5: case 0xda: lenbytes = 2; break;
-        case 0xc6: case 0xdb: lenbytes = 4; break;
-        case 0xca: n = 4; break;
-        case 0xcb: n = 8; break;
-        case 0xcc: case 0xd0: n = 1; break;
-        case 0xcd: case 0xd1: n = 2; break;
-        case 0xce: case 0xd2: n = 4; break;
-        case 0xcf: case 0xd3: n = 8; break;
-        case 0xdc: case 0xdd:
-        case 0xde: case 0xdf: {
+        case 0xc4:
+        case 0xd9:
+            lenbytes = 1;
+            break;
+        case 0xc5:
+        case 0xda:
+            lenbytes = 2;
+            break;
+        case 0xc6:
+        case 0xdb:
+            lenbytes = 4;
+            break;
+        case 0xca:
+            n = 4;
+            break;
+        case 0xcb:
+            n = 8;
+            break;
+        case 0xcc:
+        case 0xd0:
+            n = 1;
+            break;
+        case 0xcd:
+        case 0xd1:
+            n = 2;
+            break;
+        case 0xce:
+        case 0xd2:
+            n = 4;
+            break;
+        case 0xcf:
+        case 0xd3:
+            n = 8;
+            break;
+        case 0xdc:
+        case 0xdd:
+        case 0xde:
+        case 0xdf: {
             int nb = (b == 0xdc || b == 0xde) ? 2 : 4;
-            if (s_need (c, (uint64_t) nb))
+            if (s_need (c, (uint64_t)nb))
                 return -2;
             elems = s_be (c->p, nb) * ((b >= 0xde) ? 2 : 1);
             c->p += nb;
@@ -684,7 +722,7 @@ static int s_skip (s_cursor_t *c, int depth)
             return -2;
         }
     if (lenbytes) {
-        if (s_need (c, (uint64_t) lenbytes))
+        if (s_need (c, (uint64_t)lenbytes))
             return -2;
         n = s_be (c->p, lenbytes);
         c->p += lenbytes;
@@ -695,9 +733,9 @@ static int s_skip (s_cursor_t *c, int depth)
         c->p += n;
         return 0;
     }
-    if (elems > (uint64_t) (c->end - c->p)) {
+    if (elems > (uint64_t)(c->end - c->p)) {
         s_err (c->err, c->err_size, "container claims %llu elements, only %zu bytes left",
-               (unsigned long long) elems, (size_t) (c->end - c->p));
+               (unsigned long long)elems, (size_t)(c->end - c->p));
         return -2;
     }
     for (uint64_t i = 0; i < elems; i++)
@@ -706,7 +744,8 @@ static int s_skip (s_cursor_t *c, int depth)
     return 0;
 }
 
-int lss_msgpack_check (const uint8_t *data, size_t len, int max_depth, char *err, size_t err_size)
+int lss_msgpack_check (const uint8_t *data, size_t len, int max_depth, char *err,
+                       size_t err_size)
 {
     if (!data || len == 0) {
         s_err (err, err_size, "empty message");
@@ -716,7 +755,7 @@ int lss_msgpack_check (const uint8_t *data, size_t len, int max_depth, char *err
     if (s_skip (&c, max_depth))
         return -2;
     if (c.p != c.end) {
-        s_err (err, err_size, "%zu trailing bytes after the message", (size_t) (c.end - c.p));
+        s_err (err, err_size, "%zu trailing bytes after the message", (size_t)(c.end - c.p));
         return -2;
     }
     return 0;
@@ -728,15 +767,15 @@ static int s_unpack (const uint8_t *data, size_t len, size_t max_len, msgpack_un
 {
     if (len > max_len || len > LSS_PROTO_MAX_MESSAGE) {
         s_err (err, err_size, "message of %zu bytes exceeds the limit of %zu", len,
-               max_len < LSS_PROTO_MAX_MESSAGE ? max_len : (size_t) LSS_PROTO_MAX_MESSAGE);
+               max_len < LSS_PROTO_MAX_MESSAGE ? max_len : (size_t)LSS_PROTO_MAX_MESSAGE);
         return -2;
     }
     if (lss_msgpack_check (data, len, LSS_PROTO_MAX_DEPTH, err, err_size))
         return -2;
     size_t off = 0;
     msgpack_unpacked_init (msg);
-    if (msgpack_unpack_next (msg, (const char *) data, len, &off) != MSGPACK_UNPACK_SUCCESS
-        || off != len) {
+    if (msgpack_unpack_next (msg, (const char *)data, len, &off) != MSGPACK_UNPACK_SUCCESS ||
+        off != len) {
         msgpack_unpacked_destroy (msg);
         s_err (err, err_size, "msgpack could not be unpacked");
         return -2;
@@ -752,15 +791,17 @@ static int s_unpack (const uint8_t *data, size_t len, size_t max_len, msgpack_un
 static bool s_key_is (const msgpack_object *k, const char *name)
 {
     size_t n = strlen (name);
-    return k->type == MSGPACK_OBJECT_STR && k->via.str.size == n && memcmp (k->via.str.ptr, name, n) == 0;
+    return k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
+           memcmp (k->via.str.ptr, name, n) == 0;
 }
 
-static int s_copy_str (const msgpack_object *o, size_t max, char *out, const char *what, char *err,
-                       size_t err_size)
+static int s_copy_str (const msgpack_object *o, size_t max, char *out, const char *what,
+                       char *err, size_t err_size)
 {
-    if (o->type != MSGPACK_OBJECT_STR || o->via.str.size > max
-        || !s_utf8_valid ((const uint8_t *) o->via.str.ptr, o->via.str.size)) {
-        s_err (err, err_size, "envelope %s must be a UTF-8 string of at most %zu bytes", what, max);
+    if (o->type != MSGPACK_OBJECT_STR || o->via.str.size > max ||
+        !s_utf8_valid ((const uint8_t *)o->via.str.ptr, o->via.str.size)) {
+        s_err (err, err_size, "envelope %s must be a UTF-8 string of at most %zu bytes", what,
+               max);
         return -2;
     }
     memcpy (out, o->via.str.ptr, o->via.str.size);
@@ -770,8 +811,8 @@ static int s_copy_str (const msgpack_object *o, size_t max, char *out, const cha
 
 static char *s_dup_str (const msgpack_object *o, size_t max)
 {
-    if (o->type != MSGPACK_OBJECT_STR || o->via.str.size > max
-        || !s_utf8_valid ((const uint8_t *) o->via.str.ptr, o->via.str.size))
+    if (o->type != MSGPACK_OBJECT_STR || o->via.str.size > max ||
+        !s_utf8_valid ((const uint8_t *)o->via.str.ptr, o->via.str.size))
         return NULL;
     char *s = malloc (o->via.str.size + 1);
     if (s) {
@@ -781,12 +822,12 @@ static char *s_dup_str (const msgpack_object *o, size_t max)
     return s;
 }
 
-static int s_decode_field (const lss_field_desc_t *f, const msgpack_object *o, void *p, char *err,
-                           size_t err_size)
+static int s_decode_field (const lss_field_desc_t *f, const msgpack_object *o, void *p,
+                           char *err, size_t err_size)
 {
     switch (f->type) {
     case LSS_FT_STR:
-        if (!(*(char **) p = s_dup_str (o, f->max)))
+        if (!(*(char **)p = s_dup_str (o, f->max)))
             goto bad;
         return 0;
     case LSS_FT_BYTES: {
@@ -803,22 +844,23 @@ static int s_decode_field (const lss_field_desc_t *f, const msgpack_object *o, v
     }
     case LSS_FT_INT:
         if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= INT64_MAX)
-            *(int64_t *) p = (int64_t) o->via.u64;
+            *(int64_t *)p = (int64_t)o->via.u64;
         else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
-            *(int64_t *) p = o->via.i64;
+            *(int64_t *)p = o->via.i64;
         else
             goto bad;
         return 0;
     case LSS_FT_BOOL:
         if (o->type != MSGPACK_OBJECT_BOOLEAN)
             goto bad;
-        *(bool *) p = o->via.boolean;
+        *(bool *)p = o->via.boolean;
         return 0;
     case LSS_FT_STRLIST: {
         if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size > f->max)
             goto bad;
         lss_strlist_t *l = p;
-        l->items = calloc ((size_t) o->via.array.size + 1, sizeof (char *)); /* NULL-terminated */
+        l->items =
+            calloc ((size_t)o->via.array.size + 1, sizeof (char *)); /* NULL-terminated */
         if (!l->items)
             goto bad;
         for (uint32_t i = 0; i < o->via.array.size; i++) {
@@ -847,17 +889,17 @@ static int s_decode_field (const lss_field_desc_t *f, const msgpack_object *o, v
         return 0;
     }
     case LSS_FT_JSON:
-        if (!(*(json_t **) p = s_obj_to_json (o, (int) f->max + 1, NULL, 0)))
+        if (!(*(json_t **)p = s_obj_to_json (o, (int)f->max + 1, NULL, 0)))
             goto bad;
         return 0;
     }
-bad:
-    {
-        static const char *const names[] = {"string", "binary", "integer", "boolean",
-                                            "array of strings", "map of strings", "value"};
-        s_err (err, err_size, "field '%s' must be a %s within its limit of %u", f->name,
-               names[f->type], f->max);
-    }
+bad : {
+    static const char *const names[] = {"string",  "binary",           "integer",
+                                        "boolean", "array of strings", "map of strings",
+                                        "value"};
+    s_err (err, err_size, "field '%s' must be a %s within its limit of %u", f->name,
+           names[f->type], f->max);
+}
     return -2;
 }
 
@@ -899,7 +941,16 @@ static int s_decode_body (const lss_msg_desc_t *desc, const msgpack_object *o, v
     return 0;
 }
 
-enum { E_V = 1, E_TYPE = 2, E_ID = 4, E_SEQ = 8, E_SRC = 16, E_TS = 32, E_TRACE = 64, E_BODY = 128 };
+enum {
+    E_V = 1,
+    E_TYPE = 2,
+    E_ID = 4,
+    E_SEQ = 8,
+    E_SRC = 16,
+    E_TS = 32,
+    E_TRACE = 64,
+    E_BODY = 128
+};
 #define E_REQUIRED (E_V | E_TYPE | E_ID | E_SEQ | E_SRC | E_TS | E_BODY)
 
 static int s_decode_envelope (const msgpack_object *root, lss_envelope_t *env,
@@ -940,7 +991,7 @@ static int s_decode_envelope (const msgpack_object *root, lss_envelope_t *env,
         } else if (s_key_is (k, "ts")) {
             bit = E_TS;
             if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER && v->via.u64 <= INT64_MAX)
-                env->ts = (int64_t) v->via.u64;
+                env->ts = (int64_t)v->via.u64;
             else if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
                 env->ts = v->via.i64;
             else {
@@ -963,7 +1014,8 @@ static int s_decode_envelope (const msgpack_object *root, lss_envelope_t *env,
         seen |= bit;
     }
     if ((seen & E_REQUIRED) != E_REQUIRED) {
-        static const char *const names[] = {"v", "type", "id", "seq", "src", "ts", "trace", "body"};
+        static const char *const names[] = {"v",   "type", "id",    "seq",
+                                            "src", "ts",   "trace", "body"};
         for (int b = 0; b < 8; b++)
             if ((E_REQUIRED & (1u << b)) && !(seen & (1u << b))) {
                 s_err (err, err_size, "envelope field '%s' is missing", names[b]);
@@ -1025,7 +1077,7 @@ json_t *lss_proto_body_to_json (lss_msg_kind_t kind, const void *body)
         json_t *v = NULL;
         switch (f->type) {
         case LSS_FT_STR: {
-            const char *s = *(char *const *) p;
+            const char *s = *(char *const *)p;
             v = s ? json_string (s) : NULL;
             break;
         }
@@ -1035,10 +1087,10 @@ json_t *lss_proto_body_to_json (lss_msg_kind_t kind, const void *body)
             break;
         }
         case LSS_FT_INT:
-            v = json_integer (*(const int64_t *) p);
+            v = json_integer (*(const int64_t *)p);
             break;
         case LSS_FT_BOOL:
-            v = json_boolean (*(const bool *) p);
+            v = json_boolean (*(const bool *)p);
             break;
         case LSS_FT_STRLIST: {
             const lss_strlist_t *l = p;
@@ -1055,7 +1107,7 @@ json_t *lss_proto_body_to_json (lss_msg_kind_t kind, const void *body)
             break;
         }
         case LSS_FT_JSON:
-            v = json_incref (*(json_t *const *) p);
+            v = json_incref (*(json_t *const *)p);
             break;
         }
         if (v)

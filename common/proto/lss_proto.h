@@ -17,14 +17,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define LSS_PROTO_VERSION 1
-#define LSS_PROTO_MAX_DEPTH 32          /* msgpack nesting limit */
-#define LSS_PROTO_MAX_MESSAGE (64u << 20) /* absolute cap; sockets set their own lower one */
-#define LSS_PROTO_MAX_LIST_ITEM 65536   /* bytes per STRLIST item / STRMAP key or value */
-#define LSS_PROTO_TYPE_MAX 64
-#define LSS_PROTO_ID_MAX 64
-#define LSS_PROTO_SRC_MAX 128
-#define LSS_PROTO_TRACE_MAX 128
+#define LSS_PROTO_VERSION       1
+#define LSS_PROTO_MAX_DEPTH     32          /* msgpack nesting limit */
+#define LSS_PROTO_MAX_MESSAGE   (64u << 20) /* absolute cap; sockets set their own lower one */
+#define LSS_PROTO_MAX_LIST_ITEM 65536       /* bytes per STRLIST item / STRMAP key or value */
+#define LSS_PROTO_TYPE_MAX      64
+#define LSS_PROTO_ID_MAX        64
+#define LSS_PROTO_SRC_MAX       128
+#define LSS_PROTO_TRACE_MAX     128
 
 typedef struct {
     uint8_t *data;
@@ -54,18 +54,20 @@ typedef enum {
     LSS_FT_JSON,
 } lss_field_type_t;
 
-#define LSS_CTYPE_STR char *
-#define LSS_CTYPE_BYTES lss_bytes_t
-#define LSS_CTYPE_INT int64_t
-#define LSS_CTYPE_BOOL bool
+#define LSS_CTYPE_STR     char *
+#define LSS_CTYPE_BYTES   lss_bytes_t
+#define LSS_CTYPE_INT     int64_t
+#define LSS_CTYPE_BOOL    bool
 #define LSS_CTYPE_STRLIST lss_strlist_t
-#define LSS_CTYPE_STRMAP lss_strmap_t
-#define LSS_CTYPE_JSON json_t *
+#define LSS_CTYPE_STRMAP  lss_strmap_t
+#define LSS_CTYPE_JSON    json_t *
 
 /* Body structs: lss_<id>_t. */
-#define LSS_MSG(id, type, doc) typedef struct {
+#define LSS_MSG(id, type, doc)                    typedef struct {
 #define LSS_FIELD(id, name, ftype, max, req, doc) LSS_CTYPE_##ftype name;
-#define LSS_END(id) } lss_##id##_t;
+#define LSS_END(id)                                                                            \
+    }                                                                                          \
+    lss_##id##_t;
 #include "lss_messages.def"
 #undef LSS_MSG
 #undef LSS_FIELD
@@ -87,7 +89,7 @@ typedef enum {
 typedef struct {
     const char *name;
     lss_field_type_t type;
-    uint32_t max;   /* STR/BYTES: bytes; STRLIST/STRMAP: items; JSON: depth; INT/BOOL: 0 */
+    uint32_t max; /* STR/BYTES: bytes; STRLIST/STRMAP: items; JSON: depth; INT/BOOL: 0 */
     bool required;
     size_t offset;
     const char *doc;
@@ -95,12 +97,12 @@ typedef struct {
 
 typedef struct {
     lss_msg_kind_t kind;
-    const char *id;        /* "exec_start" */
-    const char *pattern;   /* "exec.start", "*.added|*.modified" */
+    const char *id;      /* "exec_start" */
+    const char *pattern; /* "exec.start", "*.added|*.modified" */
     const char *doc;
     const lss_field_desc_t *fields;
     size_t field_count;
-    size_t size;           /* sizeof body struct */
+    size_t size; /* sizeof body struct */
 } lss_msg_desc_t;
 
 /*  The envelope around a body. Strings are inline and bounded. */

@@ -44,37 +44,38 @@ char *lss_proto_doc_markdown (void)
     FILE *out = open_memstream (&text, &size);
     if (!out)
         return NULL;
-    fprintf (out,
-             "# The bus: messages\n\n"
-             "<!-- Generated from common/proto/lss_messages.def by `make docs`. Do not edit:\n"
-             "     a unit test fails when this file and the declaration disagree. -->\n\n"
-             "Every message is a msgpack map, the *envelope*:\n\n"
-             "| key | type | meaning |\n|---|---|---|\n"
-             "| `v` | uint | schema version, %d |\n"
-             "| `type` | string ≤ %d B | message type, below |\n"
-             "| `id` | string ≤ %d B | message id (replies carry it back as `ref`) |\n"
-             "| `seq` | uint | per-publisher sequence number; a jump means messages were lost |\n"
-             "| `src` | string ≤ %d B | sender: service/instance |\n"
-             "| `ts` | int | sender's clock, epoch milliseconds |\n"
-             "| `trace` | string ≤ %d B | request id carried end to end (optional) |\n"
-             "| `body` | map | the fields of the type |\n\n"
-             "On PUB sockets the first frame is the topic (`<kind>.<verb>.<namespace>.<name>` "
-             "or `exec.<verb>.<execId>`) and the second the envelope. Decoders reject, with an "
-             "error and never a crash: messages over the socket's size limit, msgpack nested "
-             "deeper than %d, containers claiming more elements than bytes remain, ext types, "
-             "trailing bytes, invalid UTF-8, wrong field types, missing required fields and "
-             "values over their limits. Unknown body fields are ignored (a newer sender).\n\n"
-             "Absent optional fields read as zero, false, empty or null.\n\n",
-             LSS_PROTO_VERSION, LSS_PROTO_TYPE_MAX, LSS_PROTO_ID_MAX, LSS_PROTO_SRC_MAX,
-             LSS_PROTO_TRACE_MAX, LSS_PROTO_MAX_DEPTH);
+    fprintf (
+        out,
+        "# The bus: messages\n\n"
+        "<!-- Generated from common/proto/lss_messages.def by `make docs`. Do not edit:\n"
+        "     a unit test fails when this file and the declaration disagree. -->\n\n"
+        "Every message is a msgpack map, the *envelope*:\n\n"
+        "| key | type | meaning |\n|---|---|---|\n"
+        "| `v` | uint | schema version, %d |\n"
+        "| `type` | string ≤ %d B | message type, below |\n"
+        "| `id` | string ≤ %d B | message id (replies carry it back as `ref`) |\n"
+        "| `seq` | uint | per-publisher sequence number; a jump means messages were lost |\n"
+        "| `src` | string ≤ %d B | sender: service/instance |\n"
+        "| `ts` | int | sender's clock, epoch milliseconds |\n"
+        "| `trace` | string ≤ %d B | request id carried end to end (optional) |\n"
+        "| `body` | map | the fields of the type |\n\n"
+        "On PUB sockets the first frame is the topic (`<kind>.<verb>.<namespace>.<name>` "
+        "or `exec.<verb>.<execId>`) and the second the envelope. Decoders reject, with an "
+        "error and never a crash: messages over the socket's size limit, msgpack nested "
+        "deeper than %d, containers claiming more elements than bytes remain, ext types, "
+        "trailing bytes, invalid UTF-8, wrong field types, missing required fields and "
+        "values over their limits. Unknown body fields are ignored (a newer sender).\n\n"
+        "Absent optional fields read as zero, false, empty or null.\n\n",
+        LSS_PROTO_VERSION, LSS_PROTO_TYPE_MAX, LSS_PROTO_ID_MAX, LSS_PROTO_SRC_MAX,
+        LSS_PROTO_TRACE_MAX, LSS_PROTO_MAX_DEPTH);
     for (int k = LSS_MSG_NONE + 1; k < LSS_MSG_COUNT; k++) {
-        const lss_msg_desc_t *d = lss_proto_desc ((lss_msg_kind_t) k);
+        const lss_msg_desc_t *d = lss_proto_desc ((lss_msg_kind_t)k);
         fprintf (out, "## `%s`\n\n%s\n\n", d->pattern, d->doc);
         fprintf (out, "| field | type | required | meaning |\n|---|---|---|---|\n");
         for (const lss_field_desc_t *f = d->fields; f->name; f++) {
             char buf[64];
-            fprintf (out, "| `%s` | %s | %s | %s |\n", f->name, s_type_name (f, buf, sizeof buf),
-                     f->required ? "yes" : "", f->doc);
+            fprintf (out, "| `%s` | %s | %s | %s |\n", f->name,
+                     s_type_name (f, buf, sizeof buf), f->required ? "yes" : "", f->doc);
         }
         fprintf (out, "\n");
     }

@@ -15,9 +15,9 @@
 
 extern char **environ;
 
-#define AGENT_DRAIN_GRACE_MS 100  /* output still read after the leader exits */
-#define AGENT_ENV_MAX 512         /* variables in a child's environment */
-#define AGENT_PIPE_SIZE (1 << 20) /* output pipe capacity asked of the kernel */
+#define AGENT_DRAIN_GRACE_MS 100       /* output still read after the leader exits */
+#define AGENT_ENV_MAX        512       /* variables in a child's environment */
+#define AGENT_PIPE_SIZE      (1 << 20) /* output pipe capacity asked of the kernel */
 
 static const struct {
     const char *lang, *ext;
@@ -27,11 +27,11 @@ static const struct {
 int agent_exec_conf_add_interp (agent_exec_conf_t *conf, const char *spec)
 {
     const char *eq = strchr (spec, '=');
-    if (!eq || eq == spec || (size_t) (eq - spec) >= sizeof conf->interp[0].lang || eq[1] != '/'
-        || strlen (eq + 1) >= sizeof conf->interp[0].path)
+    if (!eq || eq == spec || (size_t)(eq - spec) >= sizeof conf->interp[0].lang ||
+        eq[1] != '/' || strlen (eq + 1) >= sizeof conf->interp[0].path)
         return -1;
     agent_interp_t it = {.ext = ""};
-    memcpy (it.lang, spec, (size_t) (eq - spec));
+    memcpy (it.lang, spec, (size_t)(eq - spec));
     snprintf (it.path, sizeof it.path, "%s", eq + 1);
     for (size_t i = 0; i < sizeof s_exts / sizeof s_exts[0]; i++)
         if (strcmp (s_exts[i].lang, it.lang) == 0)
@@ -88,7 +88,8 @@ static char **s_build_env (const lss_strmap_t *extra, agent_err_t *err)
     while (environ[base])
         base++;
     if (base + extra->count + 1 > AGENT_ENV_MAX) {
-        s_fail (err, "invalid_request", "too many environment variables (at most %d)", AGENT_ENV_MAX);
+        s_fail (err, "invalid_request", "too many environment variables (at most %d)",
+                AGENT_ENV_MAX);
         return NULL;
     }
     for (size_t i = 0; i < extra->count; i++) {
@@ -108,7 +109,8 @@ static char **s_build_env (const lss_strmap_t *extra, agent_err_t *err)
         size_t klen = strcspn (environ[i], "=");
         bool overridden = false;
         for (size_t k = 0; k < extra->count && !overridden; k++)
-            overridden = strlen (extra->keys[k]) == klen && memcmp (extra->keys[k], environ[i], klen) == 0;
+            overridden = strlen (extra->keys[k]) == klen &&
+                         memcmp (extra->keys[k], environ[i], klen) == 0;
         if (!overridden)
             env[n++] = strdup (environ[i]);
     }
@@ -134,7 +136,7 @@ static int s_write_code (agent_exec_t *e, const lss_bytes_t *code, const agent_i
     }
     static uint64_t counter;
     snprintf (e->code_path, sizeof e->code_path, "%s/exec-%llu%s", conf->code_dir,
-              (unsigned long long) ++counter, it->ext);
+              (unsigned long long)++counter, it->ext);
     int fd = open (e->code_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
     size_t done = 0;
     while (fd >= 0 && done < code->len) {
@@ -143,7 +145,7 @@ static int s_write_code (agent_exec_t *e, const lss_bytes_t *code, const agent_i
             continue;
         if (w <= 0)
             break;
-        done += (size_t) w;
+        done += (size_t)w;
     }
     if (fd < 0 || done < code->len) {
         int saved = errno;
@@ -158,23 +160,27 @@ static int s_write_code (agent_exec_t *e, const lss_bytes_t *code, const agent_i
     return 0;
 }
 
-int agent_exec_start (agent_exec_t *e, const lss_exec_start_t *req, const agent_exec_conf_t *conf,
-                      int64_t now_ms, agent_err_t *err)
+int agent_exec_start (agent_exec_t *e, const lss_exec_start_t *req,
+                      const agent_exec_conf_t *conf, int64_t now_ms, agent_err_t *err)
 {
     e->fd[0] = e->fd[1] = e->fd[2] = -1;
     lss_buf_init (&e->in, AGENT_STDIN_MAX);
     lss_buf_init (&e->pending, 1u << 20);
-    int modes = (req->argv.count > 0) + (req->shell != NULL) + (req->code.len > 0 || req->language);
+    int modes =
+        (req->argv.count > 0) + (req->shell != NULL) + (req->code.len > 0 || req->language);
     if (modes != 1) {
-        s_fail (err, "invalid_request", "give exactly one of argv, shell, or code with language");
+        s_fail (err, "invalid_request",
+                "give exactly one of argv, shell, or code with language");
         return -1;
     }
     if (req->timeout_ms < 0 || req->timeout_ms > conf->max_timeout_ms) {
-        s_fail (err, "invalid_request", "timeout_ms must be 0..%lld", (long long) conf->max_timeout_ms);
+        s_fail (err, "invalid_request", "timeout_ms must be 0..%lld",
+                (long long)conf->max_timeout_ms);
         return -1;
     }
     if (req->max_output < 0 || req->max_output > conf->max_output_cap) {
-        s_fail (err, "invalid_request", "max_output must be 0..%lld", (long long) conf->max_output_cap);
+        s_fail (err, "invalid_request", "max_output must be 0..%lld",
+                (long long)conf->max_output_cap);
         return -1;
     }
     if (req->credit < 0) {
@@ -195,23 +201,25 @@ int agent_exec_start (agent_exec_t *e, const lss_exec_start_t *req, const agent_
         argv_buf[1] = "-c";
         argv_buf[2] = req->shell;
         argv_buf[3] = NULL;
-        argv = (char *const *) argv_buf;
+        argv = (char *const *)argv_buf;
     } else {
         it = req->language ? s_interp (conf, req->language) : NULL;
         if (!it) {
             char list[512] = "";
             for (size_t i = 0; i < conf->interp_count; i++) {
                 size_t used = strlen (list);
-                snprintf (list + used, sizeof list - used, "%s%s", i ? ", " : "", conf->interp[i].lang);
+                snprintf (list + used, sizeof list - used, "%s%s", i ? ", " : "",
+                          conf->interp[i].lang);
             }
-            s_fail (err, "invalid_request", "unsupported language '%.32s' (this sandbox has: %s)",
+            s_fail (err, "invalid_request",
+                    "unsupported language '%.32s' (this sandbox has: %s)",
                     req->language ? req->language : "", list);
             return -1;
         }
         argv_buf[0] = it->path;
         argv_buf[1] = e->code_path;
         argv_buf[2] = NULL;
-        argv = (char *const *) argv_buf;
+        argv = (char *const *)argv_buf;
     }
     e->max_output = req->max_output ? req->max_output : conf->default_max_output;
     e->flow = req->credit > 0;
@@ -238,7 +246,8 @@ int agent_exec_start (agent_exec_t *e, const lss_exec_start_t *req, const agent_
     posix_spawnattr_t attr;
     posix_spawn_file_actions_init (&fa);
     posix_spawnattr_init (&attr);
-    if (pipe2 (out, O_CLOEXEC) || pipe2 (errp, O_CLOEXEC) || (want_stdin && pipe2 (in, O_CLOEXEC))) {
+    if (pipe2 (out, O_CLOEXEC) || pipe2 (errp, O_CLOEXEC) ||
+        (want_stdin && pipe2 (in, O_CLOEXEC))) {
         s_fail (err, "io_error", "cannot create pipes: %s", strerror (errno));
         goto cleanup;
     }
@@ -262,13 +271,13 @@ int agent_exec_start (agent_exec_t *e, const lss_exec_start_t *req, const agent_
     posix_spawnattr_setsigmask (&attr, &none);
     posix_spawnattr_setsigdefault (&attr, &all);
     posix_spawnattr_setpgroup (&attr, 0);
-    posix_spawnattr_setflags (&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK
-                                         | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_USEVFORK);
+    posix_spawnattr_setflags (&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
+                                         POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_USEVFORK);
     int serr = posix_spawnp (&e->pid, argv[0], &fa, &attr, argv, env);
     if (serr) {
         e->pid = 0;
-        s_fail (err, serr == ENOENT ? "not_found" : "exec_failed", "cannot run %.200s in %.200s: %s",
-                argv[0], cwd, strerror (serr));
+        s_fail (err, serr == ENOENT ? "not_found" : "exec_failed",
+                "cannot run %.200s in %.200s: %s", argv[0], cwd, strerror (serr));
         goto cleanup;
     }
     e->fd[AGENT_STDOUT] = out[0];
@@ -320,7 +329,7 @@ void agent_exec_flush_stdin (agent_exec_t *e)
     while (e->in.len > 0) {
         ssize_t w = write (fd, e->in.data, e->in.len);
         if (w > 0) {
-            lss_buf_consume (&e->in, (size_t) w);
+            lss_buf_consume (&e->in, (size_t)w);
             continue;
         }
         if (w < 0 && errno == EINTR)
@@ -382,7 +391,7 @@ bool agent_exec_finished (const agent_exec_t *e, int64_t now_ms)
 void agent_exec_end_msg (const agent_exec_t *e, lss_exec_end_t *end, int64_t now_ms)
 {
     memset (end, 0, sizeof *end);
-    end->exec_id = (char *) e->id;
+    end->exec_id = (char *)e->id;
     if (e->exited) {
         if (WIFEXITED (e->status))
             end->exit_code = WEXITSTATUS (e->status);
@@ -391,8 +400,8 @@ void agent_exec_end_msg (const agent_exec_t *e, lss_exec_end_t *end, int64_t now
             end->signal = WTERMSIG (e->status);
         }
         end->wall_ms = e->end_ms - e->start_ms;
-        end->cpu_ms = (int64_t) (e->ru.ru_utime.tv_sec + e->ru.ru_stime.tv_sec) * 1000
-                      + (e->ru.ru_utime.tv_usec + e->ru.ru_stime.tv_usec) / 1000;
+        end->cpu_ms = (int64_t)(e->ru.ru_utime.tv_sec + e->ru.ru_stime.tv_sec) * 1000 +
+                      (e->ru.ru_utime.tv_usec + e->ru.ru_stime.tv_usec) / 1000;
         end->max_rss_kb = e->ru.ru_maxrss;
     } else {
         end->exit_code = -1;

@@ -22,8 +22,8 @@
 #include "lss_util.h"
 
 #define AGENT_MAX_INTERPRETERS 16
-#define AGENT_STDIN_MAX (4u << 20)    /* stdin bytes buffered per execution */
-#define AGENT_OWNER_MAX 256           /* ZeroMQ routing id */
+#define AGENT_STDIN_MAX        (4u << 20) /* stdin bytes buffered per execution */
+#define AGENT_OWNER_MAX        256        /* ZeroMQ routing id */
 
 typedef struct {
     char lang[32];
@@ -36,9 +36,9 @@ typedef struct {
     size_t interp_count;
     int64_t default_timeout_ms;
     int64_t max_timeout_ms;
-    int64_t default_max_output;   /* bytes kept per stream when the request says 0 */
-    int64_t max_output_cap;       /* largest max_output a request may ask for */
-    char code_dir[256];           /* where code files go (0700) */
+    int64_t default_max_output; /* bytes kept per stream when the request says 0 */
+    int64_t max_output_cap;     /* largest max_output a request may ask for */
+    char code_dir[256];         /* where code files go (0700) */
     char default_cwd[256];
 } agent_exec_conf_t;
 
@@ -49,7 +49,7 @@ typedef struct {
     uint8_t owner[AGENT_OWNER_MAX];
     size_t owner_len;
     pid_t pid;
-    int fd[3];                    /* our ends; -1 when closed */
+    int fd[3]; /* our ends; -1 when closed */
     int64_t start_ms, deadline_ms, drain_until_ms, end_ms;
     bool exited;
     int status;
@@ -57,13 +57,13 @@ typedef struct {
     int64_t max_output;
     int64_t kept[3], total[3];
     bool truncated[3];
-    bool flow;                    /* credit-based flow control on */
+    bool flow; /* credit-based flow control on */
     int64_t credit;
     int64_t seq;
-    lss_buf_t in;                 /* stdin not yet written */
+    lss_buf_t in; /* stdin not yet written */
     bool in_eof;
     bool timed_out, cancelled;
-    lss_buf_t pending;            /* an output chunk the socket refused (peer HWM) */
+    lss_buf_t pending; /* an output chunk the socket refused (peer HWM) */
     int pending_stream;
     char code_path[300];
 } agent_exec_t;
@@ -78,8 +78,8 @@ void agent_exec_conf_default (agent_exec_conf_t *conf);
  *  agent refuses, returns -1 with err (invalid_request). If the program cannot be
  *  started (not found, bad cwd), returns -2 with err: the caller ends the execution with
  *  an error rather than an error reply. e must be zeroed with owner/id set. */
-int agent_exec_start (agent_exec_t *e, const lss_exec_start_t *req, const agent_exec_conf_t *conf,
-                      int64_t now_ms, agent_err_t *err);
+int agent_exec_start (agent_exec_t *e, const lss_exec_start_t *req,
+                      const agent_exec_conf_t *conf, int64_t now_ms, agent_err_t *err);
 /*  Appends stdin (and eof). Returns 0, or -1 if the buffer would pass AGENT_STDIN_MAX. */
 int agent_exec_stdin (agent_exec_t *e, const uint8_t *data, size_t len, bool eof);
 /*  Writes buffered stdin without blocking; closes the pipe at eof or EPIPE. */

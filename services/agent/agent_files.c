@@ -39,24 +39,41 @@ static void s_fail (agent_err_t *err, const char *code, const char *fmt, ...)
 static const char *s_errno_code (int e)
 {
     switch (e) {
-    case ENOENT: return "not_found";
-    case EEXIST: return "exists";
-    case ENOTDIR: return "not_a_directory";
-    case EISDIR: return "is_a_directory";
-    case EXDEV: case ELOOP: return "forbidden_path";
-    case ENOSPC: case EDQUOT: case EFBIG: return "no_space";
-    case EACCES: case EPERM: case EROFS: return "permission_denied";
-    case ENOTEMPTY: return "not_empty";
-    case ENAMETOOLONG: return "invalid_request";
-    default: return "io_error";
+    case ENOENT:
+        return "not_found";
+    case EEXIST:
+        return "exists";
+    case ENOTDIR:
+        return "not_a_directory";
+    case EISDIR:
+        return "is_a_directory";
+    case EXDEV:
+    case ELOOP:
+        return "forbidden_path";
+    case ENOSPC:
+    case EDQUOT:
+    case EFBIG:
+        return "no_space";
+    case EACCES:
+    case EPERM:
+    case EROFS:
+        return "permission_denied";
+    case ENOTEMPTY:
+        return "not_empty";
+    case ENAMETOOLONG:
+        return "invalid_request";
+    default:
+        return "io_error";
     }
 }
 
 static void s_fail_errno (agent_err_t *err, const char *what, const char *path, int e)
 {
     if (e == EXDEV || e == ELOOP)
-        s_fail (err, "forbidden_path", "%s %s: a symlink or '..' leads outside the sandbox's "
-                "writable roots", what, path);
+        s_fail (err, "forbidden_path",
+                "%s %s: a symlink or '..' leads outside the sandbox's "
+                "writable roots",
+                what, path);
     else
         s_fail (err, s_errno_code (e), "%s %s: %s", what, path, strerror (e));
 }
@@ -64,7 +81,8 @@ static void s_fail_errno (agent_err_t *err, const char *what, const char *path, 
 agent_files_t *agent_files_new (const char *const *roots, size_t count, agent_err_t *err)
 {
     if (count == 0 || count > AGENT_FILES_MAX_ROOTS) {
-        s_fail (err, "invalid_request", "between 1 and %d roots are needed", AGENT_FILES_MAX_ROOTS);
+        s_fail (err, "invalid_request", "between 1 and %d roots are needed",
+                AGENT_FILES_MAX_ROOTS);
         return NULL;
     }
     agent_files_t *self = calloc (1, sizeof *self);
@@ -72,9 +90,9 @@ agent_files_t *agent_files_new (const char *const *roots, size_t count, agent_er
         return NULL;
     for (size_t i = 0; i < count; i++) {
         const char *eq = strchr (roots[i], '=');
-        size_t vlen = eq ? (size_t) (eq - roots[i]) : 0;
-        if (!eq || vlen < 2 || vlen >= sizeof self->roots[i].virt || roots[i][0] != '/'
-            || roots[i][vlen - 1] == '/' || !eq[1]) {
+        size_t vlen = eq ? (size_t)(eq - roots[i]) : 0;
+        if (!eq || vlen < 2 || vlen >= sizeof self->roots[i].virt || roots[i][0] != '/' ||
+            roots[i][vlen - 1] == '/' || !eq[1]) {
             s_fail (err, "invalid_request", "root '%s' must be /VIRTUAL=DIR", roots[i]);
             goto fail;
         }
@@ -122,14 +140,16 @@ static int s_split (agent_files_t *self, const char *path, s_path_t *out, agent_
         size_t i = 0;
         for (; i < self->count; i++) {
             size_t n = strlen (self->roots[i].virt);
-            if (strncmp (path, self->roots[i].virt, n) == 0 && (path[n] == '/' || path[n] == '\0'))
+            if (strncmp (path, self->roots[i].virt, n) == 0 &&
+                (path[n] == '/' || path[n] == '\0'))
                 break;
         }
         if (i == self->count) {
             char list[600] = "";
             for (size_t k = 0; k < self->count; k++) {
                 size_t used = strlen (list);
-                snprintf (list + used, sizeof list - used, "%s%s", k ? ", " : "", self->roots[k].virt);
+                snprintf (list + used, sizeof list - used, "%s%s", k ? ", " : "",
+                          self->roots[k].virt);
             }
             s_fail (err, "forbidden_path", "%s is outside the sandbox's writable roots (%s)",
                     path, list);
@@ -145,7 +165,7 @@ static int s_split (agent_files_t *self, const char *path, s_path_t *out, agent_
         while (*rest == '/')
             rest++;
         const char *end = strchrnul (rest, '/');
-        size_t n = (size_t) (end - rest);
+        size_t n = (size_t)(end - rest);
         if (n == 2 && rest[0] == '.' && rest[1] == '.') {
             s_fail (err, "forbidden_path", "'..' is not allowed in paths (%s)", path);
             return -1;
@@ -178,7 +198,7 @@ static int s_walk (int dirfd, const char *rel, int flags, mode_t mode)
     while (cur >= 0 && *p) {
         const char *slash = strchr (p, '/');
         char comp[256];
-        size_t n = slash ? (size_t) (slash - p) : strlen (p);
+        size_t n = slash ? (size_t)(slash - p) : strlen (p);
         if (n == 0 || n >= sizeof comp) {
             close (cur);
             errno = ENAMETOOLONG;
@@ -214,7 +234,7 @@ static int s_openat2 (int dirfd, const char *rel, int flags, mode_t mode)
 {
     static bool unsupported;
     if (!unsupported) {
-        struct open_how how = {.flags = (uint64_t) (flags | O_CLOEXEC),
+        struct open_how how = {.flags = (uint64_t)(flags | O_CLOEXEC),
                                .mode = (flags & O_CREAT) ? mode : 0,
                                .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS};
         long fd;
@@ -222,7 +242,7 @@ static int s_openat2 (int dirfd, const char *rel, int flags, mode_t mode)
             fd = syscall (SYS_openat2, dirfd, *rel ? rel : ".", &how, sizeof how);
         while (fd < 0 && errno == EINTR);
         if (fd >= 0 || errno != ENOSYS)
-            return (int) fd;
+            return (int)fd;
         unsupported = true;
     }
     return s_walk (dirfd, rel, flags, mode);
@@ -253,13 +273,13 @@ static int s_open_parent (agent_files_t *self, s_path_t *p, const char **name, a
 
 static int64_t s_ms (struct timespec ts)
 {
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static int s_cmp_entries (const void *a, const void *b)
 {
-    return strcmp (json_string_value (json_object_get (*(json_t *const *) a, "name")),
-                   json_string_value (json_object_get (*(json_t *const *) b, "name")));
+    return strcmp (json_string_value (json_object_get (*(json_t *const *)a, "name")),
+                   json_string_value (json_object_get (*(json_t *const *)b, "name")));
 }
 
 static int s_list (agent_files_t *self, const char *ref, const lss_file_list_t *req,
@@ -298,11 +318,11 @@ static int s_list (agent_files_t *self, const char *ref, const lss_file_list_t *
         json_t *name = json_string (de->d_name);
         if (!name)
             continue; /* not UTF-8: cannot be named in JSON */
-        items[n++] = json_pack ("{s:o, s:s, s:I, s:b, s:b, s:i, s:I, s:I}", "name", name, "path",
-                                full, "size", (json_int_t) st.st_size, "isDir", S_ISDIR (st.st_mode),
-                                "isSymlink", S_ISLNK (st.st_mode), "mode", st.st_mode & 07777,
-                                "mtimeMs", (json_int_t) s_ms (st.st_mtim), "ctimeMs",
-                                (json_int_t) s_ms (st.st_ctim));
+        items[n++] =
+            json_pack ("{s:o, s:s, s:I, s:b, s:b, s:i, s:I, s:I}", "name", name, "path", full,
+                       "size", (json_int_t)st.st_size, "isDir", S_ISDIR (st.st_mode),
+                       "isSymlink", S_ISLNK (st.st_mode), "mode", st.st_mode & 07777, "mtimeMs",
+                       (json_int_t)s_ms (st.st_mtim), "ctimeMs", (json_int_t)s_ms (st.st_ctim));
     }
     closedir (dir);
     if (!items) {
@@ -370,12 +390,12 @@ static int s_read (agent_files_t *self, const char *ref, const lss_file_read_t *
                 "%s is not a regular file", p.shown);
         return -1;
     }
-    size_t want = req->length > 0 && req->length < AGENT_FILES_CHUNK ? (size_t) req->length
-                                                                      : AGENT_FILES_CHUNK;
+    size_t want = req->length > 0 && req->length < AGENT_FILES_CHUNK ? (size_t)req->length
+                                                                     : AGENT_FILES_CHUNK;
     uint8_t *buf = malloc (want ? want : 1);
     size_t got = 0;
     while (buf && got < want) {
-        ssize_t r = pread (fd, buf + got, want - got, req->offset + (off_t) got);
+        ssize_t r = pread (fd, buf + got, want - got, req->offset + (off_t)got);
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0) {
@@ -386,7 +406,7 @@ static int s_read (agent_files_t *self, const char *ref, const lss_file_read_t *
         }
         if (r == 0)
             break;
-        got += (size_t) r;
+        got += (size_t)r;
     }
     close (fd);
     if (!buf) {
@@ -396,8 +416,8 @@ static int s_read (agent_files_t *self, const char *ref, const lss_file_read_t *
     rep->ref = strdup (ref);
     rep->offset = req->offset;
     rep->size = st.st_size;
-    rep->data = (lss_bytes_t) {buf, got};
-    rep->eof = req->offset + (int64_t) got >= st.st_size;
+    rep->data = (lss_bytes_t){buf, got};
+    rep->eof = req->offset + (int64_t)got >= st.st_size;
     return 0;
 }
 
@@ -409,8 +429,8 @@ static int s_mkdirs (agent_files_t *self, size_t root, const char *rel, size_t r
     char comp[256];
     const char *p = rel, *end = rel + rel_len;
     while (cur >= 0 && p < end) {
-        const char *slash = memchr (p, '/', (size_t) (end - p));
-        size_t n = slash ? (size_t) (slash - p) : (size_t) (end - p);
+        const char *slash = memchr (p, '/', (size_t)(end - p));
+        size_t n = slash ? (size_t)(slash - p) : (size_t)(end - p);
         memcpy (comp, p, n);
         comp[n] = '\0';
         if (mkdirat (cur, comp, 0755) && errno != EEXIST) {
@@ -420,7 +440,8 @@ static int s_mkdirs (agent_files_t *self, size_t root, const char *rel, size_t r
         }
         int next = openat (cur, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (next < 0) {
-            s_fail_errno (err, "cannot create directory", shown, errno == ENOTDIR ? ELOOP : errno);
+            s_fail_errno (err, "cannot create directory", shown,
+                          errno == ENOTDIR ? ELOOP : errno);
             close (cur);
             return -1;
         }
@@ -451,10 +472,12 @@ static int s_write (agent_files_t *self, const char *ref, const lss_file_write_t
         return -1;
     }
     char *slash = strrchr (p.rel, '/');
-    if (req->parents && slash && s_mkdirs (self, p.root, p.rel, (size_t) (slash - p.rel), err, p.shown))
+    if (req->parents && slash &&
+        s_mkdirs (self, p.root, p.rel, (size_t)(slash - p.rel), err, p.shown))
         return -1;
     int flags = O_WRONLY | O_CREAT | O_NONBLOCK | (req->truncate ? O_TRUNC : 0);
-    int fd = s_openat2 (self->roots[p.root].fd, p.rel, flags, req->mode ? (mode_t) req->mode : 0644);
+    int fd =
+        s_openat2 (self->roots[p.root].fd, p.rel, flags, req->mode ? (mode_t)req->mode : 0644);
     struct stat st;
     if (fd < 0 || fstat (fd, &st)) {
         s_fail_errno (err, "cannot write", p.shown, errno);
@@ -469,7 +492,8 @@ static int s_write (agent_files_t *self, const char *ref, const lss_file_write_t
     }
     size_t done = 0;
     while (done < req->data.len) {
-        ssize_t w = pwrite (fd, req->data.data + done, req->data.len - done, req->offset + (off_t) done);
+        ssize_t w =
+            pwrite (fd, req->data.data + done, req->data.len - done, req->offset + (off_t)done);
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0) {
@@ -477,7 +501,7 @@ static int s_write (agent_files_t *self, const char *ref, const lss_file_write_t
             close (fd);
             return -1;
         }
-        done += (size_t) w;
+        done += (size_t)w;
     }
     fstat (fd, &st);
     close (fd);
@@ -555,7 +579,8 @@ static int s_delete (agent_files_t *self, const char *ref, const lss_file_delete
     close (parent);
     if (rc) {
         if (rc == ENOTEMPTY)
-            s_fail (err, "not_empty", "%s is a non-empty directory (delete it recursively)", p.shown);
+            s_fail (err, "not_empty", "%s is a non-empty directory (delete it recursively)",
+                    p.shown);
         else
             s_fail_errno (err, "cannot delete", p.shown, rc);
         return -1;
@@ -611,13 +636,26 @@ int agent_files_handle (agent_files_t *self, const char *ref, lss_msg_kind_t kin
         }
         int rc = -1;
         switch (kind) {
-        case LSS_MSG_file_list: rc = s_list (self, ref, request, rep, err); break;
-        case LSS_MSG_file_stat: rc = s_stat (self, ref, request, rep, err); break;
-        case LSS_MSG_file_read: rc = s_read (self, ref, request, rep, err); break;
-        case LSS_MSG_file_write: rc = s_write (self, ref, request, rep, err); break;
-        case LSS_MSG_file_delete: rc = s_delete (self, ref, request, rep, err); break;
-        case LSS_MSG_file_mkdir: rc = s_mkdir (self, ref, request, rep, err); break;
-        default: break;
+        case LSS_MSG_file_list:
+            rc = s_list (self, ref, request, rep, err);
+            break;
+        case LSS_MSG_file_stat:
+            rc = s_stat (self, ref, request, rep, err);
+            break;
+        case LSS_MSG_file_read:
+            rc = s_read (self, ref, request, rep, err);
+            break;
+        case LSS_MSG_file_write:
+            rc = s_write (self, ref, request, rep, err);
+            break;
+        case LSS_MSG_file_delete:
+            rc = s_delete (self, ref, request, rep, err);
+            break;
+        case LSS_MSG_file_mkdir:
+            rc = s_mkdir (self, ref, request, rep, err);
+            break;
+        default:
+            break;
         }
         if (rc) {
             lss_proto_body_free (map[i].rep, &rep);
@@ -651,9 +689,10 @@ static long long s_du (int dirfd, int depth, size_t *budget)
         struct stat st;
         if (fstatat (dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW))
             continue;
-        total += (long long) st.st_blocks * 512;
+        total += (long long)st.st_blocks * 512;
         if (S_ISDIR (st.st_mode)) {
-            int sub = openat (dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            int sub =
+                openat (dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
             if (sub >= 0) {
                 total += s_du (sub, depth + 1, budget);
                 close (sub);

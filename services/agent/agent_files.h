@@ -17,10 +17,10 @@
 
 #include "lss_proto.h"
 
-#define AGENT_FILES_MAX_ROOTS 8
-#define AGENT_FILES_MAX_ENTRIES 10000   /* per listing */
-#define AGENT_FILES_CHUNK (1u << 20)    /* largest read chunk */
-#define AGENT_FILES_MAX_DEPTH 256       /* recursive delete */
+#define AGENT_FILES_MAX_ROOTS   8
+#define AGENT_FILES_MAX_ENTRIES 10000      /* per listing */
+#define AGENT_FILES_CHUNK       (1u << 20) /* largest read chunk */
+#define AGENT_FILES_MAX_DEPTH   256        /* recursive delete */
 
 typedef struct _agent_files_t agent_files_t;
 

@@ -24,7 +24,7 @@
 
 #include "lss_log.h"
 
-#define AGENT_CHUNK (256u * 1024) /* output bytes per exec.output message at most */
+#define AGENT_CHUNK             (256u * 1024) /* output bytes per exec.output message at most */
 #define AGENT_USAGE_MAX_ENTRIES 100000
 
 void agent_conf_default (agent_conf_t *conf)
@@ -80,14 +80,17 @@ static int s_send_to (s_agent_t *self, const uint8_t *route, size_t route_len,
 static void s_reply (s_agent_t *self, lss_msg_kind_t kind, const void *body)
 {
     if (s_send_to (self, self->route, self->route_len, kind, body))
-        lss_log_warn ("reply not delivered", "{s:s, s:s}", "type", lss_proto_desc (kind)->pattern,
-                      "error", zmq_strerror (errno));
+        lss_log_warn ("reply not delivered", "{s:s, s:s}", "type",
+                      lss_proto_desc (kind)->pattern, "error", zmq_strerror (errno));
 }
 
-static void s_reply_error (s_agent_t *self, const char *code, const char *message, const char *exec_id)
+static void s_reply_error (s_agent_t *self, const char *code, const char *message,
+                           const char *exec_id)
 {
-    lss_error_t e = {.ref = (char *) self->req_id, .code = (char *) code,
-                     .message = (char *) message, .exec_id = (char *) exec_id};
+    lss_error_t e = {.ref = (char *)self->req_id,
+                     .code = (char *)code,
+                     .message = (char *)message,
+                     .exec_id = (char *)exec_id};
     s_reply (self, LSS_MSG_error, &e);
 }
 
@@ -95,8 +98,8 @@ static void s_reply_error (s_agent_t *self, const char *code, const char *messag
 static s_peer_t *s_peer_touch (s_agent_t *self, int64_t now)
 {
     for (size_t i = 0; i < self->npeers; i++)
-        if (self->peers[i].len == self->route_len
-            && memcmp (self->peers[i].id, self->route, self->route_len) == 0) {
+        if (self->peers[i].len == self->route_len &&
+            memcmp (self->peers[i].id, self->route, self->route_len) == 0) {
             self->peers[i].last_seen = now;
             return &self->peers[i];
         }
@@ -106,10 +109,11 @@ static s_peer_t *s_peer_touch (s_agent_t *self, int64_t now)
         for (size_t i = 0; i < self->npeers; i++) {
             bool owns = false;
             for (size_t k = 0; k < self->nexec && !owns; k++)
-                owns = self->execs[k]->owner_len == self->peers[i].len
-                       && memcmp (self->execs[k]->owner, self->peers[i].id, self->peers[i].len) == 0;
-            if (!owns && (victim == AGENT_MAX_PEERS
-                          || self->peers[i].last_seen < self->peers[victim].last_seen))
+                owns =
+                    self->execs[k]->owner_len == self->peers[i].len &&
+                    memcmp (self->execs[k]->owner, self->peers[i].id, self->peers[i].len) == 0;
+            if (!owns && (victim == AGENT_MAX_PEERS ||
+                          self->peers[i].last_seen < self->peers[victim].last_seen))
                 victim = i;
         }
         if (victim == AGENT_MAX_PEERS)
@@ -126,7 +130,8 @@ static s_peer_t *s_peer_touch (s_agent_t *self, int64_t now)
 static int64_t s_peer_last_seen (s_agent_t *self, const agent_exec_t *e)
 {
     for (size_t i = 0; i < self->npeers; i++)
-        if (self->peers[i].len == e->owner_len && memcmp (self->peers[i].id, e->owner, e->owner_len) == 0)
+        if (self->peers[i].len == e->owner_len &&
+            memcmp (self->peers[i].id, e->owner, e->owner_len) == 0)
             return self->peers[i].last_seen;
     return 0;
 }
@@ -136,8 +141,9 @@ static agent_exec_t *s_find_exec (s_agent_t *self, const char *exec_id)
 {
     for (size_t i = 0; i < self->nexec; i++) {
         agent_exec_t *e = self->execs[i];
-        if (e->owner_len == self->route_len && memcmp (e->owner, self->route, self->route_len) == 0
-            && strcmp (e->id, exec_id) == 0)
+        if (e->owner_len == self->route_len &&
+            memcmp (e->owner, self->route, self->route_len) == 0 &&
+            strcmp (e->id, exec_id) == 0)
             return e;
     }
     return NULL;
@@ -148,13 +154,13 @@ static void s_end_exec (s_agent_t *self, size_t index, const char *error)
     agent_exec_t *e = self->execs[index];
     lss_exec_end_t end;
     agent_exec_end_msg (e, &end, lss_time_mono_ms ());
-    end.error = (char *) error;
+    end.error = (char *)error;
     if (s_send_to (self, e->owner, e->owner_len, LSS_MSG_exec_end, &end))
         lss_log_warn ("exec.end not delivered", "{s:s, s:s}", "exec_id", e->id, "error",
                       zmq_strerror (errno));
-    lss_log_debug ("execution ended", "{s:s, s:I, s:I, s:b, s:b}", "exec_id", e->id, "exit_code",
-                   (json_int_t) end.exit_code, "wall_ms", (json_int_t) end.wall_ms, "timed_out",
-                   end.timed_out, "cancelled", end.cancelled);
+    lss_log_debug ("execution ended", "{s:s, s:I, s:I, s:b, s:b}", "exec_id", e->id,
+                   "exit_code", (json_int_t)end.exit_code, "wall_ms", (json_int_t)end.wall_ms,
+                   "timed_out", end.timed_out, "cancelled", end.cancelled);
     agent_exec_release (e);
     free (e);
     self->execs[index] = self->execs[--self->nexec];
@@ -166,9 +172,10 @@ static void s_exec_start (s_agent_t *self, const lss_exec_start_t *req)
         s_reply_error (self, "exists", "an execution with this id is running", req->exec_id);
         return;
     }
-    if ((int) self->nexec >= self->conf->max_execs) {
+    if ((int)self->nexec >= self->conf->max_execs) {
         char msg[128];
-        snprintf (msg, sizeof msg, "too many concurrent executions (at most %d)", self->conf->max_execs);
+        snprintf (msg, sizeof msg, "too many concurrent executions (at most %d)",
+                  self->conf->max_execs);
         s_reply_error (self, "limit_exceeded", msg, req->exec_id);
         return;
     }
@@ -199,10 +206,13 @@ static void s_exec_start (s_agent_t *self, const lss_exec_start_t *req)
 }
 
 /* Sends one output chunk; keeps it pending if the peer's queue is full. */
-static void s_send_output (s_agent_t *self, agent_exec_t *e, int stream, const uint8_t *data, size_t len)
+static void s_send_output (s_agent_t *self, agent_exec_t *e, int stream, const uint8_t *data,
+                           size_t len)
 {
-    lss_exec_output_t out = {.exec_id = e->id, .stream = stream == AGENT_STDOUT ? "stdout" : "stderr",
-                             .seq = e->seq + 1, .data = {(uint8_t *) data, len}};
+    lss_exec_output_t out = {.exec_id = e->id,
+                             .stream = stream == AGENT_STDOUT ? "stdout" : "stderr",
+                             .seq = e->seq + 1,
+                             .data = {(uint8_t *)data, len}};
     if (s_send_to (self, e->owner, e->owner_len, LSS_MSG_exec_output, &out) == 0) {
         e->seq++;
         return;
@@ -218,8 +228,8 @@ static void s_send_output (s_agent_t *self, agent_exec_t *e, int stream, const u
 static void s_read_output (s_agent_t *self, agent_exec_t *e, int stream)
 {
     size_t want = AGENT_CHUNK;
-    if (e->flow && (int64_t) want > e->credit)
-        want = (size_t) e->credit;
+    if (e->flow && (int64_t)want > e->credit)
+        want = (size_t)e->credit;
     if (want == 0)
         return;
     ssize_t n = read (e->fd[stream], s_chunk, want);
@@ -232,14 +242,14 @@ static void s_read_output (s_agent_t *self, agent_exec_t *e, int stream)
     }
     e->total[stream] += n;
     int64_t room = e->max_output - e->kept[stream];
-    size_t keep = room <= 0 ? 0 : (room < n ? (size_t) room : (size_t) n);
-    if (keep < (size_t) n)
+    size_t keep = room <= 0 ? 0 : (room < n ? (size_t)room : (size_t)n);
+    if (keep < (size_t)n)
         e->truncated[stream] = true; /* read and dropped so the program is never stuck */
     if (keep == 0)
         return;
-    e->kept[stream] += (int64_t) keep;
+    e->kept[stream] += (int64_t)keep;
     if (e->flow)
-        e->credit -= (int64_t) keep;
+        e->credit -= (int64_t)keep;
     s_send_output (self, e, stream, s_chunk, keep);
 }
 
@@ -290,13 +300,15 @@ static void s_usage (s_agent_t *self, const lss_agent_health_t *req, lss_agent_u
         char *close_paren = strrchr (buf, ')');
         if (!close_paren)
             continue;
-        proc_t p = {.pid = (int) strtol (de->d_name, NULL, 10)};
+        proc_t p = {.pid = (int)strtol (de->d_name, NULL, 10)};
         unsigned long ut = 0, st = 0;
         long rss = 0;
-        if (sscanf (close_paren + 2, "%*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %*d %*d %*d %*d %*d %*d %*u %*u %ld",
+        if (sscanf (close_paren + 2,
+                    "%*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %*d %*d %*d %*d %*d "
+                    "%*d %*u %*u %ld",
                     &p.ppid, &ut, &st, &rss) != 4)
             continue;
-        p.cpu_ticks = (long long) (ut + st);
+        p.cpu_ticks = (long long)(ut + st);
         p.rss_pages = rss;
         procs[n++] = p;
     }
@@ -333,12 +345,14 @@ static void s_usage (s_agent_t *self, const lss_agent_health_t *req, lss_agent_u
     u->cpu_ms = hz > 0 ? ticks * 1000 / hz : 0;
     u->memory_bytes = pages * sysconf (_SC_PAGESIZE);
     u->processes = count;
-    u->executions = (int64_t) self->nexec;
-    u->disk_bytes = req->disk ? agent_files_disk_usage (self->files, 0, AGENT_USAGE_MAX_ENTRIES) : 0;
+    u->executions = (int64_t)self->nexec;
+    u->disk_bytes =
+        req->disk ? agent_files_disk_usage (self->files, 0, AGENT_USAGE_MAX_ENTRIES) : 0;
 }
 
 /* ------------------------------------------------------------------ dispatch */
-static void s_dispatch (s_agent_t *self, const lss_envelope_t *env, lss_msg_kind_t kind, void *body)
+static void s_dispatch (s_agent_t *self, const lss_envelope_t *env, lss_msg_kind_t kind,
+                        void *body)
 {
     self->req_id = env->id;
     switch (kind) {
@@ -351,7 +365,8 @@ static void s_dispatch (s_agent_t *self, const lss_envelope_t *env, lss_msg_kind
         if (!e)
             s_reply_error (self, "not_found", "no such execution", m->exec_id);
         else if (agent_exec_stdin (e, m->data.data, m->data.len, m->eof))
-            s_reply_error (self, "limit_exceeded", "stdin is closed or its buffer is full", m->exec_id);
+            s_reply_error (self, "limit_exceeded", "stdin is closed or its buffer is full",
+                           m->exec_id);
         else
             agent_exec_flush_stdin (e);
         return;
@@ -396,12 +411,13 @@ static void s_dispatch (s_agent_t *self, const lss_envelope_t *env, lss_msg_kind
         return;
     }
     case LSS_MSG_agent_ping: {
-        lss_agent_pong_t pong = {.ref = (char *) env->id, .nonce = ((lss_agent_ping_t *) body)->nonce};
+        lss_agent_pong_t pong = {.ref = (char *)env->id,
+                                 .nonce = ((lss_agent_ping_t *)body)->nonce};
         s_reply (self, LSS_MSG_agent_pong, &pong);
         return;
     }
     case LSS_MSG_agent_health: {
-        lss_agent_usage_t u = {.ref = (char *) env->id};
+        lss_agent_usage_t u = {.ref = (char *)env->id};
         s_usage (self, body, &u);
         s_reply (self, LSS_MSG_agent_usage, &u);
         return;
@@ -433,7 +449,8 @@ static void s_handle_socket (s_agent_t *self)
         lss_msg_kind_t kind;
         void *body = NULL;
         char err[256] = "";
-        int rc = lss_bus_recv (self->sock, &route, NULL, 0, &env, &kind, &body, err, sizeof err);
+        int rc =
+            lss_bus_recv (self->sock, &route, NULL, 0, &env, &kind, &body, err, sizeof err);
         if (rc == -1)
             return;
         if (!route || zframe_size (route) > AGENT_OWNER_MAX) {
@@ -460,12 +477,12 @@ static void s_handle_socket (s_agent_t *self)
 static void s_handle_signals (s_agent_t *self)
 {
     struct signalfd_siginfo si;
-    while (read (self->sigfd, &si, sizeof si) == (ssize_t) sizeof si) {
+    while (read (self->sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
         if (si.ssi_signo == SIGCHLD)
             s_reap (self);
         else {
             if (!self->stopping)
-                lss_log_info ("stopping", "{s:i}", "signal", (int) si.ssi_signo);
+                lss_log_info ("stopping", "{s:i}", "signal", (int)si.ssi_signo);
             self->stopping = true;
         }
     }
@@ -477,12 +494,13 @@ static int64_t s_timers (s_agent_t *self)
     int64_t now = lss_time_mono_ms (), next = 1000;
     for (size_t i = 0; i < self->nexec;) {
         agent_exec_t *e = self->execs[i];
-        if (e->pending.len > 0
-            && s_send_to (self, e->owner, e->owner_len, LSS_MSG_exec_output,
-                          &(lss_exec_output_t) {.exec_id = e->id,
-                                                .stream = e->pending_stream == AGENT_STDOUT ? "stdout" : "stderr",
-                                                .seq = e->seq + 1,
-                                                .data = {e->pending.data, e->pending.len}}) == 0) {
+        if (e->pending.len > 0 &&
+            s_send_to (self, e->owner, e->owner_len, LSS_MSG_exec_output,
+                       &(lss_exec_output_t){
+                           .exec_id = e->id,
+                           .stream = e->pending_stream == AGENT_STDOUT ? "stdout" : "stderr",
+                           .seq = e->seq + 1,
+                           .data = {e->pending.data, e->pending.len}}) == 0) {
             e->seq++;
             lss_buf_reset (&e->pending);
         }
@@ -498,7 +516,7 @@ static int64_t s_timers (s_agent_t *self)
             e->cancelled = true;
             agent_exec_kill (e);
             lss_log_warn ("requester silent: execution killed", "{s:s, s:I}", "exec_id", e->id,
-                          "silent_ms", (json_int_t) (now - seen));
+                          "silent_ms", (json_int_t)(now - seen));
         }
         if (agent_exec_finished (e, now)) {
             s_end_exec (self, i, NULL);
@@ -506,7 +524,8 @@ static int64_t s_timers (s_agent_t *self)
         }
         if (!e->exited && e->deadline_ms - now < next)
             next = e->deadline_ms - now;
-        if (!e->exited && !e->cancelled && seen + self->conf->requester_timeout_ms - now + 1 < next)
+        if (!e->exited && !e->cancelled &&
+            seen + self->conf->requester_timeout_ms - now + 1 < next)
             next = seen + self->conf->requester_timeout_ms - now + 1;
         if (e->exited && e->drain_until_ms - now < next)
             next = e->drain_until_ms - now;
@@ -543,7 +562,8 @@ int agent_server_run (const agent_conf_t *conf)
     }
     if (strncmp (conf->endpoint, "ipc://", 6) == 0)
         chmod (conf->endpoint + 6, 0600); /* only the sandbox's user (and root) may connect */
-    lss_log_info ("agent ready", "{s:s, s:i}", "endpoint", conf->endpoint, "pid", (int) getpid ());
+    lss_log_info ("agent ready", "{s:s, s:i}", "endpoint", conf->endpoint, "pid",
+                  (int)getpid ());
     printf ("ready %s\n", conf->endpoint); /* for whoever started us and reads stdout */
     fflush (stdout);
 
@@ -553,8 +573,8 @@ int agent_server_run (const agent_conf_t *conf)
     while (!self.stopping) {
         int64_t wait_ms = s_timers (&self);
         size_t n = 0;
-        items[n++] = (zmq_pollitem_t) {zsock_resolve (self.sock), 0, ZMQ_POLLIN, 0};
-        items[n++] = (zmq_pollitem_t) {NULL, self.sigfd, ZMQ_POLLIN, 0};
+        items[n++] = (zmq_pollitem_t){zsock_resolve (self.sock), 0, ZMQ_POLLIN, 0};
+        items[n++] = (zmq_pollitem_t){NULL, self.sigfd, ZMQ_POLLIN, 0};
         for (size_t i = 0; i < self.nexec; i++) {
             agent_exec_t *e = self.execs[i];
             bool can_read = e->pending.len == 0 && (!e->flow || e->credit > 0);
@@ -562,15 +582,15 @@ int agent_server_run (const agent_conf_t *conf)
                 if (e->fd[s] >= 0 && can_read) {
                     owners[n] = e;
                     streams[n] = s;
-                    items[n++] = (zmq_pollitem_t) {NULL, e->fd[s], ZMQ_POLLIN, 0};
+                    items[n++] = (zmq_pollitem_t){NULL, e->fd[s], ZMQ_POLLIN, 0};
                 }
             if (e->fd[AGENT_STDIN] >= 0 && (e->in.len > 0 || e->in_eof)) {
                 owners[n] = e;
                 streams[n] = AGENT_STDIN;
-                items[n++] = (zmq_pollitem_t) {NULL, e->fd[AGENT_STDIN], ZMQ_POLLOUT, 0};
+                items[n++] = (zmq_pollitem_t){NULL, e->fd[AGENT_STDIN], ZMQ_POLLOUT, 0};
             }
         }
-        int ready = zmq_poll (items, (int) n, (long) wait_ms);
+        int ready = zmq_poll (items, (int)n, (long)wait_ms);
         if (ready < 0 && errno != EINTR) {
             lss_log_error ("poll failed", "{s:s}", "error", zmq_strerror (errno));
             goto cleanup;

@@ -8,7 +8,7 @@
 #include "lss_bus.h"
 
 #define AGENT_MAX_EXECS_CAP 256
-#define AGENT_MAX_PEERS 64
+#define AGENT_MAX_PEERS     64
 
 typedef struct {
     char endpoint[512];
@@ -16,9 +16,9 @@ typedef struct {
     size_t root_count;
     agent_exec_conf_t exec;
     int max_execs;
-    int64_t requester_timeout_ms;   /* a requester silent this long loses its executions */
+    int64_t requester_timeout_ms; /* a requester silent this long loses its executions */
     lss_bus_opts_t bus;
-    char src[64];                   /* envelope src, e.g. "agent/sb-abc" */
+    char src[64]; /* envelope src, e.g. "agent/sb-abc" */
 } agent_conf_t;
 
 /*  Defaults: ipc:///run/lss/agent.sock, roots /workspace and /tmp, 32 executions,

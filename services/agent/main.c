@@ -21,12 +21,14 @@
 
 static void s_usage (FILE *out)
 {
-    fprintf (out, "usage: lss-agent [--endpoint EP] [--root /VIRT=DIR]... [--interpreter LANG=PATH]...\n"
-                  "                 [--max-execs N] [--max-output BYTES] [--default-timeout MS]\n"
-                  "                 [--requester-timeout MS] [--src NAME] [--log-level LEVEL]\n"
-                  "defaults: ipc:///run/lss/agent.sock, roots /workspace=/workspace and /tmp=/tmp,\n"
-                  "python, node, bash and sh at their Debian paths, 32 executions, 16 MiB output\n"
-                  "kept per stream, 300000 ms default timeout, 30000 ms requester timeout.\n");
+    fprintf (
+        out,
+        "usage: lss-agent [--endpoint EP] [--root /VIRT=DIR]... [--interpreter LANG=PATH]...\n"
+        "                 [--max-execs N] [--max-output BYTES] [--default-timeout MS]\n"
+        "                 [--requester-timeout MS] [--src NAME] [--log-level LEVEL]\n"
+        "defaults: ipc:///run/lss/agent.sock, roots /workspace=/workspace and /tmp=/tmp,\n"
+        "python, node, bash and sh at their Debian paths, 32 executions, 16 MiB output\n"
+        "kept per stream, 300000 ms default timeout, 30000 ms requester timeout.\n");
 }
 
 static int s_num (const char *flag, const char *text, int64_t min, int64_t max, int64_t *out)
@@ -34,7 +36,7 @@ static int s_num (const char *flag, const char *text, int64_t min, int64_t max, 
     if (lss_parse_int64 (text, min, max, out) == 0)
         return 0;
     fprintf (stderr, "lss-agent: %s needs a whole number in %lld..%lld, not '%s'\n", flag,
-             (long long) min, (long long) max, text);
+             (long long)min, (long long)max, text);
     return -1;
 }
 
@@ -55,13 +57,17 @@ int main (int argc, char **argv)
 
     agent_conf_t conf;
     agent_conf_default (&conf);
-    static const struct option opts[] = {
-        {"endpoint", required_argument, NULL, 'e'},   {"root", required_argument, NULL, 'r'},
-        {"interpreter", required_argument, NULL, 'i'}, {"max-execs", required_argument, NULL, 'm'},
-        {"max-output", required_argument, NULL, 'o'}, {"default-timeout", required_argument, NULL, 't'},
-        {"requester-timeout", required_argument, NULL, 'q'}, {"src", required_argument, NULL, 's'},
-        {"log-level", required_argument, NULL, 'l'},  {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"endpoint", required_argument, NULL, 'e'},
+                                         {"root", required_argument, NULL, 'r'},
+                                         {"interpreter", required_argument, NULL, 'i'},
+                                         {"max-execs", required_argument, NULL, 'm'},
+                                         {"max-output", required_argument, NULL, 'o'},
+                                         {"default-timeout", required_argument, NULL, 't'},
+                                         {"requester-timeout", required_argument, NULL, 'q'},
+                                         {"src", required_argument, NULL, 's'},
+                                         {"log-level", required_argument, NULL, 'l'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     int c;
     int64_t v;
     while ((c = getopt_long (argc, argv, "h", opts, NULL)) != -1) {
@@ -82,14 +88,16 @@ int main (int argc, char **argv)
             break;
         case 'i':
             if (agent_exec_conf_add_interp (&conf.exec, optarg)) {
-                fprintf (stderr, "lss-agent: --interpreter wants LANG=/absolute/path, not '%s'\n", optarg);
+                fprintf (stderr,
+                         "lss-agent: --interpreter wants LANG=/absolute/path, not '%s'\n",
+                         optarg);
                 return 2;
             }
             break;
         case 'm':
             if (s_num ("--max-execs", optarg, 1, AGENT_MAX_EXECS_CAP, &v))
                 return 2;
-            conf.max_execs = (int) v;
+            conf.max_execs = (int)v;
             break;
         case 'o':
             if (s_num ("--max-output", optarg, 1024, 1ll << 40, &v))
@@ -137,13 +145,15 @@ int main (int argc, char **argv)
         conf.roots[conf.root_count++] = "/tmp=/tmp";
     }
     /* Programs start in the first root's directory (/workspace in a sandbox). */
-    snprintf (conf.exec.default_cwd, sizeof conf.exec.default_cwd, "%s", strchr (conf.roots[0], '=') ? strchr (conf.roots[0], '=') + 1 : "/");
+    snprintf (conf.exec.default_cwd, sizeof conf.exec.default_cwd, "%s",
+              strchr (conf.roots[0], '=') ? strchr (conf.roots[0], '=') + 1 : "/");
     /* A private directory for code files, unique even when agents share a /tmp. */
     const char *tmp = getenv ("TMPDIR");
     char code_dir[256];
     snprintf (code_dir, sizeof code_dir, "%s/.lss-exec-XXXXXX", tmp && *tmp ? tmp : "/tmp");
     if (!mkdtemp (code_dir)) {
-        fprintf (stderr, "lss-agent: cannot create a directory for code in %s\n", tmp ? tmp : "/tmp");
+        fprintf (stderr, "lss-agent: cannot create a directory for code in %s\n",
+                 tmp ? tmp : "/tmp");
         return 1;
     }
     snprintf (conf.exec.code_dir, sizeof conf.exec.code_dir, "%s", code_dir);

@@ -20,8 +20,8 @@ lss_sandbox_spec_t *lss_sandbox_agent_spec (const char *id, const char *agent_ho
         return NULL;
     }
     struct stat st;
-    if (!agent_host_path || agent_host_path[0] != '/' || stat (agent_host_path, &st)
-        || !S_ISREG (st.st_mode)) {
+    if (!agent_host_path || agent_host_path[0] != '/' || stat (agent_host_path, &st) ||
+        !S_ISREG (st.st_mode)) {
         snprintf (err, err_size, "agent: %s is not an executable file",
                   agent_host_path ? agent_host_path : "(none)");
         return NULL;
@@ -36,12 +36,13 @@ lss_sandbox_spec_t *lss_sandbox_agent_spec (const char *id, const char *agent_ho
     const char *argv[4 + 2 * 16] = {LSS_SANDBOX_AGENT_PATH, "--endpoint",
                                     LSS_SANDBOX_AGENT_ENDPOINT, "--src", src};
     size_t argc = 5;
-    for (size_t i = 0; interpreters && interpreters[i] && argc + 2 < sizeof argv / sizeof argv[0]; i++) {
+    for (size_t i = 0;
+         interpreters && interpreters[i] && argc + 2 < sizeof argv / sizeof argv[0]; i++) {
         argv[argc++] = "--interpreter";
         argv[argc++] = interpreters[i];
     }
-    if (lss_sandbox_spec_set_argv (spec, argv, argc)
-        || lss_sandbox_spec_add_ro_bind (spec, agent_host_path, LSS_SANDBOX_AGENT_PATH)) {
+    if (lss_sandbox_spec_set_argv (spec, argv, argc) ||
+        lss_sandbox_spec_add_ro_bind (spec, agent_host_path, LSS_SANDBOX_AGENT_PATH)) {
         snprintf (err, err_size, "agent spec exceeds its bounds");
         lss_sandbox_spec_destroy (&spec);
         return NULL;
@@ -52,7 +53,8 @@ lss_sandbox_spec_t *lss_sandbox_agent_spec (const char *id, const char *agent_ho
 int lss_sandbox_agent_endpoint (const char *state_dir, const char *id, char *out, size_t size)
 {
     char path[PATH_MAX];
-    if (lss_fmt (path, sizeof path, "%s/%s/run/agent.sock", state_dir, id) || strlen (path) > 107)
+    if (lss_fmt (path, sizeof path, "%s/%s/run/agent.sock", state_dir, id) ||
+        strlen (path) > 107)
         return -1;
     return lss_fmt (out, size, "ipc://%s", path);
 }
@@ -78,10 +80,11 @@ zsock_t *lss_sandbox_agent_connect (const char *endpoint, int timeout_ms)
         lss_envelope_t env;
         lss_agent_ping_t ping = {.nonce = 1};
         lss_bus_envelope_init (&env, LSS_MSG_agent_ping, NULL, "sandbox_agent", 0, NULL);
-        if (lss_bus_send (sock, NULL, 0, NULL, &env, LSS_MSG_agent_ping, &ping) && errno != EAGAIN)
+        if (lss_bus_send (sock, NULL, 0, NULL, &env, LSS_MSG_agent_ping, &ping) &&
+            errno != EAGAIN)
             break;
         int64_t left = deadline - lss_time_mono_ms ();
-        if (zpoller_wait (poller, (int) (left < 50 ? (left > 0 ? left : 0) : 50))) {
+        if (zpoller_wait (poller, (int)(left < 50 ? (left > 0 ? left : 0) : 50))) {
             lss_envelope_t reply;
             lss_msg_kind_t kind;
             void *body;

@@ -15,7 +15,7 @@
 
 #include "sandbox_spec.h"
 
-#define LSS_SANDBOX_AGENT_PATH "/opt/lss/lss-agent"
+#define LSS_SANDBOX_AGENT_PATH     "/opt/lss/lss-agent"
 #define LSS_SANDBOX_AGENT_ENDPOINT "ipc:///run/lss/agent.sock"
 
 /*  A spec (caller owns) for sandbox id whose init is the agent at agent_host_path, with

@@ -27,7 +27,7 @@ extern char **environ;
 
 typedef struct {
     pid_t pid;
-    int out_fd;          /* child's stdout (read end), -1 if not captured */
+    int out_fd; /* child's stdout (read end), -1 if not captured */
     char buf[65536];
     size_t len;
 } tp_proc_t;
@@ -36,7 +36,7 @@ static inline long long tp_now_ms (void)
 {
     struct timespec ts;
     clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Path of a built program: tp_build_path(out, "bin/lss") → $LSS_BUILD_DIR/bin/lss. */
@@ -78,7 +78,7 @@ static inline int tp_read_line (tp_proc_t *p, char *line, size_t size, int timeo
     for (;;) {
         char *nl = memchr (p->buf, '\n', p->len);
         if (nl) {
-            size_t n = (size_t) (nl - p->buf);
+            size_t n = (size_t)(nl - p->buf);
             size_t copy = n < size - 1 ? n : size - 1;
             memcpy (line, p->buf, copy);
             line[copy] = '\0';
@@ -90,13 +90,13 @@ static inline int tp_read_line (tp_proc_t *p, char *line, size_t size, int timeo
         if (left <= 0 || p->len == sizeof p->buf)
             break;
         struct pollfd pfd = {p->out_fd, POLLIN, 0};
-        if (poll (&pfd, 1, (int) left) <= 0)
+        if (poll (&pfd, 1, (int)left) <= 0)
             continue;
         ssize_t r = read (p->out_fd, p->buf + p->len, sizeof p->buf - p->len);
         if (r == 0)
             break;
         if (r > 0)
-            p->len += (size_t) r;
+            p->len += (size_t)r;
         else if (errno != EAGAIN && errno != EINTR)
             break;
     }

@@ -69,8 +69,7 @@ static CURLcode s_request (CURL *curl, int port, const char *method, const char 
     curl_easy_setopt (curl, CURLOPT_NOSIGNAL, 1L);
     if (strcmp (method, "POST") == 0) {
         curl_easy_setopt (curl, CURLOPT_POSTFIELDS, "a=1&b=2");
-    }
-    else {
+    } else {
         curl_easy_setopt (curl, CURLOPT_HTTPGET, 1L);
     }
     CURLcode rc = curl_easy_perform (curl);
@@ -109,7 +108,7 @@ static bool s_ready_cb (void *arg, char *reason, size_t reason_size)
 
 static void test_health_and_readiness (void **state)
 {
-    (void) state;
+    (void)state;
     s_readiness_t readiness = {false, 0};
     lss_admin_t *admin = lss_admin_new ("127.0.0.1:0", 0, s_ready_cb, &readiness);
     assert_non_null (admin);
@@ -122,17 +121,17 @@ static void test_health_and_readiness (void **state)
     s_reply_t reply = {0};
     s_get (port, "/healthz", &reply);
     assert_int_equal (reply.status, 200);
-    assert_string_equal ((char *) reply.body.data, "ok\n");
+    assert_string_equal ((char *)reply.body.data, "ok\n");
 
     s_get (port, "/readyz", &reply);
     assert_int_equal (reply.status, 503);
-    assert_string_equal ((char *) reply.body.data, "not ready: warming up cache 3/5\n");
+    assert_string_equal ((char *)reply.body.data, "not ready: warming up cache 3/5\n");
     assert_int_equal (atomic_load (&readiness.calls), 1);
 
     atomic_store (&readiness.ready, true);
     s_get (port, "/readyz", &reply);
     assert_int_equal (reply.status, 200);
-    assert_string_equal ((char *) reply.body.data, "ready\n");
+    assert_string_equal ((char *)reply.body.data, "ready\n");
     assert_int_equal (atomic_load (&readiness.calls), 2);
 
     /*  Query strings do not change the route. */
@@ -147,7 +146,7 @@ static void test_health_and_readiness (void **state)
 
 static void test_stall (void **state)
 {
-    (void) state;
+    (void)state;
     const int64_t stall_ms = 200;
     lss_admin_t *admin = lss_admin_new ("127.0.0.1:0", stall_ms, NULL, NULL);
     assert_non_null (admin);
@@ -179,7 +178,7 @@ static void test_stall (void **state)
     }
     assert_true (lss_time_mono_ms () - before > stall_ms); /* 503 only past the limit */
     const char *prefix = "stalled: main loop silent for ";
-    const char *body = (char *) reply.body.data;
+    const char *body = (char *)reply.body.data;
     assert_memory_equal (body, prefix, strlen (prefix));
     char *end;
     long silent = strtol (body + strlen (prefix), &end, 10);
@@ -200,7 +199,7 @@ static void test_stall (void **state)
 
 static void test_metrics_route (void **state)
 {
-    (void) state;
+    (void)state;
     lss_metrics_reset_for_tests ();
     lss_metric_t *c = lss_metrics_counter ("t_admin_things_total", "Things.", NULL);
     lss_metric_inc (c, 3);
@@ -224,7 +223,7 @@ static void test_metrics_route (void **state)
     assert_int_equal (reply.status, 200);
     assert_int_equal (reply.connects, 0); /* keep-alive: the same connection */
     assert_string_equal (reply.content_type, "text/plain; version=0.0.4; charset=utf-8");
-    const char *body = (char *) reply.body.data;
+    const char *body = (char *)reply.body.data;
     assert_true (reply.body.len > 3 * 16384);
     assert_non_null (strstr (body, "\nt_admin_things_total 3\n"));
     assert_non_null (
@@ -248,7 +247,7 @@ static void test_metrics_route (void **state)
 
 static void test_not_found_and_method (void **state)
 {
-    (void) state;
+    (void)state;
     lss_metrics_reset_for_tests ();
     lss_admin_t *admin = lss_admin_new ("127.0.0.1:0", 0, NULL, NULL);
     assert_non_null (admin);
@@ -285,7 +284,7 @@ static void test_not_found_and_method (void **state)
 
 static void test_constructor_failures (void **state)
 {
-    (void) state;
+    (void)state;
     lss_admin_t *first = lss_admin_new ("127.0.0.1:0", 0, NULL, NULL);
     assert_non_null (first);
     char listen[64];

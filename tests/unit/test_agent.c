@@ -38,11 +38,11 @@ static void s_agent_start (agent_t *a, const char *const *extra)
     mkdir (ws, 0700);
     snprintf (root, sizeof root, "/workspace=%s", ws);
     snprintf (a->endpoint, sizeof a->endpoint, "ipc://%s/agent.sock", a->dir);
-    char *argv[32] = {(char *) tp_build_path (path, sizeof path, "bin/lss-agent"), "--endpoint",
+    char *argv[32] = {(char *)tp_build_path (path, sizeof path, "bin/lss-agent"), "--endpoint",
                       a->endpoint, "--root", root};
     int n = 5;
     for (int i = 0; extra && extra[i] && n < 30; i++)
-        argv[n++] = (char *) extra[i];
+        argv[n++] = (char *)extra[i];
     argv[n] = NULL;
     assert_int_equal (tp_spawn (&a->proc, argv, NULL, true), 0);
     char line[512];
@@ -70,7 +70,7 @@ static void s_agent_stop (agent_t *a)
     }
     pid_t pid = fork ();
     if (pid == 0) {
-        execl ("/bin/rm", "rm", "-rf", a->dir, (char *) NULL);
+        execl ("/bin/rm", "rm", "-rf", a->dir, (char *)NULL);
         _exit (127);
     }
     waitpid (pid, NULL, 0);
@@ -78,7 +78,7 @@ static void s_agent_stop (agent_t *a)
 
 static int s_teardown (void **state)
 {
-    (void) state;
+    (void)state;
     zsock_destroy (&s_live_dealer);
     if (s_live_proc.pid > 0)
         tp_kill (&s_live_proc);
@@ -137,15 +137,16 @@ static void s_collect (agent_t *a, result_t *r, int timeout_ms)
         if (left <= 0)
             fail_msg ("execution did not end in %d ms", timeout_ms);
         void *body;
-        lss_msg_kind_t k = s_recv (a, (int) left, &body);
+        lss_msg_kind_t k = s_recv (a, (int)left, &body);
         if (k == LSS_MSG_exec_started) {
             r->started = true;
-            r->pid = ((lss_exec_started_t *) body)->pid;
+            r->pid = ((lss_exec_started_t *)body)->pid;
         } else if (k == LSS_MSG_exec_output) {
             lss_exec_output_t *o = body;
             assert_int_equal (o->seq, r->last_seq + 1);
             r->last_seq = o->seq;
-            lss_buf_append (strcmp (o->stream, "stdout") == 0 ? &r->out : &r->err, o->data.data, o->data.len);
+            lss_buf_append (strcmp (o->stream, "stdout") == 0 ? &r->out : &r->err, o->data.data,
+                            o->data.len);
         } else if (k == LSS_MSG_exec_end) {
             r->end = body;
             continue;
@@ -168,13 +169,14 @@ static void s_result_free (result_t *r)
 
 static void s_shell (agent_t *a, const char *id, const char *cmd, int64_t timeout_ms)
 {
-    lss_exec_start_t req = {.exec_id = (char *) id, .shell = (char *) cmd, .timeout_ms = timeout_ms};
+    lss_exec_start_t req = {
+        .exec_id = (char *)id, .shell = (char *)cmd, .timeout_ms = timeout_ms};
     s_send (a, LSS_MSG_exec_start, &req, NULL);
 }
 
 static void test_exec_basics (void **state)
 {
-    (void) state;
+    (void)state;
     agent_t a;
     s_agent_start (&a, NULL);
     result_t r;
@@ -214,8 +216,8 @@ static void test_exec_basics (void **state)
 
     /* env and cwd */
     char *keys[] = {"GREETING"}, *vals[] = {"bonjour"};
-    lss_exec_start_t envreq = {.exec_id = "e4", .shell = "echo $GREETING; pwd", .cwd = "/tmp",
-                               .env = {keys, vals, 1}};
+    lss_exec_start_t envreq = {
+        .exec_id = "e4", .shell = "echo $GREETING; pwd", .cwd = "/tmp", .env = {keys, vals, 1}};
     s_send (&a, LSS_MSG_exec_start, &envreq, NULL);
     s_collect (&a, &r, 5000);
     assert_int_equal (r.out.len, strlen ("bonjour\n/tmp\n"));
@@ -237,13 +239,14 @@ static void test_exec_basics (void **state)
 
 static void test_code_languages (void **state)
 {
-    (void) state;
+    (void)state;
     agent_t a;
     s_agent_start (&a, NULL);
     result_t r;
-    const char *code = "import sys\nprint(6 * 7)\nprint('oops', file=sys.stderr)\nsys.exit(3)\n";
-    lss_exec_start_t req = {.exec_id = "py", .language = "python",
-                            .code = {(uint8_t *) code, strlen (code)}};
+    const char *code =
+        "import sys\nprint(6 * 7)\nprint('oops', file=sys.stderr)\nsys.exit(3)\n";
+    lss_exec_start_t req = {
+        .exec_id = "py", .language = "python", .code = {(uint8_t *)code, strlen (code)}};
     if (access ("/usr/bin/python3", X_OK) == 0) {
         s_send (&a, LSS_MSG_exec_start, &req, NULL);
         s_collect (&a, &r, 10000);
@@ -253,14 +256,16 @@ static void test_code_languages (void **state)
         s_result_free (&r);
     }
     const char *sh = "for i in 1 2 3; do printf $i; done";
-    lss_exec_start_t bash = {.exec_id = "sh", .language = "bash", .code = {(uint8_t *) sh, strlen (sh)}};
+    lss_exec_start_t bash = {
+        .exec_id = "sh", .language = "bash", .code = {(uint8_t *)sh, strlen (sh)}};
     s_send (&a, LSS_MSG_exec_start, &bash, NULL);
     s_collect (&a, &r, 5000);
     assert_int_equal (r.out.len, 3);
     assert_memory_equal (r.out.data, "123", 3);
     s_result_free (&r);
     /* the code file is gone afterwards */
-    lss_exec_start_t cobol = {.exec_id = "cb", .language = "cobol", .code = {(uint8_t *) "x", 1}};
+    lss_exec_start_t cobol = {
+        .exec_id = "cb", .language = "cobol", .code = {(uint8_t *)"x", 1}};
     s_send (&a, LSS_MSG_exec_start, &cobol, NULL);
     s_collect (&a, &r, 5000);
     assert_non_null (r.error);
@@ -273,16 +278,16 @@ static void test_code_languages (void **state)
 
 static void test_stdin_stream (void **state)
 {
-    (void) state;
+    (void)state;
     agent_t a;
     s_agent_start (&a, NULL);
     char *cat[] = {"cat"};
-    lss_exec_start_t req = {.exec_id = "in", .argv = {cat, 1}, .stdin = {(uint8_t *) "abc", 3},
-                            .stdin_open = true};
+    lss_exec_start_t req = {
+        .exec_id = "in", .argv = {cat, 1}, .stdin = {(uint8_t *)"abc", 3}, .stdin_open = true};
     s_send (&a, LSS_MSG_exec_start, &req, NULL);
-    lss_exec_stdin_t more = {.exec_id = "in", .data = {(uint8_t *) "def", 3}};
+    lss_exec_stdin_t more = {.exec_id = "in", .data = {(uint8_t *)"def", 3}};
     s_send (&a, LSS_MSG_exec_stdin, &more, NULL);
-    lss_exec_stdin_t eof = {.exec_id = "in", .data = {(uint8_t *) "ghi", 3}, .eof = true};
+    lss_exec_stdin_t eof = {.exec_id = "in", .data = {(uint8_t *)"ghi", 3}, .eof = true};
     s_send (&a, LSS_MSG_exec_stdin, &eof, NULL);
     result_t r;
     s_collect (&a, &r, 5000);
@@ -294,7 +299,7 @@ static void test_stdin_stream (void **state)
     s_send (&a, LSS_MSG_exec_stdin, &more, NULL);
     void *b;
     assert_int_equal (s_recv (&a, 5000, &b), LSS_MSG_error);
-    assert_string_equal (((lss_error_t *) b)->code, "not_found");
+    assert_string_equal (((lss_error_t *)b)->code, "not_found");
     lss_proto_body_free (LSS_MSG_error, &b);
     s_agent_stop (&a);
 }
@@ -325,7 +330,7 @@ static bool s_process_with_arg (const char *needle)
 
 static void test_cancel_and_deadline_kill_group (void **state)
 {
-    (void) state;
+    (void)state;
     agent_t a;
     s_agent_start (&a, NULL);
     result_t r;
@@ -352,8 +357,8 @@ static void test_cancel_and_deadline_kill_group (void **state)
     s_result_free (&r);
     /* The backgrounded members of both groups are gone too. */
     long long deadline = tp_now_ms () + 3000;
-    while ((s_process_with_arg ("sleep 31.4159") || s_process_with_arg ("sleep 27.1828"))
-           && tp_now_ms () < deadline)
+    while ((s_process_with_arg ("sleep 31.4159") || s_process_with_arg ("sleep 27.1828")) &&
+           tp_now_ms () < deadline)
         usleep (10000);
     assert_false (s_process_with_arg ("sleep 31.4159"));
     assert_false (s_process_with_arg ("sleep 27.1828"));
@@ -362,10 +367,11 @@ static void test_cancel_and_deadline_kill_group (void **state)
 
 static void test_output_cap (void **state)
 {
-    (void) state;
+    (void)state;
     agent_t a;
     s_agent_start (&a, NULL);
-    lss_exec_start_t req = {.exec_id = "flood", .shell = "head -c 3000000 /dev/zero; echo tail >&2",
+    lss_exec_start_t req = {.exec_id = "flood",
+                            .shell = "head -c 3000000 /dev/zero; echo tail >&2",
                             .max_output = 1000};
     s_send (&a, LSS_MSG_exec_start, &req, NULL);
     result_t r;
@@ -382,7 +388,7 @@ static void test_output_cap (void **state)
 
 static void test_concurrency_limit (void **state)
 {
-    (void) state;
+    (void)state;
     const char *extra[] = {"--max-execs", "2", NULL};
     agent_t a;
     s_agent_start (&a, extra);
@@ -398,8 +404,8 @@ static void test_concurrency_limit (void **state)
         if (k == LSS_MSG_exec_started)
             started++;
         if (k == LSS_MSG_error) {
-            assert_string_equal (((lss_error_t *) b)->code, "limit_exceeded");
-            assert_string_equal (((lss_error_t *) b)->exec_id, "s3");
+            assert_string_equal (((lss_error_t *)b)->code, "limit_exceeded");
+            assert_string_equal (((lss_error_t *)b)->exec_id, "s3");
             limited = true;
         }
         lss_proto_body_free (k, &b);
@@ -408,14 +414,14 @@ static void test_concurrency_limit (void **state)
     s_shell (&a, "s1", "true", 0);
     void *b;
     assert_int_equal (s_recv (&a, 5000, &b), LSS_MSG_error);
-    assert_string_equal (((lss_error_t *) b)->code, "exists");
+    assert_string_equal (((lss_error_t *)b)->code, "exists");
     lss_proto_body_free (LSS_MSG_error, &b);
     s_agent_stop (&a); /* SIGTERM with executions running: ends them, exits 0 */
 }
 
 static void test_requester_silence (void **state)
 {
-    (void) state;
+    (void)state;
     const char *extra[] = {"--requester-timeout", "300", NULL};
     agent_t a;
     s_agent_start (&a, extra);
@@ -436,10 +442,10 @@ static void test_requester_silence (void **state)
         void *b;
         lss_msg_kind_t k = s_recv (&a, 100, &b);
         if (k == LSS_MSG_agent_pong)
-            assert_int_equal (((lss_agent_pong_t *) b)->nonce, 7);
+            assert_int_equal (((lss_agent_pong_t *)b)->nonce, 7);
         if (k == LSS_MSG_exec_end) {
-            assert_false (((lss_exec_end_t *) b)->cancelled);
-            assert_int_equal (((lss_exec_end_t *) b)->exit_code, 0);
+            assert_false (((lss_exec_end_t *)b)->cancelled);
+            assert_int_equal (((lss_exec_end_t *)b)->exit_code, 0);
             done = true;
         }
         lss_proto_body_free (k, &b);
@@ -450,7 +456,7 @@ static void test_requester_silence (void **state)
 
 static void test_credit_flow_control (void **state)
 {
-    (void) state;
+    (void)state;
     agent_t a;
     s_agent_start (&a, NULL);
     lss_exec_start_t req = {.exec_id = "fc", .shell = "head -c 100 /dev/zero", .credit = 10};
@@ -462,8 +468,8 @@ static void test_credit_flow_control (void **state)
     while ((k = s_recv (&a, 300, &b)) != LSS_MSG_NONE) {
         assert_true (k != LSS_MSG_exec_end);
         if (k == LSS_MSG_exec_output) {
-            got += ((lss_exec_output_t *) b)->data.len;
-            s_seq_base = ((lss_exec_output_t *) b)->seq;
+            got += ((lss_exec_output_t *)b)->data.len;
+            s_seq_base = ((lss_exec_output_t *)b)->seq;
         }
         lss_proto_body_free (k, &b);
     }
@@ -480,29 +486,29 @@ static void test_credit_flow_control (void **state)
 
 static void test_bad_requests (void **state)
 {
-    (void) state;
+    (void)state;
     agent_t a;
     s_agent_start (&a, NULL);
     void *b;
     const uint8_t junk[] = {0x93, 0x01};
     zmq_send (zsock_resolve (a.dealer), junk, sizeof junk, 0);
     assert_int_equal (s_recv (&a, 5000, &b), LSS_MSG_error);
-    assert_string_equal (((lss_error_t *) b)->code, "invalid_message");
+    assert_string_equal (((lss_error_t *)b)->code, "invalid_message");
     lss_proto_body_free (LSS_MSG_error, &b);
     /* a reply type sent as a request */
     lss_exec_end_t end = {.exec_id = "x"};
     lss_envelope_t env;
     s_send (&a, LSS_MSG_exec_end, &end, &env);
     assert_int_equal (s_recv (&a, 5000, &b), LSS_MSG_error);
-    assert_string_equal (((lss_error_t *) b)->code, "invalid_request");
-    assert_string_equal (((lss_error_t *) b)->ref, env.id);
+    assert_string_equal (((lss_error_t *)b)->code, "invalid_request");
+    assert_string_equal (((lss_error_t *)b)->ref, env.id);
     lss_proto_body_free (LSS_MSG_error, &b);
     /* argv and shell together */
     char *argv[] = {"true"};
     lss_exec_start_t two = {.exec_id = "two", .argv = {argv, 1}, .shell = "true"};
     s_send (&a, LSS_MSG_exec_start, &two, NULL);
     assert_int_equal (s_recv (&a, 5000, &b), LSS_MSG_error);
-    assert_string_equal (((lss_error_t *) b)->code, "invalid_request");
+    assert_string_equal (((lss_error_t *)b)->code, "invalid_request");
     lss_proto_body_free (LSS_MSG_error, &b);
     /* bad env name, timeout out of range */
     char *keys[] = {"A=B"}, *vals[] = {"c"};
@@ -524,16 +530,16 @@ static void test_bad_requests (void **state)
 
 static void test_files_and_health_over_socket (void **state)
 {
-    (void) state;
+    (void)state;
     agent_t a;
     s_agent_start (&a, NULL);
     void *b;
-    lss_file_write_t wr = {.path = "/workspace/hello.txt", .data = {(uint8_t *) "hi there", 8}};
+    lss_file_write_t wr = {.path = "/workspace/hello.txt", .data = {(uint8_t *)"hi there", 8}};
     lss_envelope_t env;
     s_send (&a, LSS_MSG_file_write, &wr, &env);
     assert_int_equal (s_recv (&a, 5000, &b), LSS_MSG_file_written);
-    assert_string_equal (((lss_file_written_t *) b)->ref, env.id);
-    assert_int_equal (((lss_file_written_t *) b)->size, 8);
+    assert_string_equal (((lss_file_written_t *)b)->ref, env.id);
+    assert_int_equal (((lss_file_written_t *)b)->size, 8);
     lss_proto_body_free (LSS_MSG_file_written, &b);
     /* a program sees the file the file API wrote */
     s_shell (&a, "cat", "cat hello.txt", 0);
@@ -545,7 +551,7 @@ static void test_files_and_health_over_socket (void **state)
     lss_file_read_t rd = {.path = "../../etc/passwd"};
     s_send (&a, LSS_MSG_file_read, &rd, NULL);
     assert_int_equal (s_recv (&a, 5000, &b), LSS_MSG_error);
-    assert_string_equal (((lss_error_t *) b)->code, "forbidden_path");
+    assert_string_equal (((lss_error_t *)b)->code, "forbidden_path");
     lss_proto_body_free (LSS_MSG_error, &b);
     lss_agent_health_t h = {.disk = true};
     s_send (&a, LSS_MSG_agent_health, &h, NULL);
@@ -586,7 +592,7 @@ static int s_zombie_children (pid_t parent)
 
 static void test_orphans_reaped (void **state)
 {
-    (void) state;
+    (void)state;
     agent_t a;
     s_agent_start (&a, NULL);
     result_t r;

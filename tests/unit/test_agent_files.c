@@ -62,7 +62,7 @@ static int s_teardown (void **state)
     snprintf (cmd, sizeof cmd, "%s %s %s", c->ws, c->tmp, c->outside);
     pid_t pid = fork ();
     if (pid == 0) {
-        execl ("/bin/rm", "rm", "-rf", c->ws, c->tmp, c->outside, (char *) NULL);
+        execl ("/bin/rm", "rm", "-rf", c->ws, c->tmp, c->outside, (char *)NULL);
         _exit (127);
     }
     int st;
@@ -94,19 +94,28 @@ static void s_expect_error (ctx_t *c, lss_msg_kind_t kind, const void *req, cons
 static void test_escapes_refused (void **state)
 {
     ctx_t *c = *state;
-    const char *bad[] = {"../secret", "/workspace/../etc/passwd", "a/../../etc", "/etc/passwd",
-                         "/", "/root", "/workspacex/file", "abs-link", "/workspace/dir-link/secret",
-                         "rel-link", "dir-link"};
+    const char *bad[] = {"../secret",
+                         "/workspace/../etc/passwd",
+                         "a/../../etc",
+                         "/etc/passwd",
+                         "/",
+                         "/root",
+                         "/workspacex/file",
+                         "abs-link",
+                         "/workspace/dir-link/secret",
+                         "rel-link",
+                         "dir-link"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        lss_file_read_t rd = {.path = (char *) bad[i]};
+        lss_file_read_t rd = {.path = (char *)bad[i]};
         s_expect_error (c, LSS_MSG_file_read, &rd, "forbidden_path");
-        lss_file_write_t wr = {.path = (char *) bad[i], .data = {(uint8_t *) "x", 1}};
-        if (strcmp (bad[i], "dir-link") != 0) /* that one is a symlink to a dir: is refused too */
+        lss_file_write_t wr = {.path = (char *)bad[i], .data = {(uint8_t *)"x", 1}};
+        if (strcmp (bad[i], "dir-link") !=
+            0) /* that one is a symlink to a dir: is refused too */
             s_expect_error (c, LSS_MSG_file_write, &wr, "forbidden_path");
     }
     lss_file_list_t ls = {.path = "dir-link"};
     s_expect_error (c, LSS_MSG_file_list, &ls, "forbidden_path");
-    lss_file_write_t wr = {.path = "dir-link/new", .data = {(uint8_t *) "x", 1}};
+    lss_file_write_t wr = {.path = "dir-link/new", .data = {(uint8_t *)"x", 1}};
     s_expect_error (c, LSS_MSG_file_write, &wr, "forbidden_path");
     lss_file_mkdir_t mk = {.path = "dir-link/sub", .parents = true};
     s_expect_error (c, LSS_MSG_file_mkdir, &mk, "forbidden_path");
@@ -132,13 +141,14 @@ static void test_write_read_list_delete (void **state)
     lss_msg_kind_t rk;
     agent_err_t err;
     /* write without parents fails, with parents succeeds; leading slash or not is the same */
-    lss_file_write_t wr = {.path = "a/b/c.txt", .data = {(uint8_t *) "hello", 5}, .truncate = true};
+    lss_file_write_t wr = {
+        .path = "a/b/c.txt", .data = {(uint8_t *)"hello", 5}, .truncate = true};
     s_expect_error (c, LSS_MSG_file_write, &wr, "not_found");
     wr.parents = true;
     assert_int_equal (s_do (c, LSS_MSG_file_write, &wr, &rep, &rk, &err), 0);
     assert_int_equal (rk, LSS_MSG_file_written);
-    assert_string_equal (((lss_file_written_t *) rep)->path, "/workspace/a/b/c.txt");
-    assert_int_equal (((lss_file_written_t *) rep)->size, 5);
+    assert_string_equal (((lss_file_written_t *)rep)->path, "/workspace/a/b/c.txt");
+    assert_int_equal (((lss_file_written_t *)rep)->size, 5);
     lss_proto_body_free (rk, &rep);
     lss_file_read_t rd = {.path = "/workspace/a/b/c.txt"};
     assert_int_equal (s_do (c, LSS_MSG_file_read, &rd, &rep, &rk, &err), 0);
@@ -151,20 +161,21 @@ static void test_write_read_list_delete (void **state)
     /* list */
     lss_file_list_t ls = {.path = "/workspace/a/b"};
     assert_int_equal (s_do (c, LSS_MSG_file_list, &ls, &rep, &rk, &err), 0);
-    json_t *entries = ((lss_file_entries_t *) rep)->entries;
+    json_t *entries = ((lss_file_entries_t *)rep)->entries;
     assert_int_equal (json_array_size (entries), 1);
     json_t *e0 = json_array_get (entries, 0);
     assert_string_equal (json_string_value (json_object_get (e0, "name")), "c.txt");
-    assert_string_equal (json_string_value (json_object_get (e0, "path")), "/workspace/a/b/c.txt");
+    assert_string_equal (json_string_value (json_object_get (e0, "path")),
+                         "/workspace/a/b/c.txt");
     assert_int_equal (json_integer_value (json_object_get (e0, "size")), 5);
     assert_false (json_is_true (json_object_get (e0, "isDir")));
     lss_proto_body_free (rk, &rep);
     /* stat of a directory; /tmp root works too */
     lss_file_stat_t st = {.path = "a"};
     assert_int_equal (s_do (c, LSS_MSG_file_stat, &st, &rep, &rk, &err), 0);
-    assert_true (((lss_file_info_t *) rep)->is_dir);
+    assert_true (((lss_file_info_t *)rep)->is_dir);
     lss_proto_body_free (rk, &rep);
-    lss_file_write_t wt = {.path = "/tmp/x", .data = {(uint8_t *) "1", 1}};
+    lss_file_write_t wt = {.path = "/tmp/x", .data = {(uint8_t *)"1", 1}};
     assert_int_equal (s_do (c, LSS_MSG_file_write, &wt, &rep, &rk, &err), 0);
     lss_proto_body_free (rk, &rep);
     char path[600];
@@ -196,24 +207,27 @@ static void test_binary_chunks (void **state)
     size_t size = 3 * 1024 * 1024 + 12345;
     uint8_t *data = malloc (size);
     for (size_t i = 0; i < size; i++)
-        data[i] = (uint8_t) (i * 131 + (i >> 8));
+        data[i] = (uint8_t)(i * 131 + (i >> 8));
     void *rep;
     lss_msg_kind_t rk;
     agent_err_t err;
     size_t chunk = 1 << 20;
     for (size_t off = 0; off < size; off += chunk) {
         size_t n = size - off < chunk ? size - off : chunk;
-        lss_file_write_t wr = {.path = "bin/blob", .offset = (int64_t) off, .data = {data + off, n},
-                               .truncate = off == 0, .parents = true};
+        lss_file_write_t wr = {.path = "bin/blob",
+                               .offset = (int64_t)off,
+                               .data = {data + off, n},
+                               .truncate = off == 0,
+                               .parents = true};
         assert_int_equal (s_do (c, LSS_MSG_file_write, &wr, &rep, &rk, &err), 0);
-        assert_int_equal (((lss_file_written_t *) rep)->size, (int64_t) (off + n));
+        assert_int_equal (((lss_file_written_t *)rep)->size, (int64_t)(off + n));
         lss_proto_body_free (rk, &rep);
     }
     uint8_t *back = malloc (size);
     size_t got = 0;
     bool eof = false;
     while (!eof) {
-        lss_file_read_t rd = {.path = "bin/blob", .offset = (int64_t) got};
+        lss_file_read_t rd = {.path = "bin/blob", .offset = (int64_t)got};
         assert_int_equal (s_do (c, LSS_MSG_file_read, &rd, &rep, &rk, &err), 0);
         lss_file_data_t *d = rep;
         assert_true (d->data.len <= AGENT_FILES_CHUNK);
@@ -225,9 +239,9 @@ static void test_binary_chunks (void **state)
     assert_int_equal (got, size);
     assert_memory_equal (back, data, size);
     /* truncate=true replaces the file */
-    lss_file_write_t wr = {.path = "bin/blob", .data = {(uint8_t *) "z", 1}, .truncate = true};
+    lss_file_write_t wr = {.path = "bin/blob", .data = {(uint8_t *)"z", 1}, .truncate = true};
     assert_int_equal (s_do (c, LSS_MSG_file_write, &wr, &rep, &rk, &err), 0);
-    assert_int_equal (((lss_file_written_t *) rep)->size, 1);
+    assert_int_equal (((lss_file_written_t *)rep)->size, 1);
     lss_proto_body_free (rk, &rep);
     assert_true (agent_files_disk_usage (c->files, 0, 1000) > 0);
     free (data);
@@ -236,7 +250,7 @@ static void test_binary_chunks (void **state)
 
 static void test_bad_roots (void **state)
 {
-    (void) state;
+    (void)state;
     agent_err_t err = {0};
     const char *r1[] = {"workspace=/tmp"};
     assert_null (agent_files_new (r1, 1, &err));

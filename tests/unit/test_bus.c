@@ -27,13 +27,13 @@ static int s_recv_deadline (zsock_t *sock, int timeout_ms, zframe_t **route, cha
 
 static void test_pubsub_two_processes (void **state)
 {
-    (void) state;
+    (void)state;
     zsock_t *sub = lss_bus_socket_new (ZMQ_SUB, "@tcp://127.0.0.1:*", NULL);
     assert_non_null (sub);
     zsock_set_subscribe (sub, "exec.output.");
     char endpoint[256], path[PATH_MAX];
     snprintf (endpoint, sizeof endpoint, "%s", zsock_endpoint (sub));
-    char *argv[] = {(char *) tp_build_path (path, sizeof path, "test/helpers/bus_peer"), "pub",
+    char *argv[] = {(char *)tp_build_path (path, sizeof path, "test/helpers/bus_peer"), "pub",
                     endpoint, NULL};
     tp_proc_t peer;
     assert_int_equal (tp_spawn (&peer, argv, NULL, false), 0);
@@ -43,8 +43,8 @@ static void test_pubsub_two_processes (void **state)
         lss_envelope_t env;
         lss_msg_kind_t kind;
         void *body;
-        int rc = s_recv_deadline (sub, 10000, NULL, topic, sizeof topic, &env, &kind, &body, err,
-                                  sizeof err);
+        int rc = s_recv_deadline (sub, 10000, NULL, topic, sizeof topic, &env, &kind, &body,
+                                  err, sizeof err);
         if (rc)
             fail_msg ("receive %d failed: rc %d %s", got, rc, err);
         assert_string_equal (topic, "exec.output.e-pub");
@@ -52,14 +52,14 @@ static void test_pubsub_two_processes (void **state)
         assert_string_equal (env.src, "bus_peer/pub");
         assert_string_equal (env.trace, "trace-pub");
         lss_exec_output_t *out = body;
-        assert_int_equal ((uint64_t) out->seq, env.seq); /* both count from 1 together */
+        assert_int_equal ((uint64_t)out->seq, env.seq); /* both count from 1 together */
         if (last)
             assert_int_equal (env.seq, last + 1); /* no gaps between two live peers */
         last = env.seq;
         char want[32];
-        int n = snprintf (want, sizeof want, "chunk %llu", (unsigned long long) env.seq);
-        assert_int_equal (out->data.len, (size_t) n);
-        assert_memory_equal (out->data.data, want, (size_t) n);
+        int n = snprintf (want, sizeof want, "chunk %llu", (unsigned long long)env.seq);
+        assert_int_equal (out->data.len, (size_t)n);
+        assert_memory_equal (out->data.data, want, (size_t)n);
         lss_proto_body_free (kind, &body);
     }
     kill (peer.pid, SIGTERM);
@@ -91,9 +91,10 @@ static void *s_expect (zsock_t *sock, lss_msg_kind_t want)
 
 static void test_router_dealer_two_processes (void **state)
 {
-    (void) state;
+    (void)state;
     char path[PATH_MAX], line[512];
-    char *argv[] = {(char *) tp_build_path (path, sizeof path, "test/helpers/bus_peer"), "router", NULL};
+    char *argv[] = {(char *)tp_build_path (path, sizeof path, "test/helpers/bus_peer"),
+                    "router", NULL};
     tp_proc_t peer;
     assert_int_equal (tp_spawn (&peer, argv, NULL, true), 0);
     assert_int_equal (tp_read_line (&peer, line, sizeof line, 10000), 0);
@@ -108,8 +109,8 @@ static void test_router_dealer_two_processes (void **state)
     lss_envelope_t env;
     s_send (dealer, LSS_MSG_exec_start, &req, &env);
     void *b = s_expect (dealer, LSS_MSG_exec_started);
-    assert_string_equal (((lss_exec_started_t *) b)->exec_id, "e1");
-    assert_int_equal (((lss_exec_started_t *) b)->pid, 42);
+    assert_string_equal (((lss_exec_started_t *)b)->exec_id, "e1");
+    assert_int_equal (((lss_exec_started_t *)b)->pid, 42);
     lss_proto_body_free (LSS_MSG_exec_started, &b);
     b = s_expect (dealer, LSS_MSG_exec_output);
     lss_exec_output_t *out = b;
@@ -117,21 +118,22 @@ static void test_router_dealer_two_processes (void **state)
     assert_memory_equal (out->data.data, "ran /bin/true", out->data.len);
     lss_proto_body_free (LSS_MSG_exec_output, &b);
     b = s_expect (dealer, LSS_MSG_exec_end);
-    assert_int_equal (((lss_exec_end_t *) b)->exit_code, 3);
+    assert_int_equal (((lss_exec_end_t *)b)->exit_code, 3);
     lss_proto_body_free (LSS_MSG_exec_end, &b);
 
     /* Garbage gets an error reply, and the peer keeps serving. */
     const uint8_t junk[] = {0xdd, 0xff, 0xff, 0xff, 0xff};
-    assert_int_equal (zmq_send (zsock_resolve (dealer), junk, sizeof junk, 0), (int) sizeof junk);
+    assert_int_equal (zmq_send (zsock_resolve (dealer), junk, sizeof junk, 0),
+                      (int)sizeof junk);
     b = s_expect (dealer, LSS_MSG_error);
-    assert_string_equal (((lss_error_t *) b)->code, "invalid_message");
-    assert_non_null (strstr (((lss_error_t *) b)->message, "elements"));
+    assert_string_equal (((lss_error_t *)b)->code, "invalid_message");
+    assert_non_null (strstr (((lss_error_t *)b)->message, "elements"));
     lss_proto_body_free (LSS_MSG_error, &b);
 
     lss_exec_cancel_t quit = {.exec_id = "quit"};
     s_send (dealer, LSS_MSG_exec_cancel, &quit, &env);
     b = s_expect (dealer, LSS_MSG_ok);
-    assert_string_equal (((lss_ok_t *) b)->ref, env.id);
+    assert_string_equal (((lss_ok_t *)b)->ref, env.id);
     lss_proto_body_free (LSS_MSG_ok, &b);
     int status = tp_wait (&peer, 5000);
     assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 0);
@@ -141,23 +143,35 @@ static void test_router_dealer_two_processes (void **state)
 static void s_publish (zsock_t *pub, uint64_t seq)
 {
     char data[32];
-    int n = snprintf (data, sizeof data, "out %llu", (unsigned long long) seq);
-    lss_exec_output_t out = {.exec_id = "e9", .stream = "stderr", .seq = (int64_t) seq,
-                             .data = {(uint8_t *) data, (size_t) n}};
+    int n = snprintf (data, sizeof data, "out %llu", (unsigned long long)seq);
+    lss_exec_output_t out = {.exec_id = "e9",
+                             .stream = "stderr",
+                             .seq = (int64_t)seq,
+                             .data = {(uint8_t *)data, (size_t)n}};
     lss_envelope_t env;
-    assert_int_equal (lss_bus_envelope_init (&env, LSS_MSG_exec_output, NULL, "test/tap", seq, "tr-1"), 0);
-    assert_int_equal (lss_bus_send (pub, NULL, 0, "exec.output.e9", &env, LSS_MSG_exec_output, &out), 0);
+    assert_int_equal (
+        lss_bus_envelope_init (&env, LSS_MSG_exec_output, NULL, "test/tap", seq, "tr-1"), 0);
+    assert_int_equal (
+        lss_bus_send (pub, NULL, 0, "exec.output.e9", &env, LSS_MSG_exec_output, &out), 0);
 }
 
 static void test_tap_against_publisher (void **state)
 {
-    (void) state;
+    (void)state;
     zsock_t *pub = lss_bus_socket_new (ZMQ_PUB, "@tcp://127.0.0.1:*", NULL);
     assert_non_null (pub);
     char endpoint[256], path[PATH_MAX], line[65536];
     snprintf (endpoint, sizeof endpoint, "%s", zsock_endpoint (pub));
-    char *argv[] = {(char *) tp_build_path (path, sizeof path, "bin/lss"), "tap", endpoint,
-                    "--topic", "exec.", "--count", "12", "--timeout", "30", NULL};
+    char *argv[] = {(char *)tp_build_path (path, sizeof path, "bin/lss"),
+                    "tap",
+                    endpoint,
+                    "--topic",
+                    "exec.",
+                    "--count",
+                    "12",
+                    "--timeout",
+                    "30",
+                    NULL};
     tp_proc_t tap;
     assert_int_equal (tp_spawn (&tap, argv, NULL, true), 0);
 
@@ -195,8 +209,8 @@ static void test_tap_against_publisher (void **state)
     msgpack_packer pk;
     msgpack_packer_init (&pk, &sb, msgpack_sbuffer_write);
     msgpack_pack_map (&pk, 7);
-    const char *kv[] = {"v", NULL, "type", "exec.output", "id", "x1", "seq", NULL, "src", "other",
-                        "ts", NULL, "body", NULL};
+    const char *kv[] = {"v",  NULL,  "type",  "exec.output", "id", "x1",   "seq",
+                        NULL, "src", "other", "ts",          NULL, "body", NULL};
     for (int i = 0; i < 14; i += 2) {
         msgpack_pack_str (&pk, strlen (kv[i]));
         msgpack_pack_str_body (&pk, kv[i], strlen (kv[i]));
@@ -216,8 +230,9 @@ static void test_tap_against_publisher (void **state)
     for (int i = 0; i < 2000 && !eof; i++) {
         if (tp_read_line (&tap, line, sizeof line, 20) != 0) {
             siginfo_t info = {0}; /* peek, do not reap: tp_wait reaps below */
-            if ((waitid (P_PID, (id_t) tap.pid, &info, WEXITED | WNOHANG | WNOWAIT) == 0
-                 && info.si_pid != 0) || i > 1500)
+            if ((waitid (P_PID, (id_t)tap.pid, &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+                 info.si_pid != 0) ||
+                i > 1500)
                 eof = true;
             else
                 s_publish (pub, ++seq);
@@ -234,8 +249,10 @@ static void test_tap_against_publisher (void **state)
             saw_gap = true;
         }
         if (e && strcmp (e, "undecodable") == 0) {
-            assert_string_equal (json_string_value (json_object_get (o, "topic")), "exec.garbage");
-            assert_non_null (strstr (json_string_value (json_object_get (o, "reason")), "0xc1"));
+            assert_string_equal (json_string_value (json_object_get (o, "topic")),
+                                 "exec.garbage");
+            assert_non_null (
+                strstr (json_string_value (json_object_get (o, "reason")), "0xc1"));
             saw_garbage = true;
         }
         const char *inv = json_string_value (json_object_get (o, "invalid"));
@@ -255,9 +272,10 @@ static void test_tap_against_publisher (void **state)
 
 static void test_tap_usage_and_timeout (void **state)
 {
-    (void) state;
+    (void)state;
     char path[PATH_MAX];
-    char *bad[] = {(char *) tp_build_path (path, sizeof path, "bin/lss"), "tap", "--count", "zero", NULL};
+    char *bad[] = {(char *)tp_build_path (path, sizeof path, "bin/lss"), "tap", "--count",
+                   "zero", NULL};
     tp_proc_t p;
     assert_int_equal (tp_spawn (&p, bad, NULL, false), 0);
     int status = tp_wait (&p, 5000);

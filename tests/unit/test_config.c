@@ -54,16 +54,16 @@ typedef struct {
 
 static int group_setup (void **state)
 {
-    (void) state;
+    (void)state;
     lss_log_init ("test_config", LSS_LOG_WARN);
     /* Collect first, then unset: unsetenv while walking environ would skip entries. */
     char *names[256];
     size_t n = 0;
     for (char **e = environ; *e && n < 256; e++) {
         const char *eq = strchr (*e, '=');
-        if (strncmp (*e, "LSS_", 4) == 0 && eq && strncmp (*e, "LSS_BUILD_DIR=", 14) != 0
-            && strncmp (*e, "LSS_ROOT=", 9) != 0)
-            names[n++] = strndup (*e, (size_t) (eq - *e));
+        if (strncmp (*e, "LSS_", 4) == 0 && eq && strncmp (*e, "LSS_BUILD_DIR=", 14) != 0 &&
+            strncmp (*e, "LSS_ROOT=", 9) != 0)
+            names[n++] = strndup (*e, (size_t)(eq - *e));
     }
     for (size_t i = 0; i < n; i++) {
         unsetenv (names[i]);
@@ -103,7 +103,7 @@ static void write_file_n (fixture_t *f, const char *text, size_t len)
     snprintf (f->path, sizeof f->path, "/tmp/lss-config-test-XXXXXX");
     int fd = mkstemp (f->path);
     assert_true (fd >= 0);
-    assert_int_equal (write (fd, text, len), (ssize_t) len);
+    assert_int_equal (write (fd, text, len), (ssize_t)len);
     close (fd);
 }
 
@@ -491,7 +491,7 @@ static lss_config_t *new_quietly (const lss_config_spec_t *spec, size_t count)
 
 static void test_spec_checks (void **state)
 {
-    (void) state;
+    (void)state;
     static const lss_config_spec_t bad_default[] = {
         {"a", LSS_CFG_INT, "12", 0, 10, 0, "default above max"}};
     static const lss_config_spec_t bad_syntax[] = {
@@ -527,13 +527,13 @@ static bool aborts (const lss_config_t *cfg, int which)
         FILE *devnull = fopen ("/dev/null", "w");
         lss_log_set_stream (devnull);
         if (which == 0)
-            (void) lss_config_int (cfg, "no.such.key");
+            (void)lss_config_int (cfg, "no.such.key");
         else if (which == 1)
-            (void) lss_config_bool (cfg, "count");
+            (void)lss_config_bool (cfg, "count");
         else if (which == 2)
-            (void) lss_config_str (cfg, "enabled");
+            (void)lss_config_str (cfg, "enabled");
         else
-            (void) lss_config_int (cfg, "bus.timeout"); /* fine: durations are int64 */
+            (void)lss_config_int (cfg, "bus.timeout"); /* fine: durations are int64 */
         _exit (0);
     }
     int status;
@@ -554,7 +554,7 @@ static void test_getter_misuse (void **state)
 
 static void test_settings_table (void **state)
 {
-    (void) state;
+    (void)state;
     lss_config_t *cfg = new_quietly (lss_settings, lss_settings_count);
     assert_non_null (cfg); /* every default parses within its bounds */
     char err[256];

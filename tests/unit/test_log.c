@@ -84,7 +84,7 @@ static const char *str_at (const json_t *obj, const char *key)
 
 static int setup (void **state)
 {
-    (void) state;
+    (void)state;
     lss_log_init ("test_log", LSS_LOG_DEBUG);
     lss_log_set_trace (NULL);
     return 0;
@@ -94,7 +94,7 @@ static int setup (void **state)
 
 static void test_key_rule (void **state)
 {
-    (void) state;
+    (void)state;
     static const char *const secret[] = {
         "password",   "DB_PASSWORD",   "passwd",      "client_secret", "accessToken",
         "max_tokens", "Authorization", "credentials", "apikey",        "X-Api-Key",
@@ -119,7 +119,7 @@ static void test_key_rule (void **state)
 
 static void test_mask_nested (void **state)
 {
-    (void) state;
+    (void)state;
     json_t *in = json_pack (
         "{s:s, s:s, s:i, s:{s:s, s:s, s:{s:{s:i}}}, s:[{s:s, s:i}, s, {s:s, s:{s:s}}]}", "user",
         "bob", "password", "hunter2", "Token", 5, "nested", "Api_Key", "abc", "ok", "fine",
@@ -156,7 +156,7 @@ static void test_mask_nested (void **state)
 
 static void test_mask_values (void **state)
 {
-    (void) state;
+    (void)state;
     json_t *in = json_pack ("{s:s, s:s, s:[s, s, s, s, s], s:i}", "note", "lsp_abc123", "hdr",
                             "bearer xyz", "arr", "Bearer abc", "lsp_", "lspx_no", "x lsp_abc",
                             "Bearerish", "n", 7);
@@ -184,7 +184,7 @@ static void test_mask_values (void **state)
 
 static void test_line_format (void **state)
 {
-    (void) state;
+    (void)state;
     lss_log_init ("svc-test", LSS_LOG_DEBUG);
     lss_log_set_trace ("req-1");
     int64_t before = lss_time_now_ms ();
@@ -260,13 +260,13 @@ static void test_line_format (void **state)
 
 static void *s_trace_reader (void *arg)
 {
-    (void) arg;
-    return (void *) (uintptr_t) strlen (lss_log_trace ());
+    (void)arg;
+    return (void *)(uintptr_t)strlen (lss_log_trace ());
 }
 
 static void test_trace (void **state)
 {
-    (void) state;
+    (void)state;
     assert_string_equal (lss_log_trace (), "");
     char long_trace[301];
     memset (long_trace, 't', 300);
@@ -280,7 +280,7 @@ static void test_trace (void **state)
     void *len;
     assert_int_equal (pthread_create (&thread, NULL, s_trace_reader, NULL), 0);
     assert_int_equal (pthread_join (thread, &len), 0);
-    assert_int_equal ((uintptr_t) len, 0);
+    assert_int_equal ((uintptr_t)len, 0);
     assert_int_equal (strlen (lss_log_trace ()), 128);
 
     lss_log_set_trace ("abc");
@@ -293,7 +293,7 @@ static void test_trace (void **state)
 
 static void test_levels (void **state)
 {
-    (void) state;
+    (void)state;
     lss_log_level_t level = LSS_LOG_ERROR;
     assert_int_equal (lss_log_parse_level ("debug", &level), 0);
     assert_int_equal (level, LSS_LOG_DEBUG);
@@ -329,7 +329,7 @@ static void test_levels (void **state)
 
 static void test_bad_format (void **state)
 {
-    (void) state;
+    (void)state;
     json_t *line;
     CAPTURE_ONE (line, lss_log_info ("unbalanced", "{s:i", "a", 1));
     assert_string_equal (str_at (line, "msg"), "unbalanced");
@@ -338,7 +338,7 @@ static void test_bad_format (void **state)
     assert_true (strlen (str_at (fields, "fields_error")) > 0);
     json_decref (line);
 
-    CAPTURE_ONE (line, lss_log_info ("null string", "{s:s}", "name", (const char *) NULL));
+    CAPTURE_ONE (line, lss_log_info ("null string", "{s:s}", "name", (const char *)NULL));
     assert_true (strlen (str_at (json_object_get (line, "fields"), "fields_error")) > 0);
     json_decref (line);
 
@@ -350,7 +350,7 @@ static void test_bad_format (void **state)
 
 static void test_truncation (void **state)
 {
-    (void) state;
+    (void)state;
     size_t big_len = 100000;
     char *big = malloc (big_len + 1);
     assert_non_null (big);
@@ -416,12 +416,12 @@ static void test_truncation (void **state)
 
 /* ------------------------------------------------------------------ concurrency */
 
-#define THREADS 4
+#define THREADS          4
 #define LINES_PER_THREAD 500
 
 static void *s_writer (void *arg)
 {
-    int id = (int) (intptr_t) arg;
+    int id = (int)(intptr_t)arg;
     char payload[2048];
     memset (payload, 'a' + id, sizeof payload - 1);
     payload[sizeof payload - 1] = '\0';
@@ -435,14 +435,13 @@ static void *s_writer (void *arg)
 
 static void test_concurrent (void **state)
 {
-    (void) state;
+    (void)state;
     FILE *file = tmpfile ();
     assert_non_null (file);
     lss_log_set_stream (file);
     pthread_t threads[THREADS];
     for (int t = 0; t < THREADS; t++)
-        assert_int_equal (pthread_create (&threads[t], NULL, s_writer, (void *) (intptr_t) t),
-                          0);
+        assert_int_equal (pthread_create (&threads[t], NULL, s_writer, (void *)(intptr_t)t), 0);
     for (int t = 0; t < THREADS; t++)
         assert_int_equal (pthread_join (threads[t], NULL), 0);
     lss_log_set_stream (NULL);
@@ -461,8 +460,8 @@ static void test_concurrent (void **state)
         if (!line)
             fail_msg ("line %d is not whole JSON: %s", lines, error.text);
         json_t *fields = json_object_get (line, "fields");
-        int id = (int) json_integer_value (json_object_get (fields, "thread"));
-        int seq = (int) json_integer_value (json_object_get (fields, "seq"));
+        int id = (int)json_integer_value (json_object_get (fields, "thread"));
+        int seq = (int)json_integer_value (json_object_get (fields, "seq"));
         assert_in_range (id, 0, THREADS - 1);
         assert_in_range (seq, 0, LINES_PER_THREAD - 1);
         assert_false (seen[id][seq]);

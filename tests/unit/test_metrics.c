@@ -19,14 +19,14 @@
 
 static int s_setup (void **state)
 {
-    (void) state;
+    (void)state;
     lss_metrics_reset_for_tests ();
     return 0;
 }
 
 static int s_teardown (void **state)
 {
-    (void) state;
+    (void)state;
     lss_metrics_reset_for_tests ();
     return 0;
 }
@@ -90,7 +90,7 @@ static size_t s_check_lines (const char *text)
         const char *nl = strchr (p, '\n');
         assert_non_null (nl);
         char line[8192];
-        size_t len = (size_t) (nl - p);
+        size_t len = (size_t)(nl - p);
         assert_true (len < sizeof line);
         memcpy (line, p, len);
         line[len] = '\0';
@@ -115,7 +115,7 @@ static char *s_block (const char *text, const char *name)
     if (!start)
         return NULL;
     const char *end = strstr (start + 1, "# HELP ");
-    size_t len = end ? (size_t) (end - start) : strlen (start);
+    size_t len = end ? (size_t)(end - start) : strlen (start);
     char *block = malloc (len + 1);
     assert_non_null (block);
     memcpy (block, start, len);
@@ -137,7 +137,7 @@ static void s_expect_block (const char *name, const char *expected)
 
 static void test_counter_render (void **state)
 {
-    (void) state;
+    (void)state;
     lss_metric_t *c = lss_metrics_counter ("t_requests_total", "Requests served.", NULL);
     s_expect_block ("t_requests_total", "# HELP t_requests_total Requests served.\n"
                                         "# TYPE t_requests_total counter\n"
@@ -162,7 +162,7 @@ static void test_counter_render (void **state)
 
 static void test_gauge_render (void **state)
 {
-    (void) state;
+    (void)state;
     lss_metric_t *g = lss_metrics_gauge ("t_queue_depth", "Items queued.", "queue");
     lss_metric_set (g, 7, "work");
     lss_metric_inc (g, -2, "work");
@@ -197,7 +197,7 @@ static void test_gauge_render (void **state)
 
 static void test_histogram_buckets (void **state)
 {
-    (void) state;
+    (void)state;
     const double bounds[] = {1, 2, 5};
     lss_metric_t *h = lss_metrics_histogram ("t_size", "Sizes.", NULL, bounds, 3);
     lss_metric_observe (h, 1);   /* equal to a bound: lands in it */
@@ -245,16 +245,15 @@ static void test_histogram_buckets (void **state)
 
 static void test_labels_and_escaping (void **state)
 {
-    (void) state;
-    lss_metric_t *c =
-        lss_metrics_counter ("t_events_total", "Events.\nSecond line with a \\ backslash.",
-                             "path,msg");
+    (void)state;
+    lss_metric_t *c = lss_metrics_counter (
+        "t_events_total", "Events.\nSecond line with a \\ backslash.", "path,msg");
     lss_metric_inc (c, 1, "a\"b", "c\\d\ne");
     lss_metric_inc (c, 1, "a\"b", "c\\d\ne"); /* same child */
     const char *none = NULL;
-    lss_metric_inc (c, 1, none, "");          /* NULL is "" */
-    lss_metric_inc (c, 1, "", none);          /* the same child */
-    lss_metric_inc (c, 1, "a", "b");          /* ("a","b") and ("ab","") differ */
+    lss_metric_inc (c, 1, none, ""); /* NULL is "" */
+    lss_metric_inc (c, 1, "", none); /* the same child */
+    lss_metric_inc (c, 1, "a", "b"); /* ("a","b") and ("ab","") differ */
     lss_metric_inc (c, 1, "ab", "");
     lss_metric_inc (c, 1, "bad\xff\xc3_utf8", "ok\xc3\xa9"); /* invalid bytes become '?' */
     s_expect_block ("t_events_total",
@@ -294,7 +293,7 @@ static void test_labels_and_escaping (void **state)
 
 static void test_children_cap (void **state)
 {
-    (void) state;
+    (void)state;
     lss_metric_t *c = lss_metrics_counter ("t_capped_total", "Capped.", "id");
     char id[32];
     for (int i = 0; i < LSS_METRICS_MAX_CHILDREN + 5; i++) {
@@ -324,7 +323,7 @@ static void test_children_cap (void **state)
 
 static void test_family_cap (void **state)
 {
-    (void) state;
+    (void)state;
     char name[64];
     lss_metric_t *last = NULL;
     /*  lss_metrics_dropped_total is one of the families. */
@@ -354,7 +353,7 @@ typedef struct {
     int id;
 } s_worker_t;
 
-#define S_THREADS 4
+#define S_THREADS    4
 #define S_ITERATIONS 100000
 
 static void *s_worker (void *arg)
@@ -365,19 +364,19 @@ static void *s_worker (void *arg)
         lss_metric_inc (w->plain, 1);
         lss_metric_inc (w->labelled, 1, mine);
         lss_metric_inc (w->labelled, 0.5, "shared");
-        lss_metric_observe (w->hist, (double) (i % 3));
+        lss_metric_observe (w->hist, (double)(i % 3));
     }
     return NULL;
 }
 
 static void test_concurrent_updates (void **state)
 {
-    (void) state;
+    (void)state;
     const double bounds[] = {0, 1};
     s_worker_t workers[S_THREADS];
     pthread_t threads[S_THREADS];
     for (int i = 0; i < S_THREADS; i++) {
-        workers[i] = (s_worker_t) {
+        workers[i] = (s_worker_t){
             .plain = lss_metrics_counter ("t_plain_total", "Plain.", NULL),
             .labelled = lss_metrics_counter ("t_labelled_total", "Labelled.", "who"),
             .hist = lss_metrics_histogram ("t_hist", "Histogram.", NULL, bounds, 2),
@@ -388,14 +387,14 @@ static void test_concurrent_updates (void **state)
     for (int i = 0; i < S_THREADS; i++)
         pthread_join (threads[i], NULL);
     lss_metric_t *plain = workers[0].plain;
-    assert_true (lss_metric_value (plain) == (double) S_THREADS * S_ITERATIONS);
+    assert_true (lss_metric_value (plain) == (double)S_THREADS * S_ITERATIONS);
     assert_true (lss_metric_value (workers[0].labelled, "odd") ==
-                 (double) S_THREADS / 2 * S_ITERATIONS);
+                 (double)S_THREADS / 2 * S_ITERATIONS);
     assert_true (lss_metric_value (workers[0].labelled, "even") ==
-                 (double) S_THREADS / 2 * S_ITERATIONS);
+                 (double)S_THREADS / 2 * S_ITERATIONS);
     assert_true (lss_metric_value (workers[0].labelled, "shared") ==
-                 (double) S_THREADS * S_ITERATIONS * 0.5);
-    assert_true (lss_metric_value (workers[0].hist) == (double) S_THREADS * S_ITERATIONS);
+                 (double)S_THREADS * S_ITERATIONS * 0.5);
+    assert_true (lss_metric_value (workers[0].hist) == (double)S_THREADS * S_ITERATIONS);
     char *text = lss_metrics_render ();
     assert_non_null (text);
     s_check_lines (text);
@@ -409,7 +408,7 @@ static void test_concurrent_updates (void **state)
 
 static void test_process_metrics (void **state)
 {
-    (void) state;
+    (void)state;
     char *text = lss_metrics_render ();
     assert_non_null (text);
     s_check_lines (text);
@@ -426,10 +425,10 @@ static void test_process_metrics (void **state)
         values[i] = strtod (line + strlen (prefix), NULL);
         free (block);
     }
-    assert_true (values[0] > 1024 * 1024);       /* resident: more than 1 MiB */
-    assert_true (values[1] >= 0);                /* cpu */
-    assert_true (values[2] >= 3);                /* stdin, stdout, stderr at least */
-    double now = (double) time (NULL);
+    assert_true (values[0] > 1024 * 1024); /* resident: more than 1 MiB */
+    assert_true (values[1] >= 0);          /* cpu */
+    assert_true (values[2] >= 3);          /* stdin, stdout, stderr at least */
+    double now = (double)time (NULL);
     assert_true (values[3] > now - 3600 && values[3] <= now + 1); /* started recently */
     assert_true (values[4] >= values[2]);
     free (text);
@@ -437,7 +436,7 @@ static void test_process_metrics (void **state)
 
 static void test_render_truncation (void **state)
 {
-    (void) state;
+    (void)state;
     /*  8 labels of 128 bytes: about 1.1 KB per series, 1000 series per family, so about
      *  eight families fill LSS_METRICS_RENDER_MAX. */
     char values[LSS_METRICS_MAX_LABELS][LSS_METRICS_MAX_LABEL_VALUE + 1];

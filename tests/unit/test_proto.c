@@ -27,7 +27,7 @@ static char *s_rand_str (size_t max)
     size_t n = max ? s_rand () % (max < 40 ? max + 1 : 41) : 0;
     char *s = malloc (n + 4);
     for (size_t i = 0; i < n; i++)
-        s[i] = (char) ('a' + s_rand () % 26);
+        s[i] = (char)('a' + s_rand () % 26);
     s[n] = '\0';
     if (n >= 3 && s_rand () % 3 == 0)
         memcpy (s, "\xc3\xa9", 2); /* some UTF-8 */
@@ -39,24 +39,24 @@ static void s_fill (lss_msg_kind_t kind, void *body)
 {
     const lss_msg_desc_t *d = lss_proto_desc (kind);
     for (const lss_field_desc_t *f = d->fields; f->name; f++) {
-        void *p = (char *) body + f->offset;
+        void *p = (char *)body + f->offset;
         switch (f->type) {
         case LSS_FT_STR:
-            *(char **) p = s_rand_str (f->max);
+            *(char **)p = s_rand_str (f->max);
             break;
         case LSS_FT_BYTES: {
             lss_bytes_t *b = p;
             b->len = s_rand () % 300;
             b->data = malloc (b->len + 1);
             for (size_t i = 0; i < b->len; i++)
-                b->data[i] = (uint8_t) s_rand ();
+                b->data[i] = (uint8_t)s_rand ();
             break;
         }
         case LSS_FT_INT:
-            *(int64_t *) p = (int64_t) s_rand () * (s_rand () % 2 ? 1 : -1);
+            *(int64_t *)p = (int64_t)s_rand () * (s_rand () % 2 ? 1 : -1);
             break;
         case LSS_FT_BOOL:
-            *(bool *) p = s_rand () % 2;
+            *(bool *)p = s_rand () % 2;
             break;
         case LSS_FT_STRLIST: {
             lss_strlist_t *l = p;
@@ -78,9 +78,9 @@ static void s_fill (lss_msg_kind_t kind, void *body)
             break;
         }
         case LSS_FT_JSON:
-            *(json_t **) p = json_pack ("{s:s, s:i, s:[i, b, n, f], s:{s:s}}", "name",
-                                        "sb-1", "n", (json_int_t) (s_rand () % 1000), "list",
-                                        1, 1, 2.5, "nested", "k", "v");
+            *(json_t **)p = json_pack ("{s:s, s:i, s:[i, b, n, f], s:{s:s}}", "name", "sb-1",
+                                       "n", (json_int_t)(s_rand () % 1000), "list", 1, 1, 2.5,
+                                       "nested", "k", "v");
             break;
         }
     }
@@ -91,7 +91,7 @@ static void s_env (lss_envelope_t *env, lss_msg_kind_t kind)
     memset (env, 0, sizeof *env);
     const char *t = lss_proto_type_name (kind);
     snprintf (env->type, sizeof env->type, "%s", t ? t : "sandbox.modified");
-    snprintf (env->id, sizeof env->id, "m-%llu", (unsigned long long) (s_rand () % 100000));
+    snprintf (env->id, sizeof env->id, "m-%llu", (unsigned long long)(s_rand () % 100000));
     env->seq = s_rand () % 1000000;
     snprintf (env->src, sizeof env->src, "test/1");
     env->ts = 1795000000000;
@@ -101,23 +101,24 @@ static void s_env (lss_envelope_t *env, lss_msg_kind_t kind)
 
 static void test_roundtrip_every_message (void **state)
 {
-    (void) state;
+    (void)state;
     for (int k = LSS_MSG_NONE + 1; k < LSS_MSG_COUNT; k++) {
-        const lss_msg_desc_t *d = lss_proto_desc ((lss_msg_kind_t) k);
+        const lss_msg_desc_t *d = lss_proto_desc ((lss_msg_kind_t)k);
         assert_non_null (d);
         assert_true (d->field_count > 0 && d->field_count < 64);
         for (int iter = 0; iter < 50; iter++) {
-            void *body = lss_proto_body_new ((lss_msg_kind_t) k);
-            s_fill ((lss_msg_kind_t) k, body);
+            void *body = lss_proto_body_new ((lss_msg_kind_t)k);
+            s_fill ((lss_msg_kind_t)k, body);
             lss_envelope_t env, env2;
-            s_env (&env, (lss_msg_kind_t) k);
+            s_env (&env, (lss_msg_kind_t)k);
             uint8_t *buf;
             size_t len;
-            assert_int_equal (lss_proto_encode (&env, (lss_msg_kind_t) k, body, &buf, &len), 0);
+            assert_int_equal (lss_proto_encode (&env, (lss_msg_kind_t)k, body, &buf, &len), 0);
             lss_msg_kind_t kind2;
             void *body2;
             char err[256] = "";
-            int rc = lss_proto_decode (buf, len, SIZE_MAX, &env2, &kind2, &body2, err, sizeof err);
+            int rc =
+                lss_proto_decode (buf, len, SIZE_MAX, &env2, &kind2, &body2, err, sizeof err);
             if (rc)
                 fail_msg ("%s: %s", d->id, err);
             assert_int_equal (kind2, k);
@@ -127,14 +128,14 @@ static void test_roundtrip_every_message (void **state)
             assert_string_equal (env2.trace, env.trace);
             assert_int_equal (env2.seq, env.seq);
             assert_int_equal (env2.ts, env.ts);
-            assert_true (lss_proto_body_equal ((lss_msg_kind_t) k, body, body2));
+            assert_true (lss_proto_body_equal ((lss_msg_kind_t)k, body, body2));
             /* A changed value must be noticed by the comparison (guards the test itself). */
-            json_t *j = lss_proto_body_to_json ((lss_msg_kind_t) k, body2);
+            json_t *j = lss_proto_body_to_json ((lss_msg_kind_t)k, body2);
             assert_non_null (j);
             assert_true (json_object_size (j) > 0);
             json_decref (j);
-            lss_proto_body_free ((lss_msg_kind_t) k, &body2);
-            lss_proto_body_free ((lss_msg_kind_t) k, &body);
+            lss_proto_body_free ((lss_msg_kind_t)k, &body2);
+            lss_proto_body_free ((lss_msg_kind_t)k, &body);
             assert_null (body);
             free (buf);
         }
@@ -143,7 +144,7 @@ static void test_roundtrip_every_message (void **state)
 
 static void test_equal_detects_difference (void **state)
 {
-    (void) state;
+    (void)state;
     lss_exec_end_t a = {0}, b = {0};
     a.exec_id = "x";
     b.exec_id = "x";
@@ -154,8 +155,8 @@ static void test_equal_detects_difference (void **state)
 
 static uint8_t *s_encode_exec_output (size_t *len)
 {
-    lss_exec_output_t out = {.exec_id = "e1", .stream = "stdout", .seq = 7,
-                             .data = {(uint8_t *) "hello", 5}};
+    lss_exec_output_t out = {
+        .exec_id = "e1", .stream = "stdout", .seq = 7, .data = {(uint8_t *)"hello", 5}};
     lss_envelope_t env = {.seq = 3, .ts = 5};
     snprintf (env.type, sizeof env.type, "%s", "exec.output");
     snprintf (env.id, sizeof env.id, "%s", "m1");
@@ -167,7 +168,7 @@ static uint8_t *s_encode_exec_output (size_t *len)
 
 static void test_encode_refuses_invalid (void **state)
 {
-    (void) state;
+    (void)state;
     lss_envelope_t env = {0};
     snprintf (env.type, sizeof env.type, "%s", "exec.output");
     uint8_t *buf = NULL;
@@ -181,8 +182,8 @@ static void test_encode_refuses_invalid (void **state)
     snprintf (env.type, sizeof env.type, "%s", "exec.start"); /* type does not match kind */
     assert_int_equal (lss_proto_encode (&env, LSS_MSG_exec_output, &out, &buf, &len), -1);
     /* wildcard kinds need a concrete type */
-    lss_object_event_t ev = {.kind = "Sandbox", .name = "a", .resource_version = "1",
-                             .object = json_object ()};
+    lss_object_event_t ev = {
+        .kind = "Sandbox", .name = "a", .resource_version = "1", .object = json_object ()};
     snprintf (env.type, sizeof env.type, "%s", "*.added");
     assert_int_equal (lss_proto_encode (&env, LSS_MSG_object_event, &ev, &buf, &len), -1);
     snprintf (env.type, sizeof env.type, "%s", "sandbox.added");
@@ -210,7 +211,7 @@ static int s_decode (const uint8_t *buf, size_t len, char *err, size_t err_size)
 
 static void test_truncated_every_prefix (void **state)
 {
-    (void) state;
+    (void)state;
     size_t len;
     uint8_t *buf = s_encode_exec_output (&len);
     char err[256];
@@ -226,7 +227,7 @@ static void test_truncated_every_prefix (void **state)
 
 static void test_trailing_bytes (void **state)
 {
-    (void) state;
+    (void)state;
     size_t len;
     uint8_t *buf = s_encode_exec_output (&len);
     uint8_t *longer = malloc (len + 1);
@@ -349,7 +350,7 @@ static void s_body_ok_cancel (msgpack_packer *pk)
 
 static void test_wrong_types_and_limits (void **state)
 {
-    (void) state;
+    (void)state;
     struct {
         const char *type;
         body_fn fn;
@@ -371,7 +372,7 @@ static void test_wrong_types_and_limits (void **state)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         msgpack_sbuffer sb = s_build (cases[i].type, cases[i].fn);
         char err[256] = "";
-        int rc = s_decode ((uint8_t *) sb.data, sb.size, err, sizeof err);
+        int rc = s_decode ((uint8_t *)sb.data, sb.size, err, sizeof err);
         if (rc != cases[i].rc)
             fail_msg ("case %zu: rc %d, err '%s'", i, rc, err);
         if (cases[i].needle && !strstr (err, cases[i].needle))
@@ -382,11 +383,12 @@ static void test_wrong_types_and_limits (void **state)
 
 static void test_huge_lengths_and_depth (void **state)
 {
-    (void) state;
+    (void)state;
     char err[256];
     /* array32 claiming 4 billion elements in 5 bytes */
     const uint8_t huge_array[] = {0xdd, 0xff, 0xff, 0xff, 0xff};
-    assert_int_equal (lss_msgpack_check (huge_array, sizeof huge_array, 32, err, sizeof err), -2);
+    assert_int_equal (lss_msgpack_check (huge_array, sizeof huge_array, 32, err, sizeof err),
+                      -2);
     assert_int_equal (s_decode (huge_array, sizeof huge_array, err, sizeof err), -2);
     const uint8_t huge_map[] = {0xdf, 0x7f, 0xff, 0xff, 0xff, 0xc0};
     assert_int_equal (s_decode (huge_map, sizeof huge_map, err, sizeof err), -2);
@@ -414,7 +416,8 @@ static void test_huge_lengths_and_depth (void **state)
     lss_envelope_t env;
     lss_msg_kind_t kind;
     void *body;
-    assert_int_equal (lss_proto_decode (buf, len, len - 1, &env, &kind, &body, err, sizeof err), -2);
+    assert_int_equal (lss_proto_decode (buf, len, len - 1, &env, &kind, &body, err, sizeof err),
+                      -2);
     assert_non_null (strstr (err, "exceeds"));
     free (buf);
     assert_int_equal (s_decode (NULL, 0, err, sizeof err), -2);
@@ -422,14 +425,14 @@ static void test_huge_lengths_and_depth (void **state)
 
 static void test_envelope_errors (void **state)
 {
-    (void) state;
+    (void)state;
     char err[256];
     /* wrong version */
     size_t len;
     uint8_t *buf = s_encode_exec_output (&len);
-    assert_int_equal (buf[0], 0x87);     /* fixmap of 7 */
-    assert_int_equal (buf[1], 0xa1);     /* "v" */
-    buf[3] = 2;                          /* v = 2 */
+    assert_int_equal (buf[0], 0x87); /* fixmap of 7 */
+    assert_int_equal (buf[1], 0xa1); /* "v" */
+    buf[3] = 2;                      /* v = 2 */
     assert_int_equal (s_decode (buf, len, err, sizeof err), -2);
     assert_non_null (strstr (err, "version"));
     free (buf);
@@ -444,23 +447,23 @@ static void test_envelope_errors (void **state)
     msgpack_pack_map (&pk, 1);
     s_key (&pk, "v");
     msgpack_pack_uint8 (&pk, 1);
-    assert_int_equal (s_decode ((uint8_t *) sb.data, sb.size, err, sizeof err), -2);
+    assert_int_equal (s_decode ((uint8_t *)sb.data, sb.size, err, sizeof err), -2);
     assert_non_null (strstr (err, "missing"));
     msgpack_sbuffer_destroy (&sb);
 }
 
 static void test_mutation_fuzz (void **state)
 {
-    (void) state;
+    (void)state;
     size_t len;
     uint8_t *buf = s_encode_exec_output (&len);
     uint8_t *copy = malloc (len);
     int ok = 0, bad = 0;
     for (int iter = 0; iter < 20000; iter++) {
         memcpy (copy, buf, len);
-        int flips = 1 + (int) (s_rand () % 4);
+        int flips = 1 + (int)(s_rand () % 4);
         for (int f = 0; f < flips; f++)
-            copy[s_rand () % len] = (uint8_t) s_rand ();
+            copy[s_rand () % len] = (uint8_t)s_rand ();
         char err[256];
         int rc = s_decode (copy, len, err, sizeof err);
         assert_true (rc == 0 || rc == -2);
@@ -475,7 +478,7 @@ static void test_mutation_fuzz (void **state)
 
 static void test_to_json_generic (void **state)
 {
-    (void) state;
+    (void)state;
     size_t len;
     uint8_t *buf = s_encode_exec_output (&len);
     char err[256];
@@ -491,7 +494,7 @@ static void test_to_json_generic (void **state)
 
 static void test_docs_up_to_date (void **state)
 {
-    (void) state;
+    (void)state;
     const char *root = getenv ("LSS_ROOT");
     char path[4096];
     snprintf (path, sizeof path, "%s/docs/bus.md", root ? root : ".");

@@ -25,7 +25,7 @@ static fx_t s_fx;
 
 static int s_setup (void **state)
 {
-    (void) state;
+    (void)state;
     snprintf (s_fx.state, sizeof s_fx.state, "/tmp/lss-sa-XXXXXX");
     if (!mkdtemp (s_fx.state))
         return -1;
@@ -35,17 +35,17 @@ static int s_setup (void **state)
 
 static int s_teardown (void **state)
 {
-    (void) state;
+    (void)state;
     json_t *list = lss_sandbox_runtime_list (s_fx.rt);
     size_t i;
     json_t *item;
-    json_array_foreach (list, i, item)
-        lss_sandbox_runtime_stop (s_fx.rt, json_string_value (json_object_get (item, "id")), 0, NULL);
+    json_array_foreach (list, i, item) lss_sandbox_runtime_stop (
+        s_fx.rt, json_string_value (json_object_get (item, "id")), 0, NULL);
     json_decref (list);
     lss_sandbox_runtime_destroy (&s_fx.rt);
     pid_t pid = fork ();
     if (pid == 0) {
-        execl ("/bin/rm", "rm", "-rf", s_fx.state, (char *) NULL);
+        execl ("/bin/rm", "rm", "-rf", s_fx.state, (char *)NULL);
         _exit (127);
     }
     waitpid (pid, NULL, 0);
@@ -69,7 +69,8 @@ static zsock_t *s_start (const char *id)
         fail_msg ("start: %s", err);
     lss_sandbox_spec_destroy (&spec);
     char endpoint[256];
-    assert_int_equal (lss_sandbox_agent_endpoint (s_fx.state, id, endpoint, sizeof endpoint), 0);
+    assert_int_equal (lss_sandbox_agent_endpoint (s_fx.state, id, endpoint, sizeof endpoint),
+                      0);
     zsock_t *sock = lss_sandbox_agent_connect (endpoint, 10000);
     if (!sock) {
         char log[PATH_MAX] = "";
@@ -93,7 +94,7 @@ static void s_sh (zsock_t *sock, const char *cmd, run_t *r)
     static int n;
     char id[32];
     snprintf (id, sizeof id, "x%d", ++n);
-    lss_exec_start_t req = {.exec_id = id, .shell = (char *) cmd, .timeout_ms = 10000};
+    lss_exec_start_t req = {.exec_id = id, .shell = (char *)cmd, .timeout_ms = 10000};
     lss_envelope_t env;
     lss_bus_envelope_init (&env, LSS_MSG_exec_start, NULL, "test", 1, NULL);
     assert_int_equal (lss_bus_send (sock, NULL, 0, NULL, &env, LSS_MSG_exec_start, &req), 0);
@@ -102,12 +103,13 @@ static void s_sh (zsock_t *sock, const char *cmd, run_t *r)
     bool done = false;
     while (!done) {
         long long left = deadline - tp_now_ms ();
-        if (left <= 0 || !zpoller_wait (p, (int) left))
+        if (left <= 0 || !zpoller_wait (p, (int)left))
             fail_msg ("'%s' did not finish", cmd);
         lss_msg_kind_t kind;
         void *body;
         assert_int_equal (lss_bus_recv (sock, NULL, NULL, 0, &env, &kind, &body, NULL, 0), 0);
-        if (kind == LSS_MSG_exec_output && strcmp (((lss_exec_output_t *) body)->stream, "stdout") == 0) {
+        if (kind == LSS_MSG_exec_output &&
+            strcmp (((lss_exec_output_t *)body)->stream, "stdout") == 0) {
             lss_exec_output_t *o = body;
             size_t room = sizeof r->out - 1 - r->out_len;
             size_t n_copy = o->data.len < room ? o->data.len : room;
@@ -119,7 +121,7 @@ static void s_sh (zsock_t *sock, const char *cmd, run_t *r)
             snprintf (r->error, sizeof r->error, "%s", e->error ? e->error : "");
             done = true;
         } else if (kind == LSS_MSG_error)
-            fail_msg ("'%s' refused: %s", cmd, ((lss_error_t *) body)->message);
+            fail_msg ("'%s' refused: %s", cmd, ((lss_error_t *)body)->message);
         lss_proto_body_free (kind, &body);
     }
     zpoller_destroy (&p);
@@ -128,7 +130,7 @@ static void s_sh (zsock_t *sock, const char *cmd, run_t *r)
 
 static void test_agent_is_pid1_and_confined (void **state)
 {
-    (void) state;
+    (void)state;
     zsock_t *sock = s_start ("sa-one");
     run_t r;
     s_sh (sock, "id -u; id -g; hostname; tr '\\0' ' ' < /proc/1/cmdline", &r);
@@ -146,7 +148,7 @@ static void test_agent_is_pid1_and_confined (void **state)
     s_sh (sock, "touch /usr/x || touch /x", &r);
     assert_true (r.exit_code != 0);
     /* /workspace and /tmp are writable; a program sees what the file API wrote. */
-    lss_file_write_t wr = {.path = "notes.txt", .data = {(uint8_t *) "from the api", 12}};
+    lss_file_write_t wr = {.path = "notes.txt", .data = {(uint8_t *)"from the api", 12}};
     lss_envelope_t env;
     lss_bus_envelope_init (&env, LSS_MSG_file_write, NULL, "test", 1, NULL);
     assert_int_equal (lss_bus_send (sock, NULL, 0, NULL, &env, LSS_MSG_file_write, &wr), 0);
@@ -163,7 +165,7 @@ static void test_agent_is_pid1_and_confined (void **state)
 
 static void test_orphans_reaped_by_pid1 (void **state)
 {
-    (void) state;
+    (void)state;
     zsock_t *sock = s_start ("sa-reap");
     run_t r;
     s_sh (sock, "for i in 1 2 3 4 5 6 7 8; do (sleep 0.1 &); done; exit 0", &r);
@@ -184,7 +186,7 @@ static void test_orphans_reaped_by_pid1 (void **state)
 
 static void test_two_sandboxes_blind_to_each_other (void **state)
 {
-    (void) state;
+    (void)state;
     zsock_t *a = s_start ("sa-a");
     zsock_t *b = s_start ("sa-b");
     run_t r;
@@ -208,7 +210,7 @@ static void test_two_sandboxes_blind_to_each_other (void **state)
 
 static void test_stop_removes_everything (void **state)
 {
-    (void) state;
+    (void)state;
     zsock_t *sock = s_start ("sa-stop");
     zsock_destroy (&sock);
     char dir[PATH_MAX];
@@ -231,7 +233,8 @@ int main (void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown (test_agent_is_pid1_and_confined, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_orphans_reaped_by_pid1, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_two_sandboxes_blind_to_each_other, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_two_sandboxes_blind_to_each_other, s_setup,
+                                         s_teardown),
         cmocka_unit_test_setup_teardown (test_stop_removes_everything, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);

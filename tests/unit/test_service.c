@@ -23,7 +23,7 @@
 #include "lss_testproc.h"
 
 #define S_START_TIMEOUT_MS 15000
-#define S_EXIT_TIMEOUT_MS 5000
+#define S_EXIT_TIMEOUT_MS  5000
 
 static char s_demo_path[PATH_MAX];
 
@@ -71,16 +71,16 @@ static void s_start (s_child_t *c, const char *const *args, const char *const *e
         envp[n++] = *e;
     }
     for (size_t i = 0; defaults[i]; i++)
-        envp[n++] = (char *) defaults[i];
+        envp[n++] = (char *)defaults[i];
     for (size_t i = 0; env_extra && env_extra[i]; i++)
-        envp[n++] = (char *) env_extra[i];
+        envp[n++] = (char *)env_extra[i];
     envp[n] = NULL;
 
     char *argv[16];
     size_t a = 0;
     argv[a++] = s_demo_path;
     for (size_t i = 0; args && args[i] && a < 15; i++)
-        argv[a++] = (char *) args[i];
+        argv[a++] = (char *)args[i];
     argv[a] = NULL;
 
     posix_spawn_file_actions_t fa;
@@ -124,7 +124,7 @@ static void s_wait_port (s_child_t *c)
     for (;;) {
         s_read_file (c->port_file, text, sizeof text);
         if (strchr (text, '\n')) {
-            c->port = (int) strtol (text, NULL, 10);
+            c->port = (int)strtol (text, NULL, 10);
             assert_true (c->port > 0 && c->port < 65536);
             return;
         }
@@ -239,7 +239,7 @@ static void s_cleanup (s_child_t *c)
 
 static int s_teardown (void **state)
 {
-    (void) state;
+    (void)state;
     s_cleanup (&s_c);
     return 0;
 }
@@ -273,19 +273,19 @@ static void s_stop_cleanly (int sig, const char *const *args)
 
 static void test_sigterm_exits_cleanly (void **state)
 {
-    (void) state;
+    (void)state;
     s_stop_cleanly (SIGTERM, NULL);
 }
 
 static void test_sigint_exits_cleanly (void **state)
 {
-    (void) state;
+    (void)state;
     s_stop_cleanly (SIGINT, NULL);
 }
 
 static void test_signal_wakes_blocking_poll (void **state)
 {
-    (void) state;
+    (void)state;
     /*  The demo polls with no timeout: only the signal (interrupting zmq_poll, or making
      *  the stop fd readable) ends it. A long watchdog, so that a missed wake-up shows as
      *  a hang (killed: -1), not as exit 1. */
@@ -306,7 +306,7 @@ static void test_signal_wakes_blocking_poll (void **state)
 
 static void test_watchdog_fires (void **state)
 {
-    (void) state;
+    (void)state;
     const long timeout_ms = 300;
     const char *args[] = {"--hang-on-stop", NULL};
     const char *env[] = {"LSS_SERVICE_SHUTDOWN_TIMEOUT=300", NULL};
@@ -315,7 +315,7 @@ static void test_watchdog_fires (void **state)
     s_wait_ready (c);
     long long sent = tp_now_ms ();
     assert_int_equal (kill (c->proc.pid, SIGTERM), 0);
-    int status = s_wait_exit (c, (int) timeout_ms + 3000);
+    int status = s_wait_exit (c, (int)timeout_ms + 3000);
     long long took = tp_now_ms () - sent;
     assert_true (status >= 0 && WIFEXITED (status));
     assert_int_equal (WEXITSTATUS (status), 1);
@@ -329,7 +329,7 @@ static void test_watchdog_fires (void **state)
 
 static void test_second_signal_forces_exit (void **state)
 {
-    (void) state;
+    (void)state;
     const char *args[] = {"--hang-on-stop", NULL};
     const char *env[] = {"LSS_SERVICE_SHUTDOWN_TIMEOUT=60000", NULL};
     s_child_t *c = &s_c;
@@ -369,7 +369,7 @@ static int s_run (const char *const *args, const char *const *env, char *out, si
 
 static void test_bad_config_exits_2 (void **state)
 {
-    (void) state;
+    (void)state;
     char out[4096], err[8192];
     const char *env[] = {"LSS_BUS_SNDHWM=0", NULL};
     int status = s_run (NULL, env, out, sizeof out, err, sizeof err);
@@ -394,7 +394,7 @@ static void test_bad_config_exits_2 (void **state)
 
 static void test_help_version_usage (void **state)
 {
-    (void) state;
+    (void)state;
     char out[16384], err[8192];
     const char *help[] = {"--help", NULL};
     int status = s_run (help, NULL, out, sizeof out, err, sizeof err);
@@ -428,14 +428,14 @@ static void test_help_version_usage (void **state)
 
 static void test_admin_port_taken (void **state)
 {
-    (void) state;
+    (void)state;
     int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     assert_true (fd >= 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl (INADDR_LOOPBACK)};
-    assert_int_equal (bind (fd, (struct sockaddr *) &sa, sizeof sa), 0);
+    assert_int_equal (bind (fd, (struct sockaddr *)&sa, sizeof sa), 0);
     assert_int_equal (listen (fd, 1), 0);
     socklen_t len = sizeof sa;
-    assert_int_equal (getsockname (fd, (struct sockaddr *) &sa, &len), 0);
+    assert_int_equal (getsockname (fd, (struct sockaddr *)&sa, &len), 0);
     char listen_env[64];
     snprintf (listen_env, sizeof listen_env, "LSS_WATCHER_ADMIN_LISTEN=127.0.0.1:%d",
               ntohs (sa.sin_port));
@@ -450,7 +450,7 @@ static void test_admin_port_taken (void **state)
 
 static bool s_custom_ready (void *arg, char *reason, size_t reason_size)
 {
-    (void) arg;
+    (void)arg;
     snprintf (reason, reason_size, "custom says no");
     return false;
 }
@@ -459,7 +459,7 @@ static bool s_custom_ready (void *arg, char *reason, size_t reason_size)
  *  flag, zsys_interrupted, /readyz "stopping"), and what destroy restores. */
 static void test_in_process (void **state)
 {
-    (void) state;
+    (void)state;
     struct sigaction before;
     sigaction (SIGTERM, NULL, &before);
     setenv ("LSS_WATCHER_ADMIN_LISTEN", "127.0.0.1:0", 1);
@@ -518,7 +518,7 @@ static void test_in_process (void **state)
 
 int main (int argc, char **argv)
 {
-    (void) argc;
+    (void)argc;
     const char *dir = getenv ("LSS_BUILD_DIR");
     if (dir && *dir)
         snprintf (s_demo_path, sizeof s_demo_path, "%s/test/helpers/service_demo", dir);

@@ -10,7 +10,7 @@
 
 static void test_rfc3339_roundtrip (void **state)
 {
-    (void) state;
+    (void)state;
     char text[LSS_TIME_RFC3339_SIZE];
     assert_string_equal (lss_time_rfc3339 (0, text), "1970-01-01T00:00:00.000Z");
     assert_string_equal (lss_time_rfc3339 (1795000000123, text), "2026-11-18T11:06:40.123Z");
@@ -28,7 +28,7 @@ static void test_rfc3339_roundtrip (void **state)
 
 static void test_ids (void **state)
 {
-    (void) state;
+    (void)state;
     char a[32], b[32];
     assert_int_equal (lss_id_new ("sb-", 12, a, sizeof a), 0);
     assert_int_equal (lss_id_new ("sb-", 12, b, sizeof b), 0);
@@ -43,7 +43,7 @@ static void test_ids (void **state)
 
 static void test_parse_int (void **state)
 {
-    (void) state;
+    (void)state;
     int64_t v;
     assert_int_equal (lss_parse_int64 ("42", 0, 100, &v), 0);
     assert_int_equal (v, 42);
@@ -55,7 +55,7 @@ static void test_parse_int (void **state)
 
 static void test_buf_bounds (void **state)
 {
-    (void) state;
+    (void)state;
     lss_buf_t buf;
     lss_buf_init (&buf, 10);
     assert_int_equal (lss_buf_append (&buf, "hello", 5), 0);

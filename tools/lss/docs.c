@@ -9,7 +9,7 @@
 
 int lss_cli_docs (int argc, char **argv, const lss_config_t *cfg)
 {
-    (void) cfg;
+    (void)cfg;
     if (argc == 1 && strcmp (argv[0], "bus") == 0) {
         char *md = lss_proto_doc_markdown ();
         if (!md)

@@ -56,8 +56,10 @@ static lss_sandbox_runtime_t *s_runtime (const lss_config_t *cfg)
     const char *dir = lss_config_str (cfg, "node.state_dir");
     lss_sandbox_runtime_t *rt = lss_sandbox_runtime_new (dir, NULL, NULL);
     if (!rt) {
-        fprintf (stderr, "lss sandbox: cannot open the sandbox state directory %s (is lss-node "
-                         "running on it? see the log line above)\n", dir);
+        fprintf (stderr,
+                 "lss sandbox: cannot open the sandbox state directory %s (is lss-node "
+                 "running on it? see the log line above)\n",
+                 dir);
         return NULL;
     }
     lss_sandbox_runtime_adopt (rt);
@@ -74,13 +76,17 @@ static void s_print_json (json_t *j)
 
 static int s_run (int argc, char **argv, const lss_config_t *cfg)
 {
-    static const struct option opts[] = {
-        {"id", required_argument, NULL, 'i'},      {"memory", required_argument, NULL, 'm'},
-        {"cpu", required_argument, NULL, 'c'},     {"pids", required_argument, NULL, 'p'},
-        {"storage", required_argument, NULL, 's'}, {"network", no_argument, NULL, 'n'},
-        {"level", required_argument, NULL, 'l'},   {"rootfs", required_argument, NULL, 'r'},
-        {"env", required_argument, NULL, 'e'},     {"wait-ms", required_argument, NULL, 'w'},
-        {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"id", required_argument, NULL, 'i'},
+                                         {"memory", required_argument, NULL, 'm'},
+                                         {"cpu", required_argument, NULL, 'c'},
+                                         {"pids", required_argument, NULL, 'p'},
+                                         {"storage", required_argument, NULL, 's'},
+                                         {"network", no_argument, NULL, 'n'},
+                                         {"level", required_argument, NULL, 'l'},
+                                         {"rootfs", required_argument, NULL, 'r'},
+                                         {"env", required_argument, NULL, 'e'},
+                                         {"wait-ms", required_argument, NULL, 'w'},
+                                         {NULL, 0, NULL, 0}};
     char id[LSS_SANDBOX_ID_MAX + 1] = "";
     int64_t memory = 0, cpu = 0, pids = 0, storage = 0, wait_ms = 10000;
     bool network = false;
@@ -160,14 +166,15 @@ static int s_run (int argc, char **argv, const lss_config_t *cfg)
         if (*configured)
             snprintf (agent_path, sizeof agent_path, "%s", configured);
         else if (lss_sandbox_agent_find (agent_path, sizeof agent_path)) {
-            fprintf (stderr, "lss sandbox: lss-agent not found next to lss; set node.agent_path\n");
+            fprintf (stderr,
+                     "lss sandbox: lss-agent not found next to lss; set node.agent_path\n");
             return 1;
         }
         spec = lss_sandbox_agent_spec (id, agent_path, NULL, err, sizeof err);
     } else {
         spec = lss_sandbox_spec_new (id);
-        if (spec && lss_sandbox_spec_set_argv (spec, (const char *const *) argv + first,
-                                               (size_t) (argc - first))) {
+        if (spec && lss_sandbox_spec_set_argv (spec, (const char *const *)argv + first,
+                                               (size_t)(argc - first))) {
             snprintf (err, sizeof err, "argv exceeds its bounds");
             lss_sandbox_spec_destroy (&spec);
         }
@@ -185,8 +192,8 @@ static int s_run (int argc, char **argv, const lss_config_t *cfg)
     spec->level = level;
     for (size_t i = 0; i < nenv; i++) {
         char name[256];
-        size_t n = (size_t) (strchr (envs[i], '=') - envs[i]);
-        snprintf (name, sizeof name, "%.*s", (int) n, envs[i]);
+        size_t n = (size_t)(strchr (envs[i], '=') - envs[i]);
+        snprintf (name, sizeof name, "%.*s", (int)n, envs[i]);
         if (lss_sandbox_spec_add_env (spec, name, envs[i] + n + 1)) {
             fprintf (stderr, "lss sandbox: bad --env %s\n", envs[i]);
             lss_sandbox_spec_destroy (&spec);
@@ -213,13 +220,16 @@ static int s_run (int argc, char **argv, const lss_config_t *cfg)
     json_t *out = lss_sandbox_status_to_json (&st);
     if (agent) {
         char endpoint[256];
-        lss_sandbox_agent_endpoint (lss_config_str (cfg, "node.state_dir"), id, endpoint, sizeof endpoint);
-        zsock_t *sock = lss_sandbox_agent_connect (endpoint, (int) wait_ms);
+        lss_sandbox_agent_endpoint (lss_config_str (cfg, "node.state_dir"), id, endpoint,
+                                    sizeof endpoint);
+        zsock_t *sock = lss_sandbox_agent_connect (endpoint, (int)wait_ms);
         if (!sock) {
             char log[1024] = "";
             lss_sandbox_runtime_path (rt, id, "init.log", log, sizeof log);
-            fprintf (stderr, "lss sandbox: %s started but its agent did not answer within %lld ms "
-                             "(see %s)\n", id, (long long) wait_ms, log);
+            fprintf (stderr,
+                     "lss sandbox: %s started but its agent did not answer within %lld ms "
+                     "(see %s)\n",
+                     id, (long long)wait_ms, log);
             json_decref (out);
             lss_sandbox_runtime_destroy (&rt);
             return 1;
@@ -237,14 +247,15 @@ static int s_run (int argc, char **argv, const lss_config_t *cfg)
 static int s_exec (int argc, char **argv, const lss_config_t *cfg)
 {
     static const struct option opts[] = {
-        {"timeout", required_argument, NULL, 't'}, {"stdin", no_argument, NULL, 'i'},
-        {"shell", required_argument, NULL, 's'},   {"code", required_argument, NULL, 'c'},
+        {"timeout", required_argument, NULL, 't'},  {"stdin", no_argument, NULL, 'i'},
+        {"shell", required_argument, NULL, 's'},    {"code", required_argument, NULL, 'c'},
         {"language", required_argument, NULL, 'l'}, {NULL, 0, NULL, 0}};
     int64_t timeout_s = 0;
     bool use_stdin = false;
     const char *shell = NULL, *code_file = NULL, *language = NULL;
     if (argc < 1 || argv[0][0] == '-') {
-        fprintf (stderr, "usage: lss sandbox exec ID [--timeout S] [--stdin] (--shell CMD | --code FILE --language L | -- ARGV...)\n");
+        fprintf (stderr, "usage: lss sandbox exec ID [--timeout S] [--stdin] (--shell CMD | "
+                         "--code FILE --language L | -- ARGV...)\n");
         return 2;
     }
     const char *id = argv[0];
@@ -281,7 +292,9 @@ static int s_exec (int argc, char **argv, const lss_config_t *cfg)
         fprintf (stderr, "lss sandbox exec: '%s' is not a sandbox id\n", id);
         return 2;
     }
-    lss_exec_start_t req = {.exec_id = "cli", .timeout_ms = timeout_s * 1000, .stdin_open = use_stdin,
+    lss_exec_start_t req = {.exec_id = "cli",
+                            .timeout_ms = timeout_s * 1000,
+                            .stdin_open = use_stdin,
                             .max_output = 1ll << 30}; /* a terminal wants it all (agent cap) */
     lss_buf_t code;
     lss_buf_init (&code, 4u << 20);
@@ -301,29 +314,34 @@ static int s_exec (int argc, char **argv, const lss_config_t *cfg)
                 return 2;
             }
         if (!f) {
-            fprintf (stderr, "lss sandbox exec: cannot read %s: %s\n", code_file, strerror (errno));
+            fprintf (stderr, "lss sandbox exec: cannot read %s: %s\n", code_file,
+                     strerror (errno));
             return 2;
         }
         fclose (f);
-        req.code = (lss_bytes_t) {code.data ? code.data : (uint8_t *) "", code.len};
-        req.language = (char *) language;
+        req.code = (lss_bytes_t){code.data ? code.data : (uint8_t *)"", code.len};
+        req.language = (char *)language;
     } else if (shell)
-        req.shell = (char *) shell;
+        req.shell = (char *)shell;
     else if (first < argc)
-        req.argv = (lss_strlist_t) {argv + first, (size_t) (argc - first)};
+        req.argv = (lss_strlist_t){argv + first, (size_t)(argc - first)};
     else {
         fprintf (stderr, "lss sandbox exec: nothing to run\n");
         return 2;
     }
     char endpoint[256];
-    if (lss_sandbox_agent_endpoint (lss_config_str (cfg, "node.state_dir"), id, endpoint, sizeof endpoint)) {
+    if (lss_sandbox_agent_endpoint (lss_config_str (cfg, "node.state_dir"), id, endpoint,
+                                    sizeof endpoint)) {
         fprintf (stderr, "lss sandbox exec: state directory path too long\n");
         lss_buf_free (&code);
         return 2;
     }
     zsock_t *sock = lss_sandbox_agent_connect (endpoint, 3000);
     if (!sock) {
-        fprintf (stderr, "lss sandbox exec: no agent answers for %s (is it running? `lss sandbox ls`)\n", id);
+        fprintf (
+            stderr,
+            "lss sandbox exec: no agent answers for %s (is it running? `lss sandbox ls`)\n",
+            id);
         lss_buf_free (&code);
         return EXIT_PLATFORM;
     }
@@ -336,7 +354,8 @@ static int s_exec (int argc, char **argv, const lss_config_t *cfg)
     }
     int64_t last_ping = lss_time_mono_ms ();
     bool stdin_open = use_stdin;
-    zmq_pollitem_t items[2] = {{zsock_resolve (sock), 0, ZMQ_POLLIN, 0}, {NULL, 0, ZMQ_POLLIN, 0}};
+    zmq_pollitem_t items[2] = {{zsock_resolve (sock), 0, ZMQ_POLLIN, 0},
+                               {NULL, 0, ZMQ_POLLIN, 0}};
     for (;;) {
         int n = zmq_poll (items, stdin_open ? 2 : 1, 1000);
         if (n < 0 && errno != EINTR)
@@ -347,7 +366,8 @@ static int s_exec (int argc, char **argv, const lss_config_t *cfg)
             lss_bus_send (sock, NULL, 0, NULL, &env, LSS_MSG_exec_cancel, &cancel);
             zsys_interrupted = 0;
         }
-        if (lss_time_mono_ms () - last_ping > 5000) { /* keep the agent's requester timer happy */
+        if (lss_time_mono_ms () - last_ping >
+            5000) { /* keep the agent's requester timer happy */
             lss_agent_ping_t ping = {0};
             lss_bus_envelope_init (&env, LSS_MSG_agent_ping, NULL, "lss-cli", 3, NULL);
             lss_bus_send (sock, NULL, 0, NULL, &env, LSS_MSG_agent_ping, &ping);
@@ -356,7 +376,8 @@ static int s_exec (int argc, char **argv, const lss_config_t *cfg)
         if (stdin_open && items[1].revents) {
             uint8_t buf[65536];
             ssize_t r = read (0, buf, sizeof buf);
-            lss_exec_stdin_t in = {.exec_id = "cli", .data = {buf, r > 0 ? (size_t) r : 0}, .eof = r <= 0};
+            lss_exec_stdin_t in = {
+                .exec_id = "cli", .data = {buf, r > 0 ? (size_t)r : 0}, .eof = r <= 0};
             lss_bus_envelope_init (&env, LSS_MSG_exec_stdin, NULL, "lss-cli", 4, NULL);
             lss_bus_send (sock, NULL, 0, NULL, &env, LSS_MSG_exec_stdin, &in);
             if (r <= 0)
@@ -385,7 +406,9 @@ static int s_exec (int argc, char **argv, const lss_config_t *cfg)
                 fprintf (stderr, "lss sandbox exec: killed at the deadline\n");
             if (e->stdout_truncated || e->stderr_truncated)
                 fprintf (stderr, "lss sandbox exec: output was truncated\n");
-            rc = e->error ? EXIT_PLATFORM : e->signal ? 128 + (int) e->signal : (int) e->exit_code;
+            rc = e->error    ? EXIT_PLATFORM
+                 : e->signal ? 128 + (int)e->signal
+                             : (int)e->exit_code;
             done = true;
         } else if (kind == LSS_MSG_error) {
             lss_error_t *e = body;
@@ -417,14 +440,16 @@ static int s_ls (int argc, char **argv, const lss_config_t *cfg)
     json_t *item;
     if (!as_json)
         printf ("%-20s %-8s %-12s %-8s %s\n", "ID", "PHASE", "REASON", "PID", "LEVEL");
-    json_array_foreach (list, i, item) {
+    json_array_foreach (list, i, item)
+    {
         if (as_json)
             s_print_json (item);
         else
-            printf ("%-20s %-8s %-12s %-8lld %s\n", json_string_value (json_object_get (item, "id")),
+            printf ("%-20s %-8s %-12s %-8lld %s\n",
+                    json_string_value (json_object_get (item, "id")),
                     json_string_value (json_object_get (item, "phase")),
                     json_string_value (json_object_get (item, "reason")),
-                    (long long) json_integer_value (json_object_get (item, "pid")),
+                    (long long)json_integer_value (json_object_get (item, "pid")),
                     json_string_value (json_object_get (item, "level")));
     }
     json_decref (list);
@@ -474,7 +499,8 @@ int lss_cli_sandbox (int argc, char **argv, const lss_config_t *cfg)
     static const char usage[] =
         "usage: lss sandbox run [--id ID] [--memory SIZE] [--cpu MILLICORES] [--pids N]\n"
         "                       [--storage SIZE] [--network] [--level standard|high]\n"
-        "                       [--rootfs DIR] [--env K=V]... [--wait-ms MS] [-- INIT ARGV...]\n"
+        "                       [--rootfs DIR] [--env K=V]... [--wait-ms MS] [-- INIT "
+        "ARGV...]\n"
         "       lss sandbox exec ID [--timeout S] [--stdin] (--shell CMD | --code FILE\n"
         "                       --language L | -- ARGV...)\n"
         "       lss sandbox ls [--json]\n"

@@ -19,9 +19,9 @@
 #include "lss_log.h"
 #include "lss_util.h"
 
-#define TAP_MAX_TOPICS 64
+#define TAP_MAX_TOPICS    64
 #define TAP_MAX_ENDPOINTS 64
-#define TAP_MAX_SOURCES 4096 /* distinct publishers tracked for gap detection */
+#define TAP_MAX_SOURCES   4096 /* distinct publishers tracked for gap detection */
 
 typedef struct {
     char *src;
@@ -66,12 +66,12 @@ static void s_check_seq (s_tap_t *tap, const char *src, uint64_t seq)
     }
     json_t *w;
     if (seq > s->last)
-        w = json_pack ("{s:s, s:s, s:I, s:I, s:I}", "warning", "seq_gap", "src", src, "expected",
-                       (json_int_t) (s->last + 1), "got", (json_int_t) seq, "missed",
-                       (json_int_t) (seq - s->last - 1));
+        w = json_pack ("{s:s, s:s, s:I, s:I, s:I}", "warning", "seq_gap", "src", src,
+                       "expected", (json_int_t)(s->last + 1), "got", (json_int_t)seq, "missed",
+                       (json_int_t)(seq - s->last - 1));
     else
         w = json_pack ("{s:s, s:s, s:I, s:I}", "warning", "seq_reset", "src", src, "last",
-                       (json_int_t) s->last, "got", (json_int_t) seq);
+                       (json_int_t)s->last, "got", (json_int_t)seq);
     s_print (tap, w);
     json_decref (w);
     s->last = seq;
@@ -91,7 +91,7 @@ static void s_undecodable (s_tap_t *tap, zmq_msg_t *topic, const uint8_t *data, 
         snprintf (head + 2 * i, 3, "%02x", data[i]);
     json_t *e = json_pack ("{s:s, s:o, s:s, s:I, s:s}", "error", "undecodable", "topic",
                            s_topic_json (zmq_msg_data (topic), zmq_msg_size (topic)), "reason",
-                           reason, "bytes", (json_int_t) len, "head", head);
+                           reason, "bytes", (json_int_t)len, "head", head);
     s_print (tap, e);
     json_decref (e);
 }
@@ -145,7 +145,8 @@ static int s_handle (s_tap_t *tap, void *handle, size_t max_message)
         }
     }
     json_t *out = json_object ();
-    json_object_set_new (out, "topic", s_topic_json (zmq_msg_data (&topic), zmq_msg_size (&topic)));
+    json_object_set_new (out, "topic",
+                         s_topic_json (zmq_msg_data (&topic), zmq_msg_size (&topic)));
     static const char *const keys[] = {"type", "src", "seq", "ts"};
     for (size_t i = 0; i < 4; i++) {
         json_t *v = json_object_get (msg, keys[i]);
@@ -154,7 +155,8 @@ static int s_handle (s_tap_t *tap, void *handle, size_t max_message)
     json_t *ts = json_object_get (msg, "ts");
     if (json_is_integer (ts)) {
         char when[LSS_TIME_RFC3339_SIZE];
-        json_object_set_new (out, "time", json_string (lss_time_rfc3339 (json_integer_value (ts), when)));
+        json_object_set_new (out, "time",
+                             json_string (lss_time_rfc3339 (json_integer_value (ts), when)));
     }
     json_t *trace = json_object_get (msg, "trace");
     if (trace)
@@ -166,7 +168,7 @@ static int s_handle (s_tap_t *tap, void *handle, size_t max_message)
     json_t *src = json_object_get (msg, "src"), *seq = json_object_get (msg, "seq");
     s_print (tap, out);
     if (json_is_string (src) && json_is_integer (seq))
-        s_check_seq (tap, json_string_value (src), (uint64_t) json_integer_value (seq));
+        s_check_seq (tap, json_string_value (src), (uint64_t)json_integer_value (seq));
     json_decref (out);
     json_decref (msg);
     shown = 1;
@@ -179,7 +181,8 @@ done:
 static void s_usage (FILE *out)
 {
     fprintf (out,
-             "usage: lss tap [ENDPOINT...] [--topic PREFIX]... [--count N] [--timeout S] [--pretty]\n"
+             "usage: lss tap [ENDPOINT...] [--topic PREFIX]... [--count N] [--timeout S] "
+             "[--pretty]\n"
              "  ENDPOINT      a publisher, e.g. tcp://127.0.0.1:7401 (default: every\n"
              "                *.pub_endpoint in the config). Several may be given.\n"
              "  --topic P     only topics starting with P (repeatable; default: all)\n"
@@ -197,9 +200,9 @@ int lss_cli_tap (int argc, char **argv, const lss_config_t *cfg)
     int64_t count = 0, timeout_s = 0;
     s_tap_t tap = {.sources = NULL};
     static const struct option opts[] = {
-        {"topic", required_argument, NULL, 't'}, {"count", required_argument, NULL, 'c'},
+        {"topic", required_argument, NULL, 't'},   {"count", required_argument, NULL, 'c'},
         {"timeout", required_argument, NULL, 'T'}, {"pretty", no_argument, NULL, 'p'},
-        {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
     optind = 0; /* reset getopt: argv here is the subcommand's */
     int c;
     char **args = argv - 1; /* getopt skips argv[0] */
@@ -214,13 +217,15 @@ int lss_cli_tap (int argc, char **argv, const lss_config_t *cfg)
             break;
         case 'c':
             if (lss_parse_int64 (optarg, 1, INT64_MAX, &count)) {
-                fprintf (stderr, "lss tap: --count needs a positive whole number, not '%s'\n", optarg);
+                fprintf (stderr, "lss tap: --count needs a positive whole number, not '%s'\n",
+                         optarg);
                 return 2;
             }
             break;
         case 'T':
             if (lss_parse_int64 (optarg, 1, 86400 * 365, &timeout_s)) {
-                fprintf (stderr, "lss tap: --timeout needs seconds (1..31536000), not '%s'\n", optarg);
+                fprintf (stderr, "lss tap: --timeout needs seconds (1..31536000), not '%s'\n",
+                         optarg);
                 return 2;
             }
             break;
@@ -240,7 +245,8 @@ int lss_cli_tap (int argc, char **argv, const lss_config_t *cfg)
     size_t nend = 0;
     for (int i = optind; i < argc + 1; i++) {
         if (nend >= TAP_MAX_ENDPOINTS || strlen (args[i]) > 250 || strchr (args[i], ',')) {
-            fprintf (stderr, "lss tap: bad or too many endpoints (at most %d)\n", TAP_MAX_ENDPOINTS);
+            fprintf (stderr, "lss tap: bad or too many endpoints (at most %d)\n",
+                     TAP_MAX_ENDPOINTS);
             return 2;
         }
         size_t used = strlen (endpoints);
@@ -251,10 +257,11 @@ int lss_cli_tap (int argc, char **argv, const lss_config_t *cfg)
         json_t *all = lss_config_to_json (cfg, false);
         const char *key;
         json_t *v;
-        json_object_foreach (all, key, v) {
+        json_object_foreach (all, key, v)
+        {
             size_t klen = strlen (key);
-            if (klen > 13 && strcmp (key + klen - 13, ".pub_endpoint") == 0 && json_is_string (v)
-                && json_string_length (v) > 0 && nend < TAP_MAX_ENDPOINTS) {
+            if (klen > 13 && strcmp (key + klen - 13, ".pub_endpoint") == 0 &&
+                json_is_string (v) && json_string_length (v) > 0 && nend < TAP_MAX_ENDPOINTS) {
                 size_t used = strlen (endpoints);
                 snprintf (endpoints + used, sizeof endpoints - used, "%s>%s", nend ? "," : "",
                           json_string_value (v));
@@ -296,15 +303,16 @@ int lss_cli_tap (int argc, char **argv, const lss_config_t *cfg)
             if (left <= 0) {
                 rc = count ? 1 : 0;
                 if (count)
-                    fprintf (stderr, "lss tap: timeout after %" PRId64 " of %" PRId64 " messages\n",
+                    fprintf (stderr,
+                             "lss tap: timeout after %" PRId64 " of %" PRId64 " messages\n",
                              seen, count);
                 break;
             }
-            wait_ms = left < wait_ms ? (int) left : wait_ms;
+            wait_ms = left < wait_ms ? (int)left : wait_ms;
         }
         if (zpoller_wait (poller, wait_ms) == NULL)
             continue;
-        seen += s_handle (&tap, zsock_resolve (sub), (size_t) bus.max_message);
+        seen += s_handle (&tap, zsock_resolve (sub), (size_t)bus.max_message);
         if (count && seen >= count)
             break;
     }

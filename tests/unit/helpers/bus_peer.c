@@ -25,9 +25,12 @@ static int s_pub (const char *endpoint)
     for (int i = 1; !zsys_interrupted && lss_time_mono_ms () < end; i++) {
         char data[32];
         int n = snprintf (data, sizeof data, "chunk %d", i);
-        lss_exec_output_t out = {.exec_id = "e-pub", .stream = "stdout", .seq = i,
-                                 .data = {(uint8_t *) data, (size_t) n}};
-        if (lss_bus_pub_send (pub, "exec.output.e-pub", LSS_MSG_exec_output, NULL, &out, "trace-pub"))
+        lss_exec_output_t out = {.exec_id = "e-pub",
+                                 .stream = "stdout",
+                                 .seq = i,
+                                 .data = {(uint8_t *)data, (size_t)n}};
+        if (lss_bus_pub_send (pub, "exec.output.e-pub", LSS_MSG_exec_output, NULL, &out,
+                              "trace-pub"))
             return 1;
         zclock_sleep (5); /* pacing of a stream source, not synchronisation */
     }
@@ -39,7 +42,8 @@ static int s_reply (zsock_t *sock, zframe_t *route, lss_msg_kind_t kind, const v
 {
     lss_envelope_t env;
     lss_bus_envelope_init (&env, kind, NULL, "bus_peer/router", 0, NULL);
-    return lss_bus_send (sock, zframe_data (route), zframe_size (route), NULL, &env, kind, body);
+    return lss_bus_send (sock, zframe_data (route), zframe_size (route), NULL, &env, kind,
+                         body);
 }
 
 static int s_router (void)
@@ -72,14 +76,17 @@ static int s_router (void)
             lss_exec_started_t st = {.exec_id = req->exec_id, .pid = 42};
             s_reply (sock, route, LSS_MSG_exec_started, &st);
             char data[256];
-            int n = snprintf (data, sizeof data, "ran %s", req->argv.count ? req->argv.items[0] : "?");
-            lss_exec_output_t out = {.exec_id = req->exec_id, .stream = "stdout", .seq = 1,
-                                     .data = {(uint8_t *) data, (size_t) n}};
+            int n = snprintf (data, sizeof data, "ran %s",
+                              req->argv.count ? req->argv.items[0] : "?");
+            lss_exec_output_t out = {.exec_id = req->exec_id,
+                                     .stream = "stdout",
+                                     .seq = 1,
+                                     .data = {(uint8_t *)data, (size_t)n}};
             s_reply (sock, route, LSS_MSG_exec_output, &out);
             lss_exec_end_t end = {.exec_id = req->exec_id, .exit_code = 3, .stdout_bytes = n};
             s_reply (sock, route, LSS_MSG_exec_end, &end);
         } else if (kind == LSS_MSG_exec_cancel) {
-            quit = strcmp (((lss_exec_cancel_t *) body)->exec_id, "quit") == 0;
+            quit = strcmp (((lss_exec_cancel_t *)body)->exec_id, "quit") == 0;
             lss_ok_t ok = {.ref = env.id};
             s_reply (sock, route, LSS_MSG_ok, &ok);
         } else {

@@ -22,8 +22,8 @@ typedef struct {
 
 static int s_on_tick (zloop_t *loop, int timer_id, void *arg)
 {
-    (void) loop;
-    (void) timer_id;
+    (void)loop;
+    (void)timer_id;
     s_demo_t *demo = arg;
     lss_service_heartbeat (demo->svc);
     lss_service_set_ready (demo->svc, true, NULL); /* logs only the first time */
@@ -34,8 +34,8 @@ static int s_on_tick (zloop_t *loop, int timer_id, void *arg)
 
 static int s_on_message (zloop_t *loop, zsock_t *reader, void *arg)
 {
-    (void) loop;
-    (void) arg;
+    (void)loop;
+    (void)arg;
     char *text = zstr_recv (reader);
     zstr_free (&text);
     return 0;
@@ -78,16 +78,14 @@ int main (int argc, char **argv)
             else if (which == &stop_fd) {
                 how = "stop fd";
                 break;
-            }
-            else if (zpoller_terminated (poller)) {
+            } else if (zpoller_terminated (poller)) {
                 how = "interrupted";
                 break;
             }
         }
         lss_log_info ("poll ended", "{s:s}", "by", how);
         zpoller_destroy (&poller);
-    }
-    else {
+    } else {
         s_demo_t demo = {svc, hang};
         zloop_t *loop = zloop_new ();
         zloop_set_nonstop (loop, hang);
