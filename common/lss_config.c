@@ -35,6 +35,7 @@
 #include <yaml.h>
 
 #include "lss_log.h"
+#include "lss_util.h"
 
 extern char **environ;
 
@@ -57,19 +58,6 @@ struct _lss_config_t {
     s_value_t *values; /* count entries */
     char (*env_names)[S_ENV_MAX + 1];
 };
-
-static void s_err (char *err, size_t err_size, const char *fmt, ...)
-    __attribute__ ((format (printf, 3, 4)));
-
-static void s_err (char *err, size_t err_size, const char *fmt, ...)
-{
-    if (!err || err_size == 0)
-        return;
-    va_list ap;
-    va_start (ap, fmt);
-    vsnprintf (err, err_size, fmt, ap);
-    va_end (ap);
-}
 
 /* ------------------------------------------------------------------ value parsing */
 
@@ -128,29 +116,29 @@ static int s_parse_unit (const char *text, const char *shown, const s_unit_t *un
     uint64_t n;
     int rc = s_digits (&p, &n);
     if (rc == -2) {
-        s_err (problem, size, "'%s' is too large", shown);
+        lss_errf (problem, size, "'%s' is too large", shown);
         return -1;
     }
     if (rc < 0) {
-        s_err (problem, size, "'%s' is not a %s (a whole number with suffix %s)", shown, what,
-               accepted);
+        lss_errf (problem, size, "'%s' is not a %s (a whole number with suffix %s)", shown,
+                  what, accepted);
         return -1;
     }
     if (*p == '.' || *p == ',') {
-        s_err (problem, size, "'%s': fractions are not accepted; use a smaller unit", shown);
+        lss_errf (problem, size, "'%s': fractions are not accepted; use a smaller unit", shown);
         return -1;
     }
     for (const s_unit_t *u = units; u->suffix; u++)
         if (strcmp (p, u->suffix) == 0) {
             if (n > (uint64_t)(INT64_MAX / u->mult)) {
-                s_err (problem, size, "'%s' is too large", shown);
+                lss_errf (problem, size, "'%s' is too large", shown);
                 return -1;
             }
             *out = (int64_t)n * u->mult;
             return 0;
         }
-    s_err (problem, size, "'%s' has an unknown suffix '%s' (accepted: %s)", shown,
-           shown == text ? p : "***", accepted);
+    lss_errf (problem, size, "'%s' has an unknown suffix '%s' (accepted: %s)", shown,
+              shown == text ? p : "***", accepted);
     return -1;
 }
 
@@ -197,26 +185,26 @@ static int s_parse_value (const lss_config_spec_t *spec, const char *text, size_
     /* Error messages quote the value, except a secret's. */
     const char *shown = (spec->flags & LSS_CFG_SECRET) ? "***" : text;
     if (memchr (text, '\0', len)) {
-        s_err (problem, size, "value contains a NUL byte");
+        lss_errf (problem, size, "value contains a NUL byte");
         return -1;
     }
     int64_t num = 0;
     switch (spec->type) {
     case LSS_CFG_STR: {
         if (spec->max > 0 && ((int64_t)len < spec->min || (int64_t)len > spec->max)) {
-            s_err (problem, size, "string of %zu bytes; length must be %lld to %lld", len,
-                   (long long)spec->min, (long long)spec->max);
+            lss_errf (problem, size, "string of %zu bytes; length must be %lld to %lld", len,
+                      (long long)spec->min, (long long)spec->max);
             return -1;
         }
         json_t *utf8 = json_stringn (text, len); /* jansson validates UTF-8 */
         if (!utf8) {
-            s_err (problem, size, "value is not valid UTF-8");
+            lss_errf (problem, size, "value is not valid UTF-8");
             return -1;
         }
         json_decref (utf8);
         char *copy = strndup (text, len);
         if (!copy) {
-            s_err (problem, size, "out of memory");
+            lss_errf (problem, size, "out of memory");
             return -1;
         }
         *out = (s_value_t){.str = copy};
@@ -225,8 +213,8 @@ static int s_parse_value (const lss_config_spec_t *spec, const char *text, size_
     case LSS_CFG_BOOL: {
         bool flag;
         if (s_parse_bool (text, &flag)) {
-            s_err (problem, size, "'%s' is not a boolean (true/false, yes/no, on/off, 1/0)",
-                   shown);
+            lss_errf (problem, size, "'%s' is not a boolean (true/false, yes/no, on/off, 1/0)",
+                      shown);
             return -1;
         }
         *out = (s_value_t){.flag = flag};
@@ -240,13 +228,13 @@ static int s_parse_value (const lss_config_spec_t *spec, const char *text, size_
         uint64_t n;
         int rc = s_digits (&p, &n);
         if (rc == -2 && !(negative && strcmp (p, "9223372036854775808") == 0)) {
-            s_err (problem, size, "'%s' is out of the integer range", shown);
+            lss_errf (problem, size, "'%s' is out of the integer range", shown);
             return -1;
         }
         if (rc == -2)
             num = INT64_MIN;
         else if (rc < 0 || *p) {
-            s_err (problem, size, "'%s' is not an integer", shown);
+            lss_errf (problem, size, "'%s' is not an integer", shown);
             return -1;
         } else
             num = negative ? -(int64_t)n : (int64_t)n;
@@ -263,7 +251,7 @@ static int s_parse_value (const lss_config_spec_t *spec, const char *text, size_
             return -1;
         break;
     default:
-        s_err (problem, size, "unknown type %d", (int)spec->type);
+        lss_errf (problem, size, "unknown type %d", (int)spec->type);
         return -1;
     }
     if (!(spec->min == 0 && spec->max == 0) && (num < spec->min || num > spec->max)) {
@@ -273,8 +261,8 @@ static int s_parse_value (const lss_config_spec_t *spec, const char *text, size_
         char value[32] = "value";
         if (shown == text)
             snprintf (value, sizeof value, "%lld%s", (long long)num, unit);
-        s_err (problem, size, "%s is out of range (must be %lld to %lld%s)", value,
-               (long long)spec->min, (long long)spec->max, unit);
+        lss_errf (problem, size, "%s is out of range (must be %lld to %lld%s)", value,
+                  (long long)spec->min, (long long)spec->max, unit);
         return -1;
     }
     *out = (s_value_t){.num = num};
@@ -389,7 +377,7 @@ static int s_assign (const lss_config_t *self, s_value_t *values, size_t i, cons
     char problem[S_PROBLEM_MAX];
     s_value_t value;
     if (s_parse_value (&self->spec[i], text, len, &value, problem, sizeof problem)) {
-        s_err (err, err_size, "%s: %s (%s)", self->spec[i].key, problem, source);
+        lss_errf (err, err_size, "%s: %s (%s)", self->spec[i].key, problem, source);
         return -1;
     }
     free (values[i].str);
@@ -427,14 +415,14 @@ static int s_yaml_key (s_yaml_t *y, const yaml_event_t *ev, size_t line)
     size_t len = ev->data.scalar.length;
     size_t at = y->prefix[y->depth - 1];
     if (len == 0 || memchr (text, '\0', len)) {
-        s_err (y->err, y->err_size, "empty or invalid key under '%s' (%s:%zu)",
-               at ? y->key : "(top level)", y->path, line);
+        lss_errf (y->err, y->err_size, "empty or invalid key under '%s' (%s:%zu)",
+                  at ? y->key : "(top level)", y->path, line);
         return -1;
     }
     if (at + (at ? 1 : 0) + len > S_KEY_MAX) {
-        s_err (y->err, y->err_size, "key '%.*s%s%.*s' is longer than %d bytes (%s:%zu)",
-               (int)at, y->key, at ? "." : "", (int)(len > 64 ? 64 : len), text, S_KEY_MAX,
-               y->path, line);
+        lss_errf (y->err, y->err_size, "key '%.*s%s%.*s' is longer than %d bytes (%s:%zu)",
+                  (int)at, y->key, at ? "." : "", (int)(len > 64 ? 64 : len), text, S_KEY_MAX,
+                  y->path, line);
         return -1;
     }
     if (at)
@@ -453,17 +441,18 @@ static int s_yaml_leaf (s_yaml_t *y, const yaml_event_t *ev, size_t line)
     ssize_t i = s_find (y->self, y->key, strlen (y->key));
     if (i < 0) {
         if (s_is_section (y->self, y->key)) {
-            s_err (y->err, y->err_size,
-                   "'%s' is a section and takes a mapping, not a value (%s)", y->key, source);
+            lss_errf (y->err, y->err_size,
+                      "'%s' is a section and takes a mapping, not a value (%s)", y->key,
+                      source);
             return -1;
         }
         char hint[S_KEY_MAX + 32];
         s_suggest (y->self, y->key, false, hint, sizeof hint);
-        s_err (y->err, y->err_size, "unknown key '%s' (%s)%s", y->key, source, hint);
+        lss_errf (y->err, y->err_size, "unknown key '%s' (%s)%s", y->key, source, hint);
         return -1;
     }
     if (y->seen[i]) {
-        s_err (y->err, y->err_size, "duplicate key '%s' (%s)", y->key, source);
+        lss_errf (y->err, y->err_size, "duplicate key '%s' (%s)", y->key, source);
         return -1;
     }
     y->seen[i] = true;
@@ -471,8 +460,8 @@ static int s_yaml_leaf (s_yaml_t *y, const yaml_event_t *ev, size_t line)
     size_t len = ev->data.scalar.length;
     if (s_is_null (ev)) {
         if (y->self->spec[i].type != LSS_CFG_STR) {
-            s_err (y->err, y->err_size, "%s: no value given; a %s is required (%s)", y->key,
-                   s_type_name (y->self->spec[i].type), source);
+            lss_errf (y->err, y->err_size, "%s: no value given; a %s is required (%s)", y->key,
+                      s_type_name (y->self->spec[i].type), source);
             return -1;
         }
         text = "";
@@ -500,31 +489,31 @@ static int s_yaml_event (s_yaml_t *y, const yaml_event_t *ev, int *documents, bo
         return 0;
     case YAML_DOCUMENT_START_EVENT:
         if (++*documents > 1) {
-            s_err (y->err, y->err_size, "only one YAML document is allowed (%s:%zu)", y->path,
-                   line);
+            lss_errf (y->err, y->err_size, "only one YAML document is allowed (%s:%zu)",
+                      y->path, line);
             return -1;
         }
         return 0;
     case YAML_ALIAS_EVENT:
-        s_err (y->err, y->err_size, "aliases are not allowed, at '%s' (%s:%zu)", where, y->path,
-               line);
+        lss_errf (y->err, y->err_size, "aliases are not allowed, at '%s' (%s:%zu)", where,
+                  y->path, line);
         return -1;
     case YAML_SEQUENCE_START_EVENT:
         if (y->depth == 0)
-            s_err (y->err, y->err_size, "top level must be a mapping, not a sequence (%s:%zu)",
-                   y->path, line);
+            lss_errf (y->err, y->err_size,
+                      "top level must be a mapping, not a sequence (%s:%zu)", y->path, line);
         else if (y->want_key)
-            s_err (y->err, y->err_size, "keys must be scalars, under '%s' (%s:%zu)", where,
-                   y->path, line);
+            lss_errf (y->err, y->err_size, "keys must be scalars, under '%s' (%s:%zu)", where,
+                      y->path, line);
         else
-            s_err (y->err, y->err_size,
-                   "'%s' is a sequence; only scalars and mappings are allowed (%s:%zu)", y->key,
-                   y->path, line);
+            lss_errf (y->err, y->err_size,
+                      "'%s' is a sequence; only scalars and mappings are allowed (%s:%zu)",
+                      y->key, y->path, line);
         return -1;
     case YAML_MAPPING_START_EVENT:
         if (ev->data.mapping_start.anchor || ev->data.mapping_start.tag) {
-            s_err (y->err, y->err_size, "anchors and tags are not allowed, at '%s' (%s:%zu)",
-                   where, y->path, line);
+            lss_errf (y->err, y->err_size, "anchors and tags are not allowed, at '%s' (%s:%zu)",
+                      where, y->path, line);
             return -1;
         }
         if (y->depth == 0) {
@@ -535,19 +524,20 @@ static int s_yaml_event (s_yaml_t *y, const yaml_event_t *ev, int *documents, bo
             return 0;
         }
         if (y->want_key) {
-            s_err (y->err, y->err_size, "keys must be scalars, under '%s' (%s:%zu)", where,
-                   y->path, line);
+            lss_errf (y->err, y->err_size, "keys must be scalars, under '%s' (%s:%zu)", where,
+                      y->path, line);
             return -1;
         }
         if (y->depth >= S_DEPTH_MAX) {
-            s_err (y->err, y->err_size, "'%s' nests deeper than %d mappings (%s:%zu)", y->key,
-                   S_DEPTH_MAX, y->path, line);
+            lss_errf (y->err, y->err_size, "'%s' nests deeper than %d mappings (%s:%zu)",
+                      y->key, S_DEPTH_MAX, y->path, line);
             return -1;
         }
         ssize_t leaf = s_find (y->self, y->key, strlen (y->key));
         if (leaf >= 0) {
-            s_err (y->err, y->err_size, "%s: takes a value of type %s, not a mapping (%s:%zu)",
-                   y->key, s_type_name (y->self->spec[leaf].type), y->path, line);
+            lss_errf (y->err, y->err_size,
+                      "%s: takes a value of type %s, not a mapping (%s:%zu)", y->key,
+                      s_type_name (y->self->spec[leaf].type), y->path, line);
             return -1;
         }
         y->prefix[y->depth++] = strlen (y->key);
@@ -564,15 +554,15 @@ static int s_yaml_event (s_yaml_t *y, const yaml_event_t *ev, int *documents, bo
         return 0; /* unreachable: sequences are refused at their start */
     case YAML_SCALAR_EVENT:
         if (ev->data.scalar.anchor || ev->data.scalar.tag) {
-            s_err (y->err, y->err_size, "anchors and tags are not allowed, at '%s' (%s:%zu)",
-                   where, y->path, line);
+            lss_errf (y->err, y->err_size, "anchors and tags are not allowed, at '%s' (%s:%zu)",
+                      where, y->path, line);
             return -1;
         }
         if (y->depth == 0) {
             if (s_is_null (ev))
                 return 0; /* "---" or "~" alone: an empty document */
-            s_err (y->err, y->err_size, "top level must be a mapping, not a scalar (%s:%zu)",
-                   y->path, line);
+            lss_errf (y->err, y->err_size, "top level must be a mapping, not a scalar (%s:%zu)",
+                      y->path, line);
             return -1;
         }
         return y->want_key ? s_yaml_key (y, ev, line) : s_yaml_leaf (y, ev, line);
@@ -585,17 +575,17 @@ static char *s_read_file (const char *path, size_t *len_p, char *err, size_t err
 {
     FILE *file = fopen (path, "rb");
     if (!file) {
-        s_err (err, err_size, "cannot open config file '%s': %s", path, strerror (errno));
+        lss_errf (err, err_size, "cannot open config file '%s': %s", path, strerror (errno));
         return NULL;
     }
     char *data = malloc (S_FILE_MAX + 2);
     size_t len = data ? fread (data, 1, S_FILE_MAX + 1, file) : 0;
     if (!data)
-        s_err (err, err_size, "cannot read config file '%s': out of memory", path);
+        lss_errf (err, err_size, "cannot read config file '%s': out of memory", path);
     else if (ferror (file))
-        s_err (err, err_size, "cannot read config file '%s': %s", path, strerror (errno));
+        lss_errf (err, err_size, "cannot read config file '%s': %s", path, strerror (errno));
     else if (len > S_FILE_MAX)
-        s_err (err, err_size, "config file '%s' is larger than %zu bytes", path, S_FILE_MAX);
+        lss_errf (err, err_size, "config file '%s' is larger than %zu bytes", path, S_FILE_MAX);
     else {
         fclose (file);
         data[len] = '\0';
@@ -621,7 +611,7 @@ static int s_load_file (const lss_config_t *self, s_value_t *values, const char 
         goto cleanup;
     y.seen = calloc (self->count ? self->count : 1, sizeof *y.seen);
     if (!y.seen || !yaml_parser_initialize (&parser)) {
-        s_err (err, err_size, "cannot parse config file '%s': out of memory", path);
+        lss_errf (err, err_size, "cannot parse config file '%s': out of memory", path);
         goto cleanup;
     }
     parser_ready = true;
@@ -635,14 +625,14 @@ static int s_load_file (const lss_config_t *self, s_value_t *values, const char 
             if (y.key[0] && !failed)
                 snprintf (near, sizeof near, ", near key '%s'", y.key);
             if (parser.error == YAML_READER_ERROR)
-                s_err (err, err_size, "malformed YAML: %s at byte %zu (%s)",
-                       parser.problem ? parser.problem : "unreadable input",
-                       parser.problem_offset, path);
+                lss_errf (err, err_size, "malformed YAML: %s at byte %zu (%s)",
+                          parser.problem ? parser.problem : "unreadable input",
+                          parser.problem_offset, path);
             else
-                s_err (err, err_size, "malformed YAML: %s%s%s%s (%s:%zu)",
-                       parser.problem ? parser.problem : "syntax error",
-                       parser.context ? ", " : "", parser.context ? parser.context : "", near,
-                       path, parser.problem_mark.line + 1);
+                lss_errf (err, err_size, "malformed YAML: %s%s%s%s (%s:%zu)",
+                          parser.problem ? parser.problem : "syntax error",
+                          parser.context ? ", " : "", parser.context ? parser.context : "",
+                          near, path, parser.problem_mark.line + 1);
             goto cleanup;
         }
         /* After the first error keep scanning (the file is bounded): a syntax error
@@ -684,9 +674,9 @@ static int s_load_env (const lss_config_t *self, s_value_t *values, char *err, s
         size_t nlen = (size_t)(eq - *e);
         char name[S_ENV_MAX + 1];
         if (nlen > S_ENV_MAX) {
-            s_err (err, err_size,
-                   "unknown environment variable %.*s...: no config key maps to it", S_ENV_MAX,
-                   *e);
+            lss_errf (err, err_size,
+                      "unknown environment variable %.*s...: no config key maps to it",
+                      S_ENV_MAX, *e);
             return -1;
         }
         memcpy (name, *e, nlen);
@@ -697,8 +687,9 @@ static int s_load_env (const lss_config_t *self, s_value_t *values, char *err, s
         if (i < 0) {
             char hint[S_ENV_MAX + 32];
             s_suggest (self, name, true, hint, sizeof hint);
-            s_err (err, err_size, "unknown environment variable %s: no config key maps to it%s",
-                   name, hint);
+            lss_errf (err, err_size,
+                      "unknown environment variable %s: no config key maps to it%s", name,
+                      hint);
             return -1;
         }
         if (s_assign (self, values, (size_t)i, eq + 1, strlen (eq + 1), name, err, err_size))
@@ -818,7 +809,7 @@ int lss_config_load (lss_config_t *self, const char *path, char *err, size_t err
     int rc = -1;
     s_value_t *work = s_values_dup (self);
     if (!work) {
-        s_err (err, err_size, "out of memory");
+        lss_errf (err, err_size, "out of memory");
         goto cleanup;
     }
     if (path && s_load_file (self, work, path, err, err_size))
@@ -828,7 +819,7 @@ int lss_config_load (lss_config_t *self, const char *path, char *err, size_t err
     s_values_free (&self->values, self->count);
     self->values = work;
     work = NULL;
-    s_err (err, err_size, "%s", "");
+    lss_errf (err, err_size, "%s", "");
     rc = 0;
 cleanup:
     s_values_free (&work, self->count);
@@ -845,16 +836,16 @@ int lss_config_set (lss_config_t *self, const char *key, const char *value, char
         char hint[S_KEY_MAX + 32] = "";
         if (key)
             s_suggest (self, key, false, hint, sizeof hint);
-        s_err (err, err_size, "unknown key '%s'%s", key ? key : "(null)", hint);
+        lss_errf (err, err_size, "unknown key '%s'%s", key ? key : "(null)", hint);
         return -1;
     }
     if (!value) {
-        s_err (err, err_size, "%s: no value given (set)", key);
+        lss_errf (err, err_size, "%s: no value given (set)", key);
         return -1;
     }
     if (s_assign (self, self->values, (size_t)i, value, strlen (value), "set", err, err_size))
         return -1;
-    s_err (err, err_size, "%s", "");
+    lss_errf (err, err_size, "%s", "");
     return 0;
 }
 

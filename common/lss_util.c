@@ -236,3 +236,13 @@ int lss_fmt (char *out, size_t size, const char *fmt, ...)
     va_end (ap);
     return (n < 0 || (size_t)n >= size) ? -1 : 0;
 }
+
+void lss_errf (char *err, size_t size, const char *fmt, ...)
+{
+    if (!err || size == 0)
+        return;
+    va_list ap;
+    va_start (ap, fmt);
+    vsnprintf (err, size, fmt, ap);
+    va_end (ap);
+}

@@ -52,6 +52,11 @@ void lss_buf_consume (lss_buf_t *self, size_t n);
 void lss_buf_reset (lss_buf_t *self);
 void lss_buf_free (lss_buf_t *self);
 
+/*  Formats an error message into err (size bytes); does nothing if err is NULL or size
+ *  is 0, so callers may pass an optional error buffer straight through. */
+void lss_errf (char *err, size_t size, const char *fmt, ...)
+    __attribute__ ((format (printf, 3, 4)));
+
 /*  snprintf that reports truncation: returns 0 if it fit, -1 if not (out still NUL-ended). */
 int lss_fmt (char *out, size_t size, const char *fmt, ...)
     __attribute__ ((format (printf, 3, 4)));

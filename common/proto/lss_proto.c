@@ -7,6 +7,7 @@
  *  input cannot hold), then unpacks with msgpack-c and converts against the declaration.
  */
 #include "lss_proto.h"
+#include "lss_util.h"
 
 #include <msgpack.h>
 #include <pthread.h>
@@ -56,18 +57,6 @@ const lss_msg_desc_t *lss_proto_desc (lss_msg_kind_t kind)
     if (kind <= LSS_MSG_NONE || kind >= LSS_MSG_COUNT)
         return NULL;
     return &s_descs[kind];
-}
-
-static void s_err (char *err, size_t err_size, const char *fmt, ...)
-    __attribute__ ((format (printf, 3, 4)));
-static void s_err (char *err, size_t err_size, const char *fmt, ...)
-{
-    if (!err || err_size == 0)
-        return;
-    va_list ap;
-    va_start (ap, fmt);
-    vsnprintf (err, err_size, fmt, ap);
-    va_end (ap);
 }
 
 /* ------------------------------------------------------------------ type patterns */
@@ -404,7 +393,7 @@ static json_t *s_base64 (const uint8_t *data, size_t len)
 static json_t *s_obj_to_json (const msgpack_object *o, int depth, char *err, size_t err_size)
 {
     if (depth <= 0) {
-        s_err (err, err_size, "nested deeper than allowed");
+        lss_errf (err, err_size, "nested deeper than allowed");
         return NULL;
     }
     switch (o->type) {
@@ -414,7 +403,7 @@ static json_t *s_obj_to_json (const msgpack_object *o, int depth, char *err, siz
         return json_boolean (o->via.boolean);
     case MSGPACK_OBJECT_POSITIVE_INTEGER:
         if (o->via.u64 > INT64_MAX) {
-            s_err (err, err_size, "integer out of range");
+            lss_errf (err, err_size, "integer out of range");
             return NULL;
         }
         return json_integer ((json_int_t)o->via.u64);
@@ -424,12 +413,12 @@ static json_t *s_obj_to_json (const msgpack_object *o, int depth, char *err, siz
     case MSGPACK_OBJECT_FLOAT64: {
         json_t *r = json_real (o->via.f64);
         if (!r)
-            s_err (err, err_size, "non-finite number");
+            lss_errf (err, err_size, "non-finite number");
         return r;
     }
     case MSGPACK_OBJECT_STR: {
         if (!s_utf8_valid ((const uint8_t *)o->via.str.ptr, o->via.str.size)) {
-            s_err (err, err_size, "string is not valid UTF-8");
+            lss_errf (err, err_size, "string is not valid UTF-8");
             return NULL;
         }
         return json_stringn (o->via.str.ptr, o->via.str.size);
@@ -453,7 +442,7 @@ static json_t *s_obj_to_json (const msgpack_object *o, int depth, char *err, siz
             const msgpack_object_kv *kv = &o->via.map.ptr[i];
             if (kv->key.type != MSGPACK_OBJECT_STR ||
                 !s_utf8_valid ((const uint8_t *)kv->key.via.str.ptr, kv->key.via.str.size)) {
-                s_err (err, err_size, "map key is not a UTF-8 string");
+                lss_errf (err, err_size, "map key is not a UTF-8 string");
                 json_decref (obj);
                 return NULL;
             }
@@ -467,7 +456,7 @@ static json_t *s_obj_to_json (const msgpack_object *o, int depth, char *err, siz
         return obj;
     }
     default:
-        s_err (err, err_size, "unsupported msgpack type %d", (int)o->type);
+        lss_errf (err, err_size, "unsupported msgpack type %d", (int)o->type);
         return NULL;
     }
 }
@@ -636,7 +625,7 @@ typedef struct {
 static int s_need (s_cursor_t *c, uint64_t n)
 {
     if ((uint64_t)(c->end - c->p) < n) {
-        s_err (c->err, c->err_size, "truncated at byte %zu", (size_t)(c->p - c->start));
+        lss_errf (c->err, c->err_size, "truncated at byte %zu", (size_t)(c->p - c->start));
         return -2;
     }
     return 0;
@@ -654,7 +643,7 @@ static uint64_t s_be (const uint8_t *p, int n)
 static int s_skip (s_cursor_t *c, int depth)
 {
     if (depth < 0) {
-        s_err (c->err, c->err_size, "nested deeper than %d levels", LSS_PROTO_MAX_DEPTH);
+        lss_errf (c->err, c->err_size, "nested deeper than %d levels", LSS_PROTO_MAX_DEPTH);
         return -2;
     }
     if (s_need (c, 1))
@@ -718,7 +707,7 @@ static int s_skip (s_cursor_t *c, int depth)
             break;
         }
         default:
-            s_err (c->err, c->err_size, "unsupported msgpack type byte 0x%02x", b);
+            lss_errf (c->err, c->err_size, "unsupported msgpack type byte 0x%02x", b);
             return -2;
         }
     if (lenbytes) {
@@ -734,8 +723,8 @@ static int s_skip (s_cursor_t *c, int depth)
         return 0;
     }
     if (elems > (uint64_t)(c->end - c->p)) {
-        s_err (c->err, c->err_size, "container claims %llu elements, only %zu bytes left",
-               (unsigned long long)elems, (size_t)(c->end - c->p));
+        lss_errf (c->err, c->err_size, "container claims %llu elements, only %zu bytes left",
+                  (unsigned long long)elems, (size_t)(c->end - c->p));
         return -2;
     }
     for (uint64_t i = 0; i < elems; i++)
@@ -748,14 +737,14 @@ int lss_msgpack_check (const uint8_t *data, size_t len, int max_depth, char *err
                        size_t err_size)
 {
     if (!data || len == 0) {
-        s_err (err, err_size, "empty message");
+        lss_errf (err, err_size, "empty message");
         return -2;
     }
     s_cursor_t c = {data, data, data + len, err, err_size};
     if (s_skip (&c, max_depth))
         return -2;
     if (c.p != c.end) {
-        s_err (err, err_size, "%zu trailing bytes after the message", (size_t)(c.end - c.p));
+        lss_errf (err, err_size, "%zu trailing bytes after the message", (size_t)(c.end - c.p));
         return -2;
     }
     return 0;
@@ -766,8 +755,8 @@ static int s_unpack (const uint8_t *data, size_t len, size_t max_len, msgpack_un
                      char *err, size_t err_size)
 {
     if (len > max_len || len > LSS_PROTO_MAX_MESSAGE) {
-        s_err (err, err_size, "message of %zu bytes exceeds the limit of %zu", len,
-               max_len < LSS_PROTO_MAX_MESSAGE ? max_len : (size_t)LSS_PROTO_MAX_MESSAGE);
+        lss_errf (err, err_size, "message of %zu bytes exceeds the limit of %zu", len,
+                  max_len < LSS_PROTO_MAX_MESSAGE ? max_len : (size_t)LSS_PROTO_MAX_MESSAGE);
         return -2;
     }
     if (lss_msgpack_check (data, len, LSS_PROTO_MAX_DEPTH, err, err_size))
@@ -777,12 +766,12 @@ static int s_unpack (const uint8_t *data, size_t len, size_t max_len, msgpack_un
     if (msgpack_unpack_next (msg, (const char *)data, len, &off) != MSGPACK_UNPACK_SUCCESS ||
         off != len) {
         msgpack_unpacked_destroy (msg);
-        s_err (err, err_size, "msgpack could not be unpacked");
+        lss_errf (err, err_size, "msgpack could not be unpacked");
         return -2;
     }
     if (msg->data.type != MSGPACK_OBJECT_MAP) {
         msgpack_unpacked_destroy (msg);
-        s_err (err, err_size, "message is not a map");
+        lss_errf (err, err_size, "message is not a map");
         return -2;
     }
     return 0;
@@ -800,8 +789,8 @@ static int s_copy_str (const msgpack_object *o, size_t max, char *out, const cha
 {
     if (o->type != MSGPACK_OBJECT_STR || o->via.str.size > max ||
         !s_utf8_valid ((const uint8_t *)o->via.str.ptr, o->via.str.size)) {
-        s_err (err, err_size, "envelope %s must be a UTF-8 string of at most %zu bytes", what,
-               max);
+        lss_errf (err, err_size, "envelope %s must be a UTF-8 string of at most %zu bytes",
+                  what, max);
         return -2;
     }
     memcpy (out, o->via.str.ptr, o->via.str.size);
@@ -897,8 +886,8 @@ bad : {
     static const char *const names[] = {"string",  "binary",           "integer",
                                         "boolean", "array of strings", "map of strings",
                                         "value"};
-    s_err (err, err_size, "field '%s' must be a %s within its limit of %u", f->name,
-           names[f->type], f->max);
+    lss_errf (err, err_size, "field '%s' must be a %s within its limit of %u", f->name,
+              names[f->type], f->max);
 }
     return -2;
 }
@@ -907,14 +896,14 @@ static int s_decode_body (const lss_msg_desc_t *desc, const msgpack_object *o, v
                           char *err, size_t err_size)
 {
     if (o->type != MSGPACK_OBJECT_MAP) {
-        s_err (err, err_size, "body of %s must be a map", desc->pattern);
+        lss_errf (err, err_size, "body of %s must be a map", desc->pattern);
         return -2;
     }
     uint64_t seen = 0; /* messages have < 64 fields (checked in the round-trip test) */
     for (uint32_t i = 0; i < o->via.map.size; i++) {
         const msgpack_object_kv *kv = &o->via.map.ptr[i];
         if (kv->key.type != MSGPACK_OBJECT_STR) {
-            s_err (err, err_size, "body key is not a string");
+            lss_errf (err, err_size, "body key is not a string");
             return -2;
         }
         size_t idx = 0;
@@ -925,7 +914,7 @@ static int s_decode_body (const lss_msg_desc_t *desc, const msgpack_object *o, v
         if (!f->name)
             continue; /* a newer sender's field: ignored */
         if (seen & (1ull << idx)) {
-            s_err (err, err_size, "field '%s' appears twice", f->name);
+            lss_errf (err, err_size, "field '%s' appears twice", f->name);
             return -2;
         }
         seen |= 1ull << idx;
@@ -935,7 +924,7 @@ static int s_decode_body (const lss_msg_desc_t *desc, const msgpack_object *o, v
     size_t idx = 0;
     for (const lss_field_desc_t *f = desc->fields; f->name; f++, idx++)
         if (f->required && !(seen & (1ull << idx))) {
-            s_err (err, err_size, "required field '%s' is missing", f->name);
+            lss_errf (err, err_size, "required field '%s' is missing", f->name);
             return -2;
         }
     return 0;
@@ -965,7 +954,7 @@ static int s_decode_envelope (const msgpack_object *root, lss_envelope_t *env,
         if (s_key_is (k, "v")) {
             bit = E_V;
             if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER || v->via.u64 != LSS_PROTO_VERSION) {
-                s_err (err, err_size, "unsupported envelope version");
+                lss_errf (err, err_size, "unsupported envelope version");
                 return -2;
             }
             env->v = LSS_PROTO_VERSION;
@@ -984,7 +973,7 @@ static int s_decode_envelope (const msgpack_object *root, lss_envelope_t *env,
         } else if (s_key_is (k, "seq")) {
             bit = E_SEQ;
             if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
-                s_err (err, err_size, "envelope seq must be a non-negative integer");
+                lss_errf (err, err_size, "envelope seq must be a non-negative integer");
                 return -2;
             }
             env->seq = v->via.u64;
@@ -995,20 +984,20 @@ static int s_decode_envelope (const msgpack_object *root, lss_envelope_t *env,
             else if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
                 env->ts = v->via.i64;
             else {
-                s_err (err, err_size, "envelope ts must be an integer");
+                lss_errf (err, err_size, "envelope ts must be an integer");
                 return -2;
             }
         } else if (s_key_is (k, "body")) {
             bit = E_BODY;
             *body = v;
         } else if (k->type != MSGPACK_OBJECT_STR) {
-            s_err (err, err_size, "envelope key is not a string");
+            lss_errf (err, err_size, "envelope key is not a string");
             return -2;
         }
         if (rc)
             return -2;
         if (bit & seen) {
-            s_err (err, err_size, "envelope key appears twice");
+            lss_errf (err, err_size, "envelope key appears twice");
             return -2;
         }
         seen |= bit;
@@ -1018,7 +1007,7 @@ static int s_decode_envelope (const msgpack_object *root, lss_envelope_t *env,
                                             "src", "ts",   "trace", "body"};
         for (int b = 0; b < 8; b++)
             if ((E_REQUIRED & (1u << b)) && !(seen & (1u << b))) {
-                s_err (err, err_size, "envelope field '%s' is missing", names[b]);
+                lss_errf (err, err_size, "envelope field '%s' is missing", names[b]);
                 break;
             }
         return -2;
@@ -1041,7 +1030,7 @@ int lss_proto_decode (const uint8_t *data, size_t len, size_t max_len, lss_envel
         if (k != LSS_MSG_NONE) {
             void *b = lss_proto_body_new (k);
             if (!b) {
-                s_err (err, err_size, "out of memory");
+                lss_errf (err, err_size, "out of memory");
                 rc = -2;
             } else if ((rc = s_decode_body (lss_proto_desc (k), body_obj, b, err, err_size)))
                 lss_proto_body_free (k, &b);

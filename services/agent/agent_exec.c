@@ -62,17 +62,6 @@ void agent_exec_conf_default (agent_exec_conf_t *conf)
     snprintf (conf->default_cwd, sizeof conf->default_cwd, "/workspace");
 }
 
-static void s_fail (agent_err_t *err, const char *code, const char *fmt, ...)
-    __attribute__ ((format (printf, 3, 4)));
-static void s_fail (agent_err_t *err, const char *code, const char *fmt, ...)
-{
-    err->code = code;
-    va_list ap;
-    va_start (ap, fmt);
-    vsnprintf (err->message, sizeof err->message, fmt, ap);
-    va_end (ap);
-}
-
 static const agent_interp_t *s_interp (const agent_exec_conf_t *conf, const char *lang)
 {
     for (size_t i = 0; i < conf->interp_count; i++)
@@ -88,20 +77,21 @@ static char **s_build_env (const lss_strmap_t *extra, agent_err_t *err)
     while (environ[base])
         base++;
     if (base + extra->count + 1 > AGENT_ENV_MAX) {
-        s_fail (err, "invalid_request", "too many environment variables (at most %d)",
-                AGENT_ENV_MAX);
+        agent_err_set (err, "invalid_request", "too many environment variables (at most %d)",
+                       AGENT_ENV_MAX);
         return NULL;
     }
     for (size_t i = 0; i < extra->count; i++) {
         const char *k = extra->keys[i];
         if (!*k || strchr (k, '=') || strlen (k) > 256) {
-            s_fail (err, "invalid_request", "environment variable name '%.64s' is invalid", k);
+            agent_err_set (err, "invalid_request",
+                           "environment variable name '%.64s' is invalid", k);
             return NULL;
         }
     }
     char **env = calloc (base + extra->count + 1, sizeof (char *));
     if (!env) {
-        s_fail (err, "io_error", "out of memory");
+        agent_err_set (err, "io_error", "out of memory");
         return NULL;
     }
     size_t n = 0;
@@ -131,7 +121,8 @@ static int s_write_code (agent_exec_t *e, const lss_bytes_t *code, const agent_i
                          const agent_exec_conf_t *conf, agent_err_t *err)
 {
     if (mkdir (conf->code_dir, 0700) && errno != EEXIST) {
-        s_fail (err, "io_error", "cannot create %s: %s", conf->code_dir, strerror (errno));
+        agent_err_set (err, "io_error", "cannot create %s: %s", conf->code_dir,
+                       strerror (errno));
         return -2;
     }
     static uint64_t counter;
@@ -153,7 +144,7 @@ static int s_write_code (agent_exec_t *e, const lss_bytes_t *code, const agent_i
             close (fd);
         unlink (e->code_path);
         e->code_path[0] = '\0';
-        s_fail (err, "io_error", "cannot store the code: %s", strerror (saved));
+        agent_err_set (err, "io_error", "cannot store the code: %s", strerror (saved));
         return -2;
     }
     close (fd);
@@ -169,22 +160,22 @@ int agent_exec_start (agent_exec_t *e, const lss_exec_start_t *req,
     int modes =
         (req->argv.count > 0) + (req->shell != NULL) + (req->code.len > 0 || req->language);
     if (modes != 1) {
-        s_fail (err, "invalid_request",
-                "give exactly one of argv, shell, or code with language");
+        agent_err_set (err, "invalid_request",
+                       "give exactly one of argv, shell, or code with language");
         return -1;
     }
     if (req->timeout_ms < 0 || req->timeout_ms > conf->max_timeout_ms) {
-        s_fail (err, "invalid_request", "timeout_ms must be 0..%lld",
-                (long long)conf->max_timeout_ms);
+        agent_err_set (err, "invalid_request", "timeout_ms must be 0..%lld",
+                       (long long)conf->max_timeout_ms);
         return -1;
     }
     if (req->max_output < 0 || req->max_output > conf->max_output_cap) {
-        s_fail (err, "invalid_request", "max_output must be 0..%lld",
-                (long long)conf->max_output_cap);
+        agent_err_set (err, "invalid_request", "max_output must be 0..%lld",
+                       (long long)conf->max_output_cap);
         return -1;
     }
     if (req->credit < 0) {
-        s_fail (err, "invalid_request", "credit must not be negative");
+        agent_err_set (err, "invalid_request", "credit must not be negative");
         return -1;
     }
     const char *argv_buf[4];
@@ -193,7 +184,7 @@ int agent_exec_start (agent_exec_t *e, const lss_exec_start_t *req,
     if (req->argv.count > 0) {
         argv = req->argv.items;
         if (!argv[0][0]) {
-            s_fail (err, "invalid_request", "argv[0] is empty");
+            agent_err_set (err, "invalid_request", "argv[0] is empty");
             return -1;
         }
     } else if (req->shell) {
@@ -211,9 +202,9 @@ int agent_exec_start (agent_exec_t *e, const lss_exec_start_t *req,
                 snprintf (list + used, sizeof list - used, "%s%s", i ? ", " : "",
                           conf->interp[i].lang);
             }
-            s_fail (err, "invalid_request",
-                    "unsupported language '%.32s' (this sandbox has: %s)",
-                    req->language ? req->language : "", list);
+            agent_err_set (err, "invalid_request",
+                           "unsupported language '%.32s' (this sandbox has: %s)",
+                           req->language ? req->language : "", list);
             return -1;
         }
         argv_buf[0] = it->path;
@@ -227,7 +218,7 @@ int agent_exec_start (agent_exec_t *e, const lss_exec_start_t *req,
     e->start_ms = now_ms;
     e->deadline_ms = now_ms + (req->timeout_ms ? req->timeout_ms : conf->default_timeout_ms);
     if (req->stdin.len && lss_buf_append (&e->in, req->stdin.data, req->stdin.len)) {
-        s_fail (err, "invalid_request", "stdin too large");
+        agent_err_set (err, "invalid_request", "stdin too large");
         return -1;
     }
     e->in_eof = !req->stdin_open;
@@ -248,7 +239,7 @@ int agent_exec_start (agent_exec_t *e, const lss_exec_start_t *req,
     posix_spawnattr_init (&attr);
     if (pipe2 (out, O_CLOEXEC) || pipe2 (errp, O_CLOEXEC) ||
         (want_stdin && pipe2 (in, O_CLOEXEC))) {
-        s_fail (err, "io_error", "cannot create pipes: %s", strerror (errno));
+        agent_err_set (err, "io_error", "cannot create pipes: %s", strerror (errno));
         goto cleanup;
     }
     if (want_stdin)
@@ -276,8 +267,8 @@ int agent_exec_start (agent_exec_t *e, const lss_exec_start_t *req,
     int serr = posix_spawnp (&e->pid, argv[0], &fa, &attr, argv, env);
     if (serr) {
         e->pid = 0;
-        s_fail (err, serr == ENOENT ? "not_found" : "exec_failed",
-                "cannot run %.200s in %.200s: %s", argv[0], cwd, strerror (serr));
+        agent_err_set (err, serr == ENOENT ? "not_found" : "exec_failed",
+                       "cannot run %.200s in %.200s: %s", argv[0], cwd, strerror (serr));
         goto cleanup;
     }
     e->fd[AGENT_STDOUT] = out[0];

@@ -25,9 +25,7 @@ struct _agent_files_t {
     size_t count;
 };
 
-static void s_fail (agent_err_t *err, const char *code, const char *fmt, ...)
-    __attribute__ ((format (printf, 3, 4)));
-static void s_fail (agent_err_t *err, const char *code, const char *fmt, ...)
+void agent_err_set (agent_err_t *err, const char *code, const char *fmt, ...)
 {
     err->code = code;
     va_list ap;
@@ -70,19 +68,19 @@ static const char *s_errno_code (int e)
 static void s_fail_errno (agent_err_t *err, const char *what, const char *path, int e)
 {
     if (e == EXDEV || e == ELOOP)
-        s_fail (err, "forbidden_path",
-                "%s %s: a symlink or '..' leads outside the sandbox's "
-                "writable roots",
-                what, path);
+        agent_err_set (err, "forbidden_path",
+                       "%s %s: a symlink or '..' leads outside the sandbox's "
+                       "writable roots",
+                       what, path);
     else
-        s_fail (err, s_errno_code (e), "%s %s: %s", what, path, strerror (e));
+        agent_err_set (err, s_errno_code (e), "%s %s: %s", what, path, strerror (e));
 }
 
 agent_files_t *agent_files_new (const char *const *roots, size_t count, agent_err_t *err)
 {
     if (count == 0 || count > AGENT_FILES_MAX_ROOTS) {
-        s_fail (err, "invalid_request", "between 1 and %d roots are needed",
-                AGENT_FILES_MAX_ROOTS);
+        agent_err_set (err, "invalid_request", "between 1 and %d roots are needed",
+                       AGENT_FILES_MAX_ROOTS);
         return NULL;
     }
     agent_files_t *self = calloc (1, sizeof *self);
@@ -93,14 +91,15 @@ agent_files_t *agent_files_new (const char *const *roots, size_t count, agent_er
         size_t vlen = eq ? (size_t)(eq - roots[i]) : 0;
         if (!eq || vlen < 2 || vlen >= sizeof self->roots[i].virt || roots[i][0] != '/' ||
             roots[i][vlen - 1] == '/' || !eq[1]) {
-            s_fail (err, "invalid_request", "root '%s' must be /VIRTUAL=DIR", roots[i]);
+            agent_err_set (err, "invalid_request", "root '%s' must be /VIRTUAL=DIR", roots[i]);
             goto fail;
         }
         memcpy (self->roots[i].virt, roots[i], vlen);
         self->roots[i].virt[vlen] = '\0';
         self->roots[i].fd = open (eq + 1, O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (self->roots[i].fd < 0) {
-            s_fail (err, "io_error", "cannot open root %s: %s", eq + 1, strerror (errno));
+            agent_err_set (err, "io_error", "cannot open root %s: %s", eq + 1,
+                           strerror (errno));
             goto fail;
         }
         self->count++;
@@ -131,7 +130,7 @@ typedef struct {
 static int s_split (agent_files_t *self, const char *path, s_path_t *out, agent_err_t *err)
 {
     if (!path || strlen (path) >= sizeof out->rel) {
-        s_fail (err, "invalid_request", "path is missing or longer than 4095 bytes");
+        agent_err_set (err, "invalid_request", "path is missing or longer than 4095 bytes");
         return -1;
     }
     const char *rest = path;
@@ -151,8 +150,8 @@ static int s_split (agent_files_t *self, const char *path, s_path_t *out, agent_
                 snprintf (list + used, sizeof list - used, "%s%s", k ? ", " : "",
                           self->roots[k].virt);
             }
-            s_fail (err, "forbidden_path", "%s is outside the sandbox's writable roots (%s)",
-                    path, list);
+            agent_err_set (err, "forbidden_path",
+                           "%s is outside the sandbox's writable roots (%s)", path, list);
             return -1;
         }
         out->root = i;
@@ -167,12 +166,13 @@ static int s_split (agent_files_t *self, const char *path, s_path_t *out, agent_
         const char *end = strchrnul (rest, '/');
         size_t n = (size_t)(end - rest);
         if (n == 2 && rest[0] == '.' && rest[1] == '.') {
-            s_fail (err, "forbidden_path", "'..' is not allowed in paths (%s)", path);
+            agent_err_set (err, "forbidden_path", "'..' is not allowed in paths (%s)", path);
             return -1;
         }
         if (n > 0 && !(n == 1 && rest[0] == '.')) {
             if (n > 255) {
-                s_fail (err, "invalid_request", "a path component is longer than 255 bytes");
+                agent_err_set (err, "invalid_request",
+                               "a path component is longer than 255 bytes");
                 return -1;
             }
             if (len)
@@ -254,7 +254,7 @@ static int s_open_parent (agent_files_t *self, s_path_t *p, const char **name, a
     char *slash = strrchr (p->rel, '/');
     int fd;
     if (!p->rel[0]) {
-        s_fail (err, "forbidden_path", "%s is a root and cannot be changed", p->shown);
+        agent_err_set (err, "forbidden_path", "%s is a root and cannot be changed", p->shown);
         return -1;
     }
     if (slash) {
@@ -326,7 +326,7 @@ static int s_list (agent_files_t *self, const char *ref, const lss_file_list_t *
     }
     closedir (dir);
     if (!items) {
-        s_fail (err, "io_error", "out of memory");
+        agent_err_set (err, "io_error", "out of memory");
         return -1;
     }
     qsort (items, n, sizeof (json_t *), s_cmp_entries);
@@ -373,7 +373,7 @@ static int s_read (agent_files_t *self, const char *ref, const lss_file_read_t *
     if (s_split (self, req->path, &p, err))
         return -1;
     if (req->offset < 0 || req->length < 0) {
-        s_fail (err, "invalid_request", "offset and length must not be negative");
+        agent_err_set (err, "invalid_request", "offset and length must not be negative");
         return -1;
     }
     int fd = s_openat2 (self->roots[p.root].fd, p.rel, O_RDONLY | O_NONBLOCK, 0);
@@ -386,8 +386,8 @@ static int s_read (agent_files_t *self, const char *ref, const lss_file_read_t *
     }
     if (!S_ISREG (st.st_mode)) {
         close (fd);
-        s_fail (err, S_ISDIR (st.st_mode) ? "is_a_directory" : "invalid_request",
-                "%s is not a regular file", p.shown);
+        agent_err_set (err, S_ISDIR (st.st_mode) ? "is_a_directory" : "invalid_request",
+                       "%s is not a regular file", p.shown);
         return -1;
     }
     size_t want = req->length > 0 && req->length < AGENT_FILES_CHUNK ? (size_t)req->length
@@ -410,7 +410,7 @@ static int s_read (agent_files_t *self, const char *ref, const lss_file_read_t *
     }
     close (fd);
     if (!buf) {
-        s_fail (err, "io_error", "out of memory");
+        agent_err_set (err, "io_error", "out of memory");
         return -1;
     }
     rep->ref = strdup (ref);
@@ -464,11 +464,11 @@ static int s_write (agent_files_t *self, const char *ref, const lss_file_write_t
     if (s_split (self, req->path, &p, err))
         return -1;
     if (!p.rel[0]) {
-        s_fail (err, "is_a_directory", "%s is a directory", p.shown);
+        agent_err_set (err, "is_a_directory", "%s is a directory", p.shown);
         return -1;
     }
     if (req->offset < 0 || req->offset > (1ll << 40) || req->mode < 0 || req->mode > 07777) {
-        s_fail (err, "invalid_request", "offset must be 0..2^40 and mode 0..07777");
+        agent_err_set (err, "invalid_request", "offset must be 0..2^40 and mode 0..07777");
         return -1;
     }
     char *slash = strrchr (p.rel, '/');
@@ -487,7 +487,7 @@ static int s_write (agent_files_t *self, const char *ref, const lss_file_write_t
     }
     if (!S_ISREG (st.st_mode)) {
         close (fd);
-        s_fail (err, "invalid_request", "%s is not a regular file", p.shown);
+        agent_err_set (err, "invalid_request", "%s is not a regular file", p.shown);
         return -1;
     }
     size_t done = 0;
@@ -579,8 +579,8 @@ static int s_delete (agent_files_t *self, const char *ref, const lss_file_delete
     close (parent);
     if (rc) {
         if (rc == ENOTEMPTY)
-            s_fail (err, "not_empty", "%s is a non-empty directory (delete it recursively)",
-                    p.shown);
+            agent_err_set (err, "not_empty",
+                           "%s is a non-empty directory (delete it recursively)", p.shown);
         else
             s_fail_errno (err, "cannot delete", p.shown, rc);
         return -1;
@@ -631,7 +631,7 @@ int agent_files_handle (agent_files_t *self, const char *ref, lss_msg_kind_t kin
             continue;
         void *rep = lss_proto_body_new (map[i].rep);
         if (!rep) {
-            s_fail (err, "io_error", "out of memory");
+            agent_err_set (err, "io_error", "out of memory");
             return -1;
         }
         int rc = -1;
@@ -665,7 +665,7 @@ int agent_files_handle (agent_files_t *self, const char *ref, lss_msg_kind_t kin
         *reply = rep;
         return 0;
     }
-    s_fail (err, "invalid_request", "not a file request");
+    agent_err_set (err, "invalid_request", "not a file request");
     return -1;
 }
 

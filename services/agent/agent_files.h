@@ -30,6 +30,10 @@ typedef struct {
     char message[512];
 } agent_err_t;
 
+/*  Fills err with a code (static string) and a formatted message. */
+void agent_err_set (agent_err_t *err, const char *code, const char *fmt, ...)
+    __attribute__ ((format (printf, 3, 4)));
+
 /*  roots: "VIRTUAL=DIR" strings, e.g. "/workspace=/workspace". The first is the default
  *  for relative paths. Returns NULL with err filled if a root is malformed or cannot be
  *  opened. */

@@ -142,19 +142,6 @@ static const char *s_steps[] = {
 
 /* ------------------------------------------------------------------ helpers */
 
-static void s_err (char *err, size_t err_size, const char *fmt, ...)
-    __attribute__ ((format (printf, 3, 4)));
-
-static void s_err (char *err, size_t err_size, const char *fmt, ...)
-{
-    if (!err || !err_size)
-        return;
-    va_list ap;
-    va_start (ap, fmt);
-    vsnprintf (err, err_size, fmt, ap);
-    va_end (ap);
-}
-
 static int s_pidfd_open (pid_t pid)
 {
     return pid > 0 ? (int)syscall (SYS_pidfd_open, pid, 0) : -1;
@@ -314,7 +301,7 @@ static void s_layout_add (s_layout_t *layout, const char *root, const char *name
         lss_fmt (host, sizeof host, "%s/%s", root, name) || lstat (host, &st))
         return;
     s_entry_t *e = &layout->e[layout->n];
-    s_err (e->path, sizeof e->path, "/%s", name);
+    lss_errf (e->path, sizeof e->path, "/%s", name);
     e->target[0] = '\0';
     if (S_ISLNK (st.st_mode)) {
         ssize_t n = readlink (host, e->target, sizeof e->target - 1);
@@ -432,7 +419,7 @@ static bool s_bwrap_message (const lss_sandbox_runtime_t *self, const char *id, 
     if (strncmp (buf, "bwrap: ", 7) != 0)
         return false;
     buf[strcspn (buf, "\n")] = '\0';
-    s_err (out, size, "%s", buf);
+    lss_errf (out, size, "%s", buf);
     return true;
 }
 
@@ -440,7 +427,7 @@ static bool s_bwrap_message (const lss_sandbox_runtime_t *self, const char *id, 
 
 static void s_set_reason (s_box_t *box, const char *reason)
 {
-    s_err (box->st.reason, sizeof box->st.reason, "%s", reason);
+    lss_errf (box->st.reason, sizeof box->st.reason, "%s", reason);
 }
 
 /*  Records how a sandbox ended (its monitor is gone). Idempotent. */
@@ -474,20 +461,20 @@ static void s_finish (lss_sandbox_runtime_t *self, s_box_t *box)
              s_bwrap_message (self, st->id, msg, sizeof msg)) {
         /* bwrap failed setting the sandbox up (the init never ran) */
         s_set_reason (box, "StartError");
-        s_err (st->message, sizeof st->message, "%s", msg);
+        lss_errf (st->message, sizeof st->message, "%s", msg);
     } else if (init_orphaned || exit_code < 0) {
         s_set_reason (box, "Lost");
-        s_err (st->message, sizeof st->message, "%s",
-               init_orphaned ? "bwrap monitor died; sandbox killed"
-                             : "no exit status recorded");
+        lss_errf (st->message, sizeof st->message, "%s",
+                  init_orphaned ? "bwrap monitor died; sandbox killed"
+                                : "no exit status recorded");
     } else if (st->oom_kills > 0 && (st->signal == SIGKILL || exit_code != 0)) {
         s_set_reason (box, "OOMKilled");
-        s_err (st->message, sizeof st->message,
-               "memory limit reached (%" PRId64 " OOM kill(s))", st->oom_kills);
+        lss_errf (st->message, sizeof st->message,
+                  "memory limit reached (%" PRId64 " OOM kill(s))", st->oom_kills);
     } else if (st->signal == SIGXFSZ || st->signal == SIGXCPU) {
         s_set_reason (box, "LimitExceeded");
-        s_err (st->message, sizeof st->message, "%s",
-               st->signal == SIGXFSZ ? "file size limit (storage cap)" : "CPU time limit");
+        lss_errf (st->message, sizeof st->message, "%s",
+                  st->signal == SIGXFSZ ? "file size limit (storage cap)" : "CPU time limit");
     } else if (st->signal)
         s_set_reason (box, "Signaled");
     else
@@ -1075,32 +1062,32 @@ int lss_sandbox_runtime_start (lss_sandbox_runtime_t *self, const lss_sandbox_sp
     if (lss_sandbox_spec_validate (spec, err, err_size))
         goto cleanup;
     if (s_find (self, spec->id)) {
-        s_err (err, err_size, "id: sandbox %s already exists", spec->id);
+        lss_errf (err, err_size, "id: sandbox %s already exists", spec->id);
         goto cleanup;
     }
     if (self->count >= LSS_SANDBOX_RUNTIME_MAX) {
-        s_err (err, err_size, "runtime full (%d sandboxes)", LSS_SANDBOX_RUNTIME_MAX);
+        lss_errf (err, err_size, "runtime full (%d sandboxes)", LSS_SANDBOX_RUNTIME_MAX);
         goto cleanup;
     }
     if (lss_sandbox_preflight_check_level (self->pf, spec->level, err, err_size, warn,
                                            sizeof warn))
         goto cleanup;
     if (spec->level == LSS_SANDBOX_LEVEL_HIGH && (!spec->memory_bytes || !spec->pids_max)) {
-        s_err (err, err_size, "securityLevel: high needs memoryBytes and pidsMax");
+        lss_errf (err, err_size, "securityLevel: high needs memoryBytes and pidsMax");
         goto cleanup;
     }
     self->frozen = true;
     box = calloc (1, sizeof *box);
     l = calloc (1, sizeof *l);
     if (!box || !l) {
-        s_err (err, err_size, "out of memory");
+        lss_errf (err, err_size, "out of memory");
         goto cleanup;
     }
     box->pidfd = -1;
     box->slot = -1;
     box->spec = lss_sandbox_spec_to_json (spec);
     lss_sandbox_status_t *st = &box->st;
-    s_err (st->id, sizeof st->id, "%s", spec->id);
+    lss_errf (st->id, sizeof st->id, "%s", spec->id);
     st->phase = LSS_SANDBOX_RUNNING;
     st->level = spec->level;
     st->exit_code = -1;
@@ -1108,7 +1095,7 @@ int lss_sandbox_runtime_start (lss_sandbox_runtime_t *self, const lss_sandbox_sp
     if (self->is_root) {
         box->slot = s_slot_alloc (self);
         if (box->slot < 0) {
-            s_err (err, err_size, "no free host uid slot (%u in use)", self->uid_count);
+            lss_errf (err, err_size, "no free host uid slot (%u in use)", self->uid_count);
             goto cleanup;
         }
         st->host_uid = self->uid_base + (uint32_t)box->slot;
@@ -1120,9 +1107,9 @@ int lss_sandbox_runtime_start (lss_sandbox_runtime_t *self, const lss_sandbox_sp
 
     /* files */
     if (s_box_path (self, spec->id, NULL, box_dir, sizeof box_dir) || mkdir (box_dir, 0711)) {
-        s_err (err, err_size, "state dir %s: %s", box_dir,
-               errno == EEXIST ? "exists (a stale sandbox? adopt or stop it)"
-                               : strerror (errno));
+        lss_errf (err, err_size, "state dir %s: %s", box_dir,
+                  errno == EEXIST ? "exists (a stale sandbox? adopt or stop it)"
+                                  : strerror (errno));
         goto cleanup;
     }
     dir_made = true;
@@ -1134,7 +1121,7 @@ int lss_sandbox_runtime_start (lss_sandbox_runtime_t *self, const lss_sandbox_sp
         struct stat sb;
         root = spec->rootfs;
         if (s_rootfs_layout (&layout, spec->rootfs) || layout.n == 0) {
-            s_err (err, err_size, "rootfs %s: not a usable directory", spec->rootfs);
+            lss_errf (err, err_size, "rootfs %s: not a usable directory", spec->rootfs);
             goto cleanup;
         }
         alternatives = lss_fmt (path, sizeof path, "%s/etc/alternatives", root) == 0 &&
@@ -1147,25 +1134,25 @@ int lss_sandbox_runtime_start (lss_sandbox_runtime_t *self, const lss_sandbox_sp
         layout = self->host_layout;
     if (lss_fmt (path, sizeof path, "%s/etc", box_dir) ||
         s_write_etc (self, spec, path, alternatives, ldcache, certs)) {
-        s_err (err, err_size, "cannot write %s: %s", path, strerror (errno));
+        lss_errf (err, err_size, "cannot write %s: %s", path, strerror (errno));
         goto cleanup;
     }
     box->host_tmpfs = self->host_tmpfs;
-    s_err (st->workspace, sizeof st->workspace, "%s",
-           box->host_tmpfs ? "host-tmpfs" : "sandbox-tmpfs");
+    lss_errf (st->workspace, sizeof st->workspace, "%s",
+              box->host_tmpfs ? "host-tmpfs" : "sandbox-tmpfs");
     if (box->host_tmpfs) {
         char opts[128];
         if (lss_fmt (path, sizeof path, "%s/workspace", box_dir) || mkdir (path, 0700) ||
             lss_fmt (opts, sizeof opts, "size=%" PRId64 ",mode=0700,uid=%u,gid=%u",
                      spec->ephemeral_bytes, (unsigned)st->host_uid, (unsigned)st->host_gid) ||
             mount ("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, opts)) {
-            s_err (err, err_size, "workspace %s: %s", path, strerror (errno));
+            lss_errf (err, err_size, "workspace %s: %s", path, strerror (errno));
             goto cleanup;
         }
     }
     if (lss_fmt (path, sizeof path, "%s/run", box_dir) || mkdir (path, 0700) ||
         (self->is_root && chown (path, st->host_uid, st->host_gid))) {
-        s_err (err, err_size, "run dir %s: %s", path, strerror (errno));
+        lss_errf (err, err_size, "run dir %s: %s", path, strerror (errno));
         goto cleanup;
     }
 
@@ -1176,19 +1163,19 @@ int lss_sandbox_runtime_start (lss_sandbox_runtime_t *self, const lss_sandbox_sp
     box->cgroup =
         lss_sandbox_cgroup_new (&self->pf->cgroup, spec->id, &limits, cgerr, sizeof cgerr);
     if (!box->cgroup) {
-        s_err (err, err_size, "%s", cgerr);
+        lss_errf (err, err_size, "%s", cgerr);
         goto cleanup;
     }
     st->memory_enforced = lss_sandbox_cgroup_enforces (box->cgroup, LSS_SANDBOX_CG_MEMORY);
     st->pids_enforced = lss_sandbox_cgroup_enforces (box->cgroup, LSS_SANDBOX_CG_PIDS);
     st->cpu_enforced = lss_sandbox_cgroup_enforces (box->cgroup, LSS_SANDBOX_CG_CPU);
     if (spec->level == LSS_SANDBOX_LEVEL_HIGH && (!st->memory_enforced || !st->pids_enforced)) {
-        s_err (err, err_size, "securityLevel: high needs memory and pids limits enforced");
+        lss_errf (err, err_size, "securityLevel: high needs memory and pids limits enforced");
         goto cleanup;
     }
     warn[0] = '\0';
     if (spec->memory_bytes && !st->memory_enforced)
-        s_err (warn, sizeof warn, "memory limit not enforced (RLIMIT_DATA only)");
+        lss_errf (warn, sizeof warn, "memory limit not enforced (RLIMIT_DATA only)");
     if (spec->pids_max && !st->pids_enforced) {
         size_t n = strlen (warn);
         snprintf (warn + n, sizeof warn - n, "%spids limit not enforced%s", n ? "; " : "",
@@ -1198,7 +1185,7 @@ int lss_sandbox_runtime_start (lss_sandbox_runtime_t *self, const lss_sandbox_sp
         size_t n = strlen (warn);
         snprintf (warn + n, sizeof warn - n, "%scpu limit not enforced", n ? "; " : "");
     }
-    s_err (st->warnings, sizeof st->warnings, "%s", warn);
+    lss_errf (st->warnings, sizeof st->warnings, "%s", warn);
     if (warn[0])
         lss_log_warn ("sandbox limits not enforced", "{s:s, s:s}", "id", spec->id, "warnings",
                       warn);
@@ -1210,12 +1197,12 @@ int lss_sandbox_runtime_start (lss_sandbox_runtime_t *self, const lss_sandbox_sp
     fd_seccomp = lss_sandbox_seccomp_memfd (self->bpf[spec->level], self->bpf_len[spec->level]);
     if (fd_null < 0 || fd_log < 0 || fd_status < 0 || fd_seccomp < 0 ||
         pipe2 (info, O_CLOEXEC)) {
-        s_err (err, err_size, "cannot prepare descriptors: %s", strerror (errno));
+        lss_errf (err, err_size, "cannot prepare descriptors: %s", strerror (errno));
         goto cleanup;
     }
     if (s_build_argv (self, spec, &layout, root, box_dir, box->host_tmpfs, alternatives,
                       ldcache, certs, l)) {
-        s_err (err, err_size, "bwrap command line too long");
+        lss_errf (err, err_size, "bwrap command line too long");
         goto cleanup;
     }
     l->nprocs = lss_sandbox_cgroup_procs_files (box->cgroup, l->procs, S_MAX_CG_DIRS);
@@ -1238,7 +1225,7 @@ int lss_sandbox_runtime_start (lss_sandbox_runtime_t *self, const lss_sandbox_sp
     l->fd_info_w = info[1];
     st->started_ms = lss_time_now_ms ();
     if (s_write_state (self, box)) {
-        s_err (err, err_size, "cannot write state.json: %s", strerror (errno));
+        lss_errf (err, err_size, "cannot write state.json: %s", strerror (errno));
         goto cleanup;
     }
 
@@ -1249,8 +1236,8 @@ int lss_sandbox_runtime_start (lss_sandbox_runtime_t *self, const lss_sandbox_sp
         int step = l->fail_step > 0 && l->fail_step < (int)(sizeof s_steps / sizeof s_steps[0])
                        ? l->fail_step
                        : 0;
-        s_err (err, err_size, "launch failed at %s: %s", s_steps[step],
-               strerror (l->fail_errno));
+        lss_errf (err, err_size, "launch failed at %s: %s", s_steps[step],
+                  strerror (l->fail_errno));
         goto cleanup;
     }
     monitor = l->b_pid;
@@ -1265,8 +1252,8 @@ int lss_sandbox_runtime_start (lss_sandbox_runtime_t *self, const lss_sandbox_sp
         char msgtext[200] = "";
         s_pidfd_wait (box->pidfd, 200);
         s_bwrap_message (self, spec->id, msgtext, sizeof msgtext);
-        s_err (err, err_size, "bwrap did not start the sandbox%s%s", msgtext[0] ? ": " : "",
-               msgtext);
+        lss_errf (err, err_size, "bwrap did not start the sandbox%s%s", msgtext[0] ? ": " : "",
+                  msgtext);
         goto cleanup;
     }
     st->pid = child;
@@ -1276,7 +1263,7 @@ int lss_sandbox_runtime_start (lss_sandbox_runtime_t *self, const lss_sandbox_sp
     s_write_state (self, box);
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = box};
     if (epoll_ctl (self->epoll_fd, EPOLL_CTL_ADD, box->pidfd, &ev)) {
-        s_err (err, err_size, "epoll: %s", strerror (errno));
+        lss_errf (err, err_size, "epoll: %s", strerror (errno));
         goto cleanup;
     }
     self->boxes[self->count++] = box;
@@ -1391,7 +1378,7 @@ static int s_adopt_one (lss_sandbox_runtime_t *self, const char *id)
     box->pidfd = -1;
     box->slot = -1;
     lss_sandbox_status_t *st = &box->st;
-    s_err (st->id, sizeof st->id, "%s", id);
+    lss_errf (st->id, sizeof st->id, "%s", id);
     st->exit_code = -1;
     st->phase = LSS_SANDBOX_RUNNING;
     if (lss_sandbox_fs_read (path, text, S_STATE_FILE_MAX) > 0)
@@ -1413,17 +1400,17 @@ static int s_adopt_one (lss_sandbox_runtime_t *self, const char *id)
                                  &st->level);
         st->started_ms = json_integer_value (json_object_get (status, "startedMs"));
         const char *ws = json_string_value (json_object_get (status, "workspace"));
-        s_err (st->workspace, sizeof st->workspace, "%s", ws ? ws : "");
+        lss_errf (st->workspace, sizeof st->workspace, "%s", ws ? ws : "");
         const char *warn = json_string_value (json_object_get (status, "warnings"));
-        s_err (st->warnings, sizeof st->warnings, "%s", warn ? warn : "");
+        lss_errf (st->warnings, sizeof st->warnings, "%s", warn ? warn : "");
         /* a sandbox already seen ending keeps the reason recorded then */
         const char *phase = json_string_value (json_object_get (status, "phase"));
         if (phase && strcmp (phase, "Exited") == 0) {
             const char *reason = json_string_value (json_object_get (status, "reason"));
             const char *message = json_string_value (json_object_get (status, "message"));
             st->phase = LSS_SANDBOX_EXITED;
-            s_err (st->reason, sizeof st->reason, "%s", reason ? reason : "Lost");
-            s_err (st->message, sizeof st->message, "%s", message ? message : "");
+            lss_errf (st->reason, sizeof st->reason, "%s", reason ? reason : "Lost");
+            lss_errf (st->message, sizeof st->message, "%s", message ? message : "");
             st->exit_code = (int)json_integer_value (json_object_get (status, "exitCode"));
             st->signal = (int)json_integer_value (json_object_get (status, "signal"));
             st->finished_ms = json_integer_value (json_object_get (status, "finishedMs"));

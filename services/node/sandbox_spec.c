@@ -5,6 +5,8 @@
  */
 #include "sandbox_spec.h"
 
+#include "lss_util.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,19 +14,6 @@
 
 static const char *s_reserved[] = {"/proc",      "/dev", "/sys",    "/etc",
                                    "/workspace", "/tmp", "/run/lss"};
-
-static void s_err (char *err, size_t err_size, const char *fmt, ...)
-    __attribute__ ((format (printf, 3, 4)));
-
-static void s_err (char *err, size_t err_size, const char *fmt, ...)
-{
-    if (!err || err_size == 0)
-        return;
-    va_list ap;
-    va_start (ap, fmt);
-    vsnprintf (err, err_size, fmt, ap);
-    va_end (ap);
-}
 
 static void s_strv_free (char **v, size_t n)
 {
@@ -244,13 +233,13 @@ static int s_check_sandbox_path (const char *field, const char *path, char *err,
                                  size_t err_size)
 {
     if (!s_path_valid (path) || strcmp (path, "/") == 0) {
-        s_err (err, err_size, "%s: must be an absolute path without '.', '..' or '//', not /",
-               field);
+        lss_errf (err, err_size,
+                  "%s: must be an absolute path without '.', '..' or '//', not /", field);
         return -1;
     }
     for (size_t i = 0; i < sizeof s_reserved / sizeof s_reserved[0]; i++) {
         if (s_path_under (path, s_reserved[i])) {
-            s_err (err, err_size, "%s: %s is reserved by the runtime", field, s_reserved[i]);
+            lss_errf (err, err_size, "%s: %s is reserved by the runtime", field, s_reserved[i]);
             return -1;
         }
     }
@@ -271,8 +260,8 @@ static int s_check_range (const char *field, int64_t v, int64_t min, int64_t max
 {
     if ((zero_ok && v == 0) || (v >= min && v <= max))
         return 0;
-    s_err (err, err_size, "%s: must be %s%lld..%lld", field, zero_ok ? "0 (none) or " : "",
-           (long long)min, (long long)max);
+    lss_errf (err, err_size, "%s: must be %s%lld..%lld", field, zero_ok ? "0 (none) or " : "",
+              (long long)min, (long long)max);
     return -1;
 }
 
@@ -280,57 +269,57 @@ int lss_sandbox_spec_validate (const lss_sandbox_spec_t *self, char *err, size_t
 {
     char field[64];
     if (!lss_sandbox_id_valid (self->id)) {
-        s_err (err, err_size,
-               "id: must be 1..%d characters of [a-z0-9-], not starting or "
-               "ending with '-'",
-               LSS_SANDBOX_ID_MAX);
+        lss_errf (err, err_size,
+                  "id: must be 1..%d characters of [a-z0-9-], not starting or "
+                  "ending with '-'",
+                  LSS_SANDBOX_ID_MAX);
         return -1;
     }
     if (self->argc == 0 || !self->argv || !self->argv[0] || !self->argv[0][0]) {
-        s_err (err, err_size, "argv: must hold the init program and its arguments");
+        lss_errf (err, err_size, "argv: must hold the init program and its arguments");
         return -1;
     }
     if (self->argc > LSS_SANDBOX_ARGV_MAX) {
-        s_err (err, err_size, "argv: at most %d entries", LSS_SANDBOX_ARGV_MAX);
+        lss_errf (err, err_size, "argv: at most %d entries", LSS_SANDBOX_ARGV_MAX);
         return -1;
     }
     for (size_t i = 0; i < self->argc; i++) {
         if (!self->argv[i] || strlen (self->argv[i]) > LSS_SANDBOX_STRING_MAX) {
-            s_err (err, err_size, "argv[%zu]: must be a string of at most %d bytes", i,
-                   LSS_SANDBOX_STRING_MAX);
+            lss_errf (err, err_size, "argv[%zu]: must be a string of at most %d bytes", i,
+                      LSS_SANDBOX_STRING_MAX);
             return -1;
         }
     }
     if (self->rootfs && (!s_path_valid (self->rootfs) || strcmp (self->rootfs, "/") == 0)) {
-        s_err (err, err_size,
-               "rootfs: must be an absolute normalised directory path other "
-               "than / (omit it for the host root)");
+        lss_errf (err, err_size,
+                  "rootfs: must be an absolute normalised directory path other "
+                  "than / (omit it for the host root)");
         return -1;
     }
     if (!self->read_only_root && !self->rootfs) {
-        s_err (err, err_size,
-               "readOnlyRoot: the host root is always read-only; a writable "
-               "root needs a rootfs");
+        lss_errf (err, err_size,
+                  "readOnlyRoot: the host root is always read-only; a writable "
+                  "root needs a rootfs");
         return -1;
     }
     if (self->envc > LSS_SANDBOX_ENV_MAX) {
-        s_err (err, err_size, "env: at most %d entries", LSS_SANDBOX_ENV_MAX);
+        lss_errf (err, err_size, "env: at most %d entries", LSS_SANDBOX_ENV_MAX);
         return -1;
     }
     for (size_t i = 0; i < self->envc; i++) {
         size_t name_len = 0;
         if (!self->env[i] || strlen (self->env[i]) > LSS_SANDBOX_STRING_MAX ||
             !s_env_name_valid (self->env[i], &name_len)) {
-            s_err (err, err_size,
-                   "env[%zu]: name must be [A-Za-z_][A-Za-z0-9_]* and the "
-                   "entry at most %d bytes",
-                   i, LSS_SANDBOX_STRING_MAX);
+            lss_errf (err, err_size,
+                      "env[%zu]: name must be [A-Za-z_][A-Za-z0-9_]* and the "
+                      "entry at most %d bytes",
+                      i, LSS_SANDBOX_STRING_MAX);
             return -1;
         }
     }
     if (self->uid == 0 || self->uid > 65534 || self->gid == 0 || self->gid > 65534) {
-        s_err (err, err_size, "%s: must be 1..65534 (never root, even inside)",
-               self->uid == 0 || self->uid > 65534 ? "uid" : "gid");
+        lss_errf (err, err_size, "%s: must be 1..65534 (never root, even inside)",
+                  self->uid == 0 || self->uid > 65534 ? "uid" : "gid");
         return -1;
     }
     if (s_check_range ("cpuMillicores", self->cpu_millicores, 10,
@@ -346,11 +335,11 @@ int lss_sandbox_spec_validate (const lss_sandbox_spec_t *self, char *err, size_t
                        LSS_SANDBOX_MAX_STORAGE_BYTES, false, err, err_size))
         return -1;
     if (self->level != LSS_SANDBOX_LEVEL_STANDARD && self->level != LSS_SANDBOX_LEVEL_HIGH) {
-        s_err (err, err_size, "securityLevel: must be \"standard\" or \"high\"");
+        lss_errf (err, err_size, "securityLevel: must be \"standard\" or \"high\"");
         return -1;
     }
     if (self->writable_count > LSS_SANDBOX_WRITABLE_MAX) {
-        s_err (err, err_size, "writablePaths: at most %d entries", LSS_SANDBOX_WRITABLE_MAX);
+        lss_errf (err, err_size, "writablePaths: at most %d entries", LSS_SANDBOX_WRITABLE_MAX);
         return -1;
     }
     for (size_t i = 0; i < self->writable_count; i++) {
@@ -359,15 +348,15 @@ int lss_sandbox_spec_validate (const lss_sandbox_spec_t *self, char *err, size_t
             return -1;
     }
     if (self->ro_bind_count > LSS_SANDBOX_BINDS_MAX) {
-        s_err (err, err_size, "roBinds: at most %d entries", LSS_SANDBOX_BINDS_MAX);
+        lss_errf (err, err_size, "roBinds: at most %d entries", LSS_SANDBOX_BINDS_MAX);
         return -1;
     }
     for (size_t i = 0; i < self->ro_bind_count; i++) {
         if (!s_path_valid (self->ro_binds[i].src) || strcmp (self->ro_binds[i].src, "/") == 0) {
-            s_err (err, err_size,
-                   "roBinds[%zu].src: must be an absolute normalised host path "
-                   "other than /",
-                   i);
+            lss_errf (err, err_size,
+                      "roBinds[%zu].src: must be an absolute normalised host path "
+                      "other than /",
+                      i);
             return -1;
         }
         snprintf (field, sizeof field, "roBinds[%zu].dest", i);
@@ -398,7 +387,7 @@ static int s_json_int (const json_t *obj, const char *key, int64_t *out, char *e
     if (!v)
         return 0;
     if (!json_is_integer (v)) {
-        s_err (err, err_size, "%s: must be an integer", key);
+        lss_errf (err, err_size, "%s: must be an integer", key);
         return -1;
     }
     *out = (int64_t)json_integer_value (v);
@@ -412,7 +401,7 @@ static int s_json_bool (const json_t *obj, const char *key, bool *out, char *err
     if (!v)
         return 0;
     if (!json_is_boolean (v)) {
-        s_err (err, err_size, "%s: must be true or false", key);
+        lss_errf (err, err_size, "%s: must be true or false", key);
         return -1;
     }
     *out = json_is_true (v);
@@ -433,8 +422,8 @@ static int s_parse_fields (lss_sandbox_spec_t *self, const json_t *obj, char *er
     const char *s;
     if ((v = json_object_get (obj, "rootfs")) && !json_is_null (v)) {
         if (!(s = s_json_str (v, LSS_SANDBOX_PATH_MAX))) {
-            s_err (err, err_size, "rootfs: must be a path string of at most %d bytes",
-                   LSS_SANDBOX_PATH_MAX);
+            lss_errf (err, err_size, "rootfs: must be a path string of at most %d bytes",
+                      LSS_SANDBOX_PATH_MAX);
             return -1;
         }
         if (lss_sandbox_spec_set_rootfs (self, s))
@@ -443,15 +432,16 @@ static int s_parse_fields (lss_sandbox_spec_t *self, const json_t *obj, char *er
     v = json_object_get (obj, "argv");
     if (!json_is_array (v) || json_array_size (v) == 0 ||
         json_array_size (v) > LSS_SANDBOX_ARGV_MAX) {
-        s_err (err, err_size, "argv: must be an array of 1..%d strings", LSS_SANDBOX_ARGV_MAX);
+        lss_errf (err, err_size, "argv: must be an array of 1..%d strings",
+                  LSS_SANDBOX_ARGV_MAX);
         return -1;
     }
     const char *argv[LSS_SANDBOX_ARGV_MAX];
     size_t argc = json_array_size (v);
     for (size_t i = 0; i < argc; i++) {
         if (!(argv[i] = s_json_str (json_array_get (v, i), LSS_SANDBOX_STRING_MAX))) {
-            s_err (err, err_size, "argv[%zu]: must be a string of at most %d bytes", i,
-                   LSS_SANDBOX_STRING_MAX);
+            lss_errf (err, err_size, "argv[%zu]: must be a string of at most %d bytes", i,
+                      LSS_SANDBOX_STRING_MAX);
             return -1;
         }
     }
@@ -459,8 +449,8 @@ static int s_parse_fields (lss_sandbox_spec_t *self, const json_t *obj, char *er
         goto nomem;
     if ((v = json_object_get (obj, "env"))) {
         if (!json_is_object (v) || json_object_size (v) > LSS_SANDBOX_ENV_MAX) {
-            s_err (err, err_size, "env: must be an object of at most %d string values",
-                   LSS_SANDBOX_ENV_MAX);
+            lss_errf (err, err_size, "env: must be an object of at most %d string values",
+                      LSS_SANDBOX_ENV_MAX);
             return -1;
         }
         const char *key;
@@ -468,16 +458,16 @@ static int s_parse_fields (lss_sandbox_spec_t *self, const json_t *obj, char *er
         json_object_foreach ((json_t *)v, key, val)
         {
             if (!s_env_name_ok (key, strlen (key))) {
-                s_err (err, err_size, "env.%.64s: name must be [A-Za-z_][A-Za-z0-9_]*", key);
+                lss_errf (err, err_size, "env.%.64s: name must be [A-Za-z_][A-Za-z0-9_]*", key);
                 return -1;
             }
             if (!(s = s_json_str (val, LSS_SANDBOX_STRING_MAX))) {
-                s_err (err, err_size, "env.%.64s: must be a string", key);
+                lss_errf (err, err_size, "env.%.64s: must be a string", key);
                 return -1;
             }
             if (strlen (key) + strlen (s) + 1 > LSS_SANDBOX_STRING_MAX) {
-                s_err (err, err_size, "env.%.64s: longer than %d bytes", key,
-                       LSS_SANDBOX_STRING_MAX);
+                lss_errf (err, err_size, "env.%.64s: longer than %d bytes", key,
+                          LSS_SANDBOX_STRING_MAX);
                 return -1;
             }
             if (lss_sandbox_spec_add_env (self, key, s))
@@ -489,8 +479,8 @@ static int s_parse_fields (lss_sandbox_spec_t *self, const json_t *obj, char *er
         s_json_int (obj, "gid", &gid, err, err_size))
         return -1;
     if (uid < 1 || uid > 65534 || gid < 1 || gid > 65534) {
-        s_err (err, err_size, "%s: must be 1..65534 (never root, even inside)",
-               uid < 1 || uid > 65534 ? "uid" : "gid");
+        lss_errf (err, err_size, "%s: must be 1..65534 (never root, even inside)",
+                  uid < 1 || uid > 65534 ? "uid" : "gid");
         return -1;
     }
     self->uid = (uint32_t)uid;
@@ -505,19 +495,19 @@ static int s_parse_fields (lss_sandbox_spec_t *self, const json_t *obj, char *er
         return -1;
     if ((v = json_object_get (obj, "securityLevel"))) {
         if (!(s = s_json_str (v, 16)) || lss_sandbox_level_parse (s, &self->level)) {
-            s_err (err, err_size, "securityLevel: must be \"standard\" or \"high\"");
+            lss_errf (err, err_size, "securityLevel: must be \"standard\" or \"high\"");
             return -1;
         }
     }
     if ((v = json_object_get (obj, "writablePaths"))) {
         if (!json_is_array (v) || json_array_size (v) > LSS_SANDBOX_WRITABLE_MAX) {
-            s_err (err, err_size, "writablePaths: must be an array of at most %d paths",
-                   LSS_SANDBOX_WRITABLE_MAX);
+            lss_errf (err, err_size, "writablePaths: must be an array of at most %d paths",
+                      LSS_SANDBOX_WRITABLE_MAX);
             return -1;
         }
         for (size_t i = 0; i < json_array_size (v); i++) {
             if (!(s = s_json_str (json_array_get (v, i), LSS_SANDBOX_PATH_MAX))) {
-                s_err (err, err_size, "writablePaths[%zu]: must be a path string", i);
+                lss_errf (err, err_size, "writablePaths[%zu]: must be a path string", i);
                 return -1;
             }
             if (lss_sandbox_spec_add_writable (self, s))
@@ -526,8 +516,8 @@ static int s_parse_fields (lss_sandbox_spec_t *self, const json_t *obj, char *er
     }
     if ((v = json_object_get (obj, "roBinds"))) {
         if (!json_is_array (v) || json_array_size (v) > LSS_SANDBOX_BINDS_MAX) {
-            s_err (err, err_size, "roBinds: must be an array of at most %d {src, dest}",
-                   LSS_SANDBOX_BINDS_MAX);
+            lss_errf (err, err_size, "roBinds: must be an array of at most %d {src, dest}",
+                      LSS_SANDBOX_BINDS_MAX);
             return -1;
         }
         for (size_t i = 0; i < json_array_size (v); i++) {
@@ -535,8 +525,8 @@ static int s_parse_fields (lss_sandbox_spec_t *self, const json_t *obj, char *er
             const char *src = s_json_str (json_object_get (b, "src"), LSS_SANDBOX_PATH_MAX);
             const char *dest = s_json_str (json_object_get (b, "dest"), LSS_SANDBOX_PATH_MAX);
             if (!json_is_object (b) || json_object_size (b) != 2 || !src || !dest) {
-                s_err (err, err_size, "roBinds[%zu]: must be {\"src\": path, \"dest\": path}",
-                       i);
+                lss_errf (err, err_size,
+                          "roBinds[%zu]: must be {\"src\": path, \"dest\": path}", i);
                 return -1;
             }
             if (lss_sandbox_spec_add_ro_bind (self, src, dest))
@@ -545,7 +535,7 @@ static int s_parse_fields (lss_sandbox_spec_t *self, const json_t *obj, char *er
     }
     return 0;
 nomem:
-    s_err (err, err_size, "out of memory");
+    lss_errf (err, err_size, "out of memory");
     return -1;
 }
 
@@ -553,7 +543,7 @@ lss_sandbox_spec_t *lss_sandbox_spec_from_json (const json_t *obj, char *err, si
 {
     lss_sandbox_spec_t *self = NULL;
     if (!json_is_object (obj)) {
-        s_err (err, err_size, "spec: must be a JSON object");
+        lss_errf (err, err_size, "spec: must be a JSON object");
         goto cleanup;
     }
     const char *key;
@@ -564,21 +554,21 @@ lss_sandbox_spec_t *lss_sandbox_spec_from_json (const json_t *obj, char *err, si
         for (size_t i = 0; i < sizeof s_known_keys / sizeof s_known_keys[0]; i++)
             known = known || strcmp (key, s_known_keys[i]) == 0;
         if (!known) {
-            s_err (err, err_size, "%.64s: unknown field", key);
+            lss_errf (err, err_size, "%.64s: unknown field", key);
             goto cleanup;
         }
     }
     const char *id = s_json_str (json_object_get (obj, "id"), LSS_SANDBOX_ID_MAX);
     if (!id || !lss_sandbox_id_valid (id)) {
-        s_err (err, err_size,
-               "id: must be 1..%d characters of [a-z0-9-], not starting or "
-               "ending with '-'",
-               LSS_SANDBOX_ID_MAX);
+        lss_errf (err, err_size,
+                  "id: must be 1..%d characters of [a-z0-9-], not starting or "
+                  "ending with '-'",
+                  LSS_SANDBOX_ID_MAX);
         goto cleanup;
     }
     self = lss_sandbox_spec_new (id);
     if (!self) {
-        s_err (err, err_size, "out of memory");
+        lss_errf (err, err_size, "out of memory");
         goto cleanup;
     }
     if (s_parse_fields (self, obj, err, err_size) ||
