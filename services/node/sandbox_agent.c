@@ -5,6 +5,8 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -59,21 +61,61 @@ int lss_sandbox_agent_endpoint (const char *state_dir, const char *id, char *out
     return lss_fmt (out, size, "ipc://%s", path);
 }
 
+/* Waits until the ipc socket file exists (inotify on its directory), at most until
+ * deadline. Connecting before it exists works too, but ZeroMQ's reconnect backoff would
+ * then add up to its current interval to every sandbox start. Returns 0 or -1. */
+static int s_wait_for_file (const char *path, int64_t deadline)
+{
+    char dir[PATH_MAX];
+    if (lss_fmt (dir, sizeof dir, "%s", path))
+        return -1;
+    char *slash = strrchr (dir, '/');
+    if (!slash)
+        return -1;
+    *slash = '\0';
+    int fd = inotify_init1 (IN_NONBLOCK | IN_CLOEXEC);
+    if (fd >= 0 && inotify_add_watch (fd, dir, IN_CREATE | IN_MOVED_TO) < 0) {
+        close (fd);
+        fd = -1;
+    }
+    int rc = -1;
+    for (;;) {
+        if (access (path, F_OK) == 0) {
+            rc = 0;
+            break;
+        }
+        int64_t left = deadline - lss_time_mono_ms ();
+        if (left <= 0)
+            break;
+        struct pollfd pfd = {fd, POLLIN, 0};
+        if (fd < 0) /* no inotify: poll the file every 2 ms */
+            poll (NULL, 0, left < 2 ? (int)left : 2);
+        else if (poll (&pfd, 1, (int)left) > 0) {
+            char buf[4096];
+            while (read (fd, buf, sizeof buf) > 0)
+                ;
+        }
+    }
+    if (fd >= 0)
+        close (fd);
+    return rc;
+}
+
 zsock_t *lss_sandbox_agent_connect (const char *endpoint, int timeout_ms)
 {
-    /* The socket file appears when the agent binds; connecting earlier is fine (ZeroMQ
-     * retries), but a short reconnect interval keeps the first answer quick. */
+    int64_t deadline = lss_time_mono_ms () + timeout_ms;
+    if (strncmp (endpoint, "ipc://", 6) == 0 && s_wait_for_file (endpoint + 6, deadline))
+        return NULL;
     lss_bus_opts_t opts;
     lss_bus_opts_default (&opts);
-    opts.reconnect_ivl_ms = 2;
-    opts.reconnect_ivl_max_ms = 50;
+    opts.reconnect_ivl_ms = 10;
+    opts.reconnect_ivl_max_ms = 1000;
     char ep[600];
     if (lss_fmt (ep, sizeof ep, ">%s", endpoint))
         return NULL;
     zsock_t *sock = lss_bus_socket_new (ZMQ_DEALER, ep, &opts);
     if (!sock)
         return NULL;
-    int64_t deadline = lss_time_mono_ms () + timeout_ms;
     zpoller_t *poller = zpoller_new (sock, NULL);
     bool ok = false;
     while (!ok && lss_time_mono_ms () < deadline) {
