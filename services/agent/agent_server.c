@@ -232,14 +232,27 @@ static void s_read_output (s_agent_t *self, agent_exec_t *e, int stream)
         want = (size_t)e->credit;
     if (want == 0)
         return;
-    ssize_t n = read (e->fd[stream], s_chunk, want);
-    if (n < 0 && (errno == EAGAIN || errno == EINTR))
-        return;
-    if (n <= 0) {
+    /* Gather what the pipe holds, up to one chunk: fewer, larger messages when the
+     * program writes fast, no waiting when it does not. */
+    ssize_t n = 0;
+    bool eof = false;
+    while ((size_t)n < want) {
+        ssize_t r = read (e->fd[stream], s_chunk + n, want - (size_t)n);
+        if (r > 0) {
+            n += r;
+            continue;
+        }
+        if (r < 0 && errno == EINTR)
+            continue;
+        eof = r == 0 || errno != EAGAIN;
+        break;
+    }
+    if (eof) {
         close (e->fd[stream]);
         e->fd[stream] = -1;
-        return;
     }
+    if (n == 0)
+        return;
     e->total[stream] += n;
     int64_t room = e->max_output - e->kept[stream];
     size_t keep = room <= 0 ? 0 : (room < n ? (size_t)room : (size_t)n);
