@@ -1,0 +1,178 @@
+/*  lss_store — the object store: Kubernetes API semantics behind one interface.
+ *
+ *  Every service reads and writes its objects (Sandbox, WarmPool, WarmPod, SandboxProfile,
+ *  RuntimeEnvironment, Pod) through this interface. Objects are jansson values in
+ *  Kubernetes shape: {apiVersion, kind, metadata:{name, generateName, namespace, uid,
+ *  resourceVersion (string), generation, creationTimestamp, deletionTimestamp, labels,
+ *  annotations, finalizers, ownerReferences}, spec, status}. The semantics are those of
+ *  the Kubernetes REST API (docs/store.md maps each call to its verb and path), so that
+ *  the Kubernetes backend drops in behind the same functions; the local-mode backend is
+ *  PostgreSQL (lss_store_pg.c).
+ *
+ *  Design note: all calls are synchronous and bounded by a server-side statement timeout
+ *  (LSS_STORE_STATEMENT_TIMEOUT_MS); a service loop that must never block calls them from
+ *  a worker, not from its poll loop. Watches are pollable: each has its own connection
+ *  and a file descriptor for zmq_poll/poll. A store or watch handle belongs to one thread.
+ *  Every function returns LSS_STORE_OK or a negative LSS_STORE_* code and writes a
+ *  message into err (err may be NULL; messages are truncated to err_size).
+ */
+#ifndef LSS_STORE_H
+#define LSS_STORE_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define LSS_STORE_OK          0
+#define LSS_STORE_NOT_FOUND   (-404) /* no such object */
+#define LSS_STORE_CONFLICT    (-409) /* stale resourceVersion, uid mismatch, name taken */
+#define LSS_STORE_GONE        (-410) /* resourceVersion compacted: relist */
+#define LSS_STORE_INVALID     (-422) /* bad input; the message names the field */
+#define LSS_STORE_UNAVAILABLE (-503) /* connection lost, timeout, server error */
+
+#define LSS_STORE_LIST_DEFAULT_LIMIT   500
+#define LSS_STORE_LIST_MAX_LIMIT       1000
+#define LSS_STORE_SELECTOR_MAX_TERMS   20
+#define LSS_STORE_OBJECT_MAX_BYTES     (1024 * 1024) /* serialized, compact JSON */
+#define LSS_STORE_NAME_MAX             253
+#define LSS_STORE_NAMESPACE_MAX        63
+#define LSS_STORE_STATEMENT_TIMEOUT_MS 5000
+#define LSS_STORE_CONNECT_TIMEOUT_S    5
+#define LSS_STORE_ERR_SIZE             256 /* a good size for err buffers */
+
+typedef struct _lss_store_t lss_store_t;
+typedef struct _lss_store_watch_t lss_store_watch_t;
+
+typedef enum {
+    LSS_STORE_ADDED = 1,
+    LSS_STORE_MODIFIED = 2,
+    LSS_STORE_DELETED = 3,
+} lss_store_event_type_t;
+
+typedef struct {
+    lss_store_event_type_t type;
+    json_t *object; /* caller owns: json_decref when done */
+} lss_store_event_t;
+
+/*  Connects to PostgreSQL (libpq DSN, borrowed), sets the statement timeout and applies
+ *  the store's schema migrations that are not applied yet (each in its own transaction,
+ *  serialized between concurrent starters by an advisory lock). Returns a new store, or
+ *  NULL with a message in err. */
+lss_store_t *lss_store_pg_new (const char *dsn, char *err, size_t err_size);
+
+/*  Closes the connection and frees the store; NULLs *self_p. Safe on NULL. */
+void lss_store_destroy (lss_store_t **self_p);
+
+/*  Reads one object. kind is one of the known kinds; ns is "" for cluster-scoped kinds.
+ *  On LSS_STORE_OK *out is a new object the caller owns; otherwise *out is NULL. */
+int lss_store_get (lss_store_t *self, const char *kind, const char *ns, const char *name,
+                   json_t **out, char *err, size_t err_size);
+
+/*  Lists objects of a kind, ordered by namespace then name. ns NULL = all namespaces.
+ *  label_selector (NULL or "" = everything) is a comma-separated list of at most
+ *  LSS_STORE_SELECTOR_MAX_TERMS terms: "k=v", "k==v", "k!=v" (also matches objects
+ *  without k), "k" (exists), "!k" (does not exist). limit 0 = the default; at most
+ *  LSS_STORE_LIST_MAX_LIMIT. continue_token (NULL or "") is the metadata.continue of the
+ *  previous page. *out (caller owns) is {items:[...], metadata:{resourceVersion, continue?}};
+ *  continue is present only when more items follow. Every page reports the
+ *  resourceVersion of the first page, so a watch from it after the last page misses
+ *  nothing. Returns LSS_STORE_GONE if the token's resourceVersion was compacted. */
+int lss_store_list (lss_store_t *self, const char *kind, const char *ns,
+                    const char *label_selector, int limit, const char *continue_token,
+                    json_t **out, char *err, size_t err_size);
+
+/*  Creates obj (borrowed). metadata.name, or metadata.generateName to which five random
+ *  [a-z0-9] characters are appended. Sets uid, resourceVersion, generation 1 and
+ *  creationTimestamp; drops status and deletionTimestamp (status is written through
+ *  lss_store_update_status, as with a status subresource). Emits ADDED.
+ *  Returns LSS_STORE_CONFLICT if the name is taken. *out (may be NULL) receives the
+ *  stored object (caller owns). */
+int lss_store_create (lss_store_t *self, const json_t *obj, json_t **out, char *err,
+                      size_t err_size);
+
+/*  Replaces an object's spec and metadata (obj borrowed). metadata.resourceVersion is
+ *  required and must equal the stored one, and metadata.uid if given must match, else
+ *  LSS_STORE_CONFLICT. status in obj is ignored (kept from storage); uid, generation,
+ *  creationTimestamp and deletionTimestamp come from storage; labels, annotations,
+ *  finalizers and ownerReferences come from obj. generation increments only if spec
+ *  changed. Once deletionTimestamp is set, no finalizer may be added; when the last is
+ *  removed the object is removed (a DELETED event, and its dependents are deleted) and
+ *  *out is NULL. Otherwise emits MODIFIED; *out (may be NULL) receives the stored object. */
+int lss_store_update (lss_store_t *self, const json_t *obj, json_t **out, char *err,
+                      size_t err_size);
+
+/*  The status subresource: like lss_store_update but only status is taken from obj;
+ *  spec and metadata are kept from storage and generation is unchanged. */
+int lss_store_update_status (lss_store_t *self, const json_t *obj, json_t **out, char *err,
+                             size_t err_size);
+
+/*  Deletes an object. precondition_rv (NULL = none) must equal the stored
+ *  resourceVersion, else LSS_STORE_CONFLICT. With finalizers: sets deletionTimestamp
+ *  (once; a second delete changes nothing), bumps resourceVersion and generation, emits
+ *  MODIFIED; the object goes away when its last finalizer is removed. Without finalizers:
+ *  removes it and emits DELETED. Removal cascades, in the same transaction, to the
+ *  objects whose ownerReferences name the removed object's uid (background propagation:
+ *  each dependent is deleted by these same rules, so dependents with finalizers only get
+ *  a deletionTimestamp). */
+int lss_store_delete (lss_store_t *self, const char *kind, const char *ns, const char *name,
+                      const char *precondition_rv, char *err, size_t err_size);
+
+/*  Drops the events up to and including keep_after_rv (a resourceVersion string; must not
+ *  exceed the current one). Watches and continue tokens from a resourceVersion below it
+ *  then answer LSS_STORE_GONE. */
+int lss_store_compact (lss_store_t *self, const char *keep_after_rv, char *err,
+                       size_t err_size);
+
+/*  The store's current resourceVersion as a decimal string into out (out_size bytes). */
+int lss_store_current_rv (lss_store_t *self, char *out, size_t out_size, char *err,
+                          size_t err_size);
+
+/*  Opens a watch on a kind (ns NULL = all namespaces) delivering, in resourceVersion
+ *  order, every event after from_rv; "" or "0" means from now (callers list first and
+ *  watch from the list's resourceVersion). Uses its own connection (the store's DSN).
+ *  Returns NULL with LSS_STORE_GONE / LSS_STORE_INVALID / LSS_STORE_UNAVAILABLE in
+ *  *code (may be NULL) and a message in err. */
+lss_store_watch_t *lss_store_watch_new (lss_store_t *store, const char *kind, const char *ns,
+                                        const char *from_rv, int *code, char *err,
+                                        size_t err_size);
+
+/*  Closes the watch; NULLs *self_p. Safe on NULL. */
+void lss_store_watch_destroy (lss_store_watch_t **self_p);
+
+/*  The descriptor to poll for input (POLLIN / ZMQ_POLLIN); -1 if the connection is gone.
+ *  Readiness is a hint: call lss_store_watch_next until it returns 0. Poll with a
+ *  timeout (a second or so) and call next on expiry too. */
+int lss_store_watch_fd (lss_store_watch_t *self);
+
+/*  Takes the next event without blocking on the network for more than one short query.
+ *  Returns 1 with *ev filled (ev->object is the caller's), 0 if nothing is pending now,
+ *  LSS_STORE_GONE if events the watch still needed were compacted (relist and watch
+ *  again), or LSS_STORE_UNAVAILABLE if the connection is lost (watch again from the last
+ *  resourceVersion seen). */
+int lss_store_watch_next (lss_store_watch_t *self, lss_store_event_t *ev);
+
+/*  The resourceVersion of the last event delivered (or the starting point), borrowed. */
+const char *lss_store_watch_rv (lss_store_watch_t *self);
+
+/*  "ADDED" | "MODIFIED" | "DELETED". */
+const char *lss_store_event_type_name (lss_store_event_type_t type);
+
+/*  Validation shared by every backend; each returns 0, or -1 with a message naming the
+ *  field. A DNS-1123 subdomain: [a-z0-9]([-a-z0-9.]*[a-z0-9])?, at most 253 bytes. */
+int lss_store_check_name (const char *field, const char *name, char *err, size_t err_size);
+/*  Label (or annotation / finalizer) key: [prefix/]name, prefix a DNS-1123 subdomain,
+ *  name at most 63 of [A-Za-z0-9-_.] starting and ending alphanumeric. */
+int lss_store_check_qualified_name (const char *field, const char *key, char *err,
+                                    size_t err_size);
+/*  Label value: empty, or up to 63 of [A-Za-z0-9-_.] starting and ending alphanumeric. */
+int lss_store_check_label_value (const char *field, const char *value, char *err,
+                                 size_t err_size);
+/*  Whole-object checks for create/update: apiVersion, kind, namespace rules for the kind,
+ *  name, labels, annotations, finalizers, ownerReferences, size. Returns 0 or
+ *  LSS_STORE_INVALID. need_name: metadata.name must be present (else generateName may
+ *  stand in). */
+int lss_store_validate (const json_t *obj, int need_name, char *err, size_t err_size);
+/*  1 if kind is cluster-scoped (RuntimeEnvironment), 0 if namespaced, -1 if unknown. */
+int lss_store_kind_scope (const char *kind);
+
+#endif

@@ -1,0 +1,1330 @@
+/*  lss_store_pg — the object store's PostgreSQL backend (local mode).
+ *
+ *  Design note: one row per object in store_objects (uid, resource_version, generation,
+ *  labels, annotations, owner uids, metadata, spec and status as jsonb) and one row per
+ *  change in store_events (rv, kind, namespace, name, type, object). Every write runs in
+ *  one transaction that first takes a store-wide advisory lock, then draws its
+ *  resourceVersion from store_rv_seq, writes the object, appends the event, records the
+ *  rv in store_state and NOTIFYs it. Because writers are serialized by that lock and the
+ *  lock is released only after the commit is visible, resourceVersions become visible in
+ *  increasing order: a watcher that has read every event up to rv N never later finds
+ *  one below N (no lost events), and reads only rv > N (no duplicates). NOTIFY carries
+ *  only the rv; it merely wakes the watcher, which reads the events table. Compaction
+ *  deletes old event rows and records the compaction point in store_state; a watch or a
+ *  continue token below it answers LSS_STORE_GONE. All SQL goes through PQexecParams with
+ *  parameters; only static migration text uses PQexec.
+ */
+#include "lss_store.h"
+#include "lss_log.h"
+#include "lss_util.h"
+
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define S_LOCK_CLASS     0x4C5353 /* 'LSS': pg_advisory_xact_lock (class, id) */
+#define S_LOCK_MIGRATE   1
+#define S_LOCK_WRITE     2
+#define S_NOTIFY_CHANNEL "lss_store_events"
+#define S_GENERATE_TRIES 8
+#define S_CASCADE_DEPTH  16   /* ownerReference chains deeper than this are not followed */
+#define S_CASCADE_FANOUT 1000 /* dependents deleted per removed object */
+#define S_WATCH_BATCH    100  /* events read per query */
+#define S_WATCH_REFETCH  16   /* fetch rounds per next call before answering 0 */
+#define S_TOKEN_MAX      1024 /* continue token, hex characters */
+#define S_RV_SIZE        24
+#define S_SQL_MAX        4096
+
+struct _lss_store_t {
+    PGconn *conn;
+    char *dsn;
+};
+
+struct _lss_store_watch_t {
+    PGconn *conn;
+    char kind[64];
+    char ns[LSS_STORE_NAMESPACE_MAX + 1];
+    bool all_ns;
+    int64_t fetched_rv;   /* every event up to here has been read into the queue */
+    int64_t delivered_rv; /* rv of the last event handed out */
+    json_t *queue;        /* array of {type, rv, object} not yet handed out */
+    size_t queue_pos;
+    bool need_fetch;
+    int failed; /* sticky LSS_STORE_GONE / LSS_STORE_UNAVAILABLE */
+    char rv_text[S_RV_SIZE];
+};
+
+static const char *s_migrations[] = {
+    /* 1: objects, events, state */
+    "CREATE SEQUENCE store_rv_seq;"
+    "CREATE TABLE store_objects ("
+    "  kind text NOT NULL, namespace text NOT NULL, name text NOT NULL,"
+    "  uid text NOT NULL UNIQUE, api_version text NOT NULL,"
+    "  resource_version bigint NOT NULL, generation bigint NOT NULL,"
+    "  labels jsonb NOT NULL DEFAULT '{}', annotations jsonb NOT NULL DEFAULT '{}',"
+    "  owner_uids jsonb NOT NULL DEFAULT '[]', deleting boolean NOT NULL DEFAULT false,"
+    "  metadata jsonb NOT NULL, spec jsonb, status jsonb,"
+    "  PRIMARY KEY (kind, namespace, name));"
+    "CREATE INDEX store_objects_labels ON store_objects USING gin (labels);"
+    "CREATE INDEX store_objects_owners ON store_objects USING gin (owner_uids);"
+    "CREATE TABLE store_events ("
+    "  rv bigint PRIMARY KEY, kind text NOT NULL, namespace text NOT NULL,"
+    "  name text NOT NULL,"
+    "  type text NOT NULL CHECK (type IN ('ADDED', 'MODIFIED', 'DELETED')),"
+    "  object jsonb NOT NULL);"
+    "CREATE INDEX store_events_kind ON store_events (kind, rv);"
+    "CREATE TABLE store_state ("
+    "  id int PRIMARY KEY CHECK (id = 1),"
+    "  current_rv bigint NOT NULL, compacted_rv bigint NOT NULL);"
+    "INSERT INTO store_state VALUES (1, 0, 0);",
+};
+#define S_MIGRATIONS ((int)(sizeof s_migrations / sizeof s_migrations[0]))
+
+/* ------------------------------------------------------------------ helpers */
+
+static void s_notice_quiet (void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
+static int s_pg_error (PGconn *conn, PGresult *res, const char *what, char *err,
+                       size_t err_size)
+{
+    const char *state = res ? PQresultErrorField (res, PG_DIAG_SQLSTATE) : NULL;
+    const char *msg = res ? PQresultErrorMessage (res) : PQerrorMessage (conn);
+    int code = LSS_STORE_UNAVAILABLE;
+    if (state && (strcmp (state, "23505") == 0 || strcmp (state, "40001") == 0 ||
+                  strcmp (state, "40P01") == 0))
+        code = LSS_STORE_CONFLICT;
+    char text[200];
+    lss_fmt (text, sizeof text, "%s", msg ? msg : "");
+    text[strcspn (text, "\n")] = '\0';
+    lss_errf (err, err_size, "store: %s: %s%s%s", what, state ? state : "", state ? " " : "",
+              text);
+    return code;
+}
+
+/*  Runs one parameterized statement. On LSS_STORE_OK hands the result over in *res_p
+ *  (if res_p is not NULL; else clears it). */
+static int s_exec (PGconn *conn, const char *sql, int n, const char *const *params,
+                   PGresult **res_p, char *err, size_t err_size)
+{
+    if (res_p)
+        *res_p = NULL;
+    PGresult *res = PQexecParams (conn, sql, n, NULL, params, NULL, NULL, 0);
+    ExecStatusType st = res ? PQresultStatus (res) : PGRES_FATAL_ERROR;
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        int rc = s_pg_error (conn, res, "query", err, err_size);
+        PQclear (res);
+        return rc;
+    }
+    if (res_p)
+        *res_p = res;
+    else
+        PQclear (res);
+    return LSS_STORE_OK;
+}
+
+static PGconn *s_connect (const char *dsn, char *err, size_t err_size)
+{
+    char timeout[16];
+    lss_fmt (timeout, sizeof timeout, "%d", LSS_STORE_CONNECT_TIMEOUT_S);
+    const char *keys[] = {"connect_timeout", "dbname", NULL};
+    const char *vals[] = {timeout, dsn, NULL};
+    PGconn *conn = PQconnectdbParams (keys, vals, 1);
+    if (!conn || PQstatus (conn) != CONNECTION_OK) {
+        char text[200];
+        lss_fmt (text, sizeof text, "%s", conn ? PQerrorMessage (conn) : "out of memory");
+        text[strcspn (text, "\n")] = '\0';
+        lss_errf (err, err_size, "store: connect: %s", text);
+        PQfinish (conn);
+        return NULL;
+    }
+    PQsetNoticeProcessor (conn, s_notice_quiet, NULL);
+    char ms[16];
+    lss_fmt (ms, sizeof ms, "%d", LSS_STORE_STATEMENT_TIMEOUT_MS);
+    const char *p[] = {ms};
+    if (s_exec (conn, "SELECT set_config('statement_timeout', $1, false)", 1, p, NULL, err,
+                err_size) != LSS_STORE_OK) {
+        PQfinish (conn);
+        return NULL;
+    }
+    return conn;
+}
+
+/*  Reconnects a lost connection once. */
+static int s_ensure (lss_store_t *self, char *err, size_t err_size)
+{
+    if (PQstatus (self->conn) == CONNECTION_OK)
+        return LSS_STORE_OK;
+    PGconn *conn = s_connect (self->dsn, err, err_size);
+    if (!conn)
+        return LSS_STORE_UNAVAILABLE;
+    PQfinish (self->conn);
+    self->conn = conn;
+    lss_log_info ("store reconnected", NULL);
+    return LSS_STORE_OK;
+}
+
+static int s_lock (PGconn *conn, int id, char *err, size_t err_size)
+{
+    char cls[16], key[16];
+    lss_fmt (cls, sizeof cls, "%d", S_LOCK_CLASS);
+    lss_fmt (key, sizeof key, "%d", id);
+    const char *p[] = {cls, key};
+    return s_exec (conn, "SELECT pg_advisory_xact_lock($1::int, $2::int)", 2, p, NULL, err,
+                   err_size);
+}
+
+/*  BEGIN and the store-wide write lock. */
+static int s_begin_write (lss_store_t *self, char *err, size_t err_size)
+{
+    int rc = s_ensure (self, err, err_size);
+    if (rc == LSS_STORE_OK)
+        rc = s_exec (self->conn, "BEGIN", 0, NULL, NULL, err, err_size);
+    if (rc == LSS_STORE_OK) {
+        rc = s_lock (self->conn, S_LOCK_WRITE, err, err_size);
+        if (rc != LSS_STORE_OK)
+            PQclear (PQexec (self->conn, "ROLLBACK"));
+    }
+    return rc;
+}
+
+static int s_finish (lss_store_t *self, int rc, char *err, size_t err_size)
+{
+    if (rc == LSS_STORE_OK)
+        return s_exec (self->conn, "COMMIT", 0, NULL, NULL, err, err_size);
+    PQclear (PQexec (self->conn, "ROLLBACK"));
+    return rc;
+}
+
+static const char *s_meta_str (const json_t *obj, const char *key)
+{
+    return json_string_value (json_object_get (json_object_get (obj, "metadata"), key));
+}
+
+static int s_parse_rv (const char *text, int64_t *rv)
+{
+    return lss_parse_int64 (text, 0, INT64_MAX, rv);
+}
+
+static void s_set_rv (json_t *obj, int64_t rv)
+{
+    char text[S_RV_SIZE];
+    lss_fmt (text, sizeof text, "%" PRId64, rv);
+    json_object_set_new (json_object_get (obj, "metadata"), "resourceVersion",
+                         json_string (text));
+}
+
+static int s_next_rv (lss_store_t *self, int64_t *rv, char *err, size_t err_size)
+{
+    PGresult *res;
+    int rc =
+        s_exec (self->conn, "SELECT nextval('store_rv_seq')", 0, NULL, &res, err, err_size);
+    if (rc != LSS_STORE_OK)
+        return rc;
+    rc = s_parse_rv (PQgetvalue (res, 0, 0), rv) == 0 ? LSS_STORE_OK : LSS_STORE_UNAVAILABLE;
+    PQclear (res);
+    if (rc != LSS_STORE_OK)
+        lss_errf (err, err_size, "store: bad sequence value");
+    return rc;
+}
+
+static void s_uuid (char *out, size_t size)
+{
+    uint8_t b[16] = {0};
+    lss_random_bytes (b, sizeof b);
+    b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
+    b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
+    lss_fmt (out, size, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
+             b[13], b[14], b[15]);
+}
+
+/*  Builds {apiVersion, kind, metadata, spec?, status?} from columns col..col+4. */
+static json_t *s_row_object (PGresult *res, int row, int col)
+{
+    json_t *obj = json_object ();
+    json_t *meta = json_loads (PQgetvalue (res, row, col + 2), 0, NULL);
+    if (!obj || !json_is_object (meta)) {
+        json_decref (obj);
+        json_decref (meta);
+        return NULL;
+    }
+    json_object_set_new (obj, "apiVersion", json_string (PQgetvalue (res, row, col)));
+    json_object_set_new (obj, "kind", json_string (PQgetvalue (res, row, col + 1)));
+    json_object_set_new (obj, "metadata", meta);
+    static const char *keys[] = {"spec", "status"};
+    for (int i = 0; i < 2; i++) {
+        if (PQgetisnull (res, row, col + 3 + i))
+            continue;
+        json_t *v = json_loads (PQgetvalue (res, row, col + 3 + i), 0, NULL);
+        if (!v) {
+            json_decref (obj);
+            return NULL;
+        }
+        json_object_set_new (obj, keys[i], v);
+    }
+    return obj;
+}
+
+#define S_OBJECT_COLUMNS "api_version, kind, metadata::text, spec::text, status::text"
+
+/*  Reads the stored object; LSS_STORE_NOT_FOUND if absent. */
+static int s_load (PGconn *conn, const char *kind, const char *ns, const char *name,
+                   json_t **out, char *err, size_t err_size)
+{
+    *out = NULL;
+    const char *p[] = {kind, ns, name};
+    PGresult *res;
+    int rc = s_exec (conn,
+                     "SELECT " S_OBJECT_COLUMNS " FROM store_objects"
+                     " WHERE kind = $1 AND namespace = $2 AND name = $3",
+                     3, p, &res, err, err_size);
+    if (rc != LSS_STORE_OK)
+        return rc;
+    if (PQntuples (res) == 0) {
+        lss_errf (err, err_size, "%s %s%s%s not found", kind, ns, ns[0] ? "/" : "", name);
+        rc = LSS_STORE_NOT_FOUND;
+    } else if (!(*out = s_row_object (res, 0, 0))) {
+        lss_errf (err, err_size, "store: stored object does not parse");
+        rc = LSS_STORE_UNAVAILABLE;
+    }
+    PQclear (res);
+    return rc;
+}
+
+static char *s_dump_opt (const json_t *v)
+{
+    return (v && !json_is_null (v)) ? json_dumps (v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+}
+
+/*  Inserts (insert true; *affected 0 if the name is taken) or replaces the row of obj,
+ *  whose metadata is complete. */
+static int s_write_row (lss_store_t *self, const json_t *obj, bool insert, int *affected,
+                        char *err, size_t err_size)
+{
+    const json_t *meta = json_object_get (obj, "metadata");
+    const char *ns = s_meta_str (obj, "namespace");
+    json_t *owners = json_array ();
+    size_t i;
+    json_t *ref;
+    json_array_foreach (json_object_get (meta, "ownerReferences"), i, ref)
+        json_array_append (owners, json_object_get (ref, "uid"));
+    json_t *empty = json_object ();
+    const json_t *labels = json_object_get (meta, "labels");
+    const json_t *ann = json_object_get (meta, "annotations");
+    char gen[S_RV_SIZE];
+    lss_fmt (gen, sizeof gen, "%" JSON_INTEGER_FORMAT,
+             json_integer_value (json_object_get (meta, "generation")));
+    char *s_labels = json_dumps (labels ? labels : empty, JSON_COMPACT);
+    char *s_ann = json_dumps (ann ? ann : empty, JSON_COMPACT);
+    char *s_owners = json_dumps (owners, JSON_COMPACT);
+    char *s_meta = json_dumps (meta, JSON_COMPACT);
+    char *s_spec = s_dump_opt (json_object_get (obj, "spec"));
+    char *s_status = s_dump_opt (json_object_get (obj, "status"));
+    int rc = LSS_STORE_UNAVAILABLE;
+    if (!s_labels || !s_ann || !s_owners || !s_meta) {
+        lss_errf (err, err_size, "store: out of memory");
+        goto cleanup;
+    }
+    const char *p[] = {json_string_value (json_object_get (obj, "kind")),
+                       ns ? ns : "",
+                       s_meta_str (obj, "name"),
+                       s_meta_str (obj, "uid"),
+                       json_string_value (json_object_get (obj, "apiVersion")),
+                       s_meta_str (obj, "resourceVersion"),
+                       gen,
+                       s_labels,
+                       s_ann,
+                       s_owners,
+                       s_meta_str (obj, "deletionTimestamp") ? "true" : "false",
+                       s_meta,
+                       s_spec,
+                       s_status};
+    const char *sql =
+        insert ? "INSERT INTO store_objects (kind, namespace, name, uid, api_version,"
+                 " resource_version, generation, labels, annotations, owner_uids, deleting,"
+                 " metadata, spec, status) VALUES ($1, $2, $3, $4, $5, $6::bigint, $7::bigint,"
+                 " $8::jsonb, $9::jsonb, $10::jsonb, $11::boolean, $12::jsonb, $13::jsonb,"
+                 " $14::jsonb) ON CONFLICT DO NOTHING"
+               : "UPDATE store_objects SET api_version = $5, resource_version = $6::bigint,"
+                 " generation = $7::bigint, labels = $8::jsonb, annotations = $9::jsonb,"
+                 " owner_uids = $10::jsonb, deleting = $11::boolean, metadata = $12::jsonb,"
+                 " spec = $13::jsonb, status = $14::jsonb"
+                 " WHERE kind = $1 AND namespace = $2 AND name = $3 AND uid = $4";
+    PGresult *res;
+    rc = s_exec (self->conn, sql, 14, p, &res, err, err_size);
+    if (rc == LSS_STORE_OK) {
+        int64_t count = 0;
+        lss_parse_int64 (PQcmdTuples (res), 0, INT32_MAX, &count);
+        *affected = (int)count;
+        PQclear (res);
+    }
+cleanup:
+    free (s_labels);
+    free (s_ann);
+    free (s_owners);
+    free (s_meta);
+    free (s_spec);
+    free (s_status);
+    json_decref (owners);
+    json_decref (empty);
+    return rc;
+}
+
+/*  Appends the event, records the rv as current and wakes watchers. */
+static int s_emit (lss_store_t *self, int64_t rv, const char *type, const json_t *obj,
+                   char *err, size_t err_size)
+{
+    char *text = json_dumps (obj, JSON_COMPACT);
+    if (!text) {
+        lss_errf (err, err_size, "store: out of memory");
+        return LSS_STORE_UNAVAILABLE;
+    }
+    char rvs[S_RV_SIZE];
+    lss_fmt (rvs, sizeof rvs, "%" PRId64, rv);
+    const char *ns = s_meta_str (obj, "namespace");
+    const char *p[] = {rvs,          json_string_value (json_object_get (obj, "kind")),
+                       ns ? ns : "", s_meta_str (obj, "name"),
+                       type,         text};
+    int rc = s_exec (self->conn,
+                     "WITH e AS (INSERT INTO store_events (rv, kind, namespace, name, type,"
+                     " object) VALUES ($1::bigint, $2, $3, $4, $5, $6::jsonb)),"
+                     " s AS (UPDATE store_state SET current_rv = $1::bigint WHERE id = 1)"
+                     " SELECT pg_notify('" S_NOTIFY_CHANNEL "', $1::bigint::text)",
+                     6, p, NULL, err, err_size);
+    free (text);
+    return rc;
+}
+
+static int s_check_size (const json_t *obj, char *err, size_t err_size)
+{
+    char *text = json_dumps (obj, JSON_COMPACT);
+    size_t len = text ? strlen (text) : SIZE_MAX;
+    free (text);
+    if (len > LSS_STORE_OBJECT_MAX_BYTES) {
+        lss_errf (err, err_size, "object: larger than %d bytes serialized",
+                  LSS_STORE_OBJECT_MAX_BYTES);
+        return LSS_STORE_INVALID;
+    }
+    return LSS_STORE_OK;
+}
+
+static int s_delete_one (lss_store_t *self, const char *kind, const char *ns, const char *name,
+                         const char *precondition_rv, int depth, char *err, size_t err_size);
+
+/*  Removes obj (the stored object, owned by the caller), emits DELETED and deletes its
+ *  dependents. Inside a write transaction. */
+static int s_remove (lss_store_t *self, json_t *obj, int depth, char *err, size_t err_size)
+{
+    const char *ns = s_meta_str (obj, "namespace");
+    const char *p[] = {json_string_value (json_object_get (obj, "kind")), ns ? ns : "",
+                       s_meta_str (obj, "name"), s_meta_str (obj, "uid")};
+    int rc = s_exec (self->conn,
+                     "DELETE FROM store_objects"
+                     " WHERE kind = $1 AND namespace = $2 AND name = $3 AND uid = $4",
+                     4, p, NULL, err, err_size);
+    int64_t rv = 0;
+    if (rc == LSS_STORE_OK)
+        rc = s_next_rv (self, &rv, err, err_size);
+    if (rc == LSS_STORE_OK) {
+        s_set_rv (obj, rv);
+        rc = s_emit (self, rv, "DELETED", obj, err, err_size);
+    }
+    if (rc != LSS_STORE_OK)
+        return rc;
+    if (depth >= S_CASCADE_DEPTH) {
+        lss_log_warn ("store: ownerReference chain too deep, dependents kept", "{s:s}", "uid",
+                      s_meta_str (obj, "uid"));
+        return LSS_STORE_OK;
+    }
+    char limit[16];
+    lss_fmt (limit, sizeof limit, "%d", S_CASCADE_FANOUT);
+    const char *q[] = {s_meta_str (obj, "uid"), limit};
+    PGresult *res;
+    rc = s_exec (self->conn,
+                 "SELECT kind, namespace, name FROM store_objects WHERE owner_uids ? $1"
+                 " ORDER BY kind, namespace, name LIMIT $2::bigint",
+                 2, q, &res, err, err_size);
+    if (rc != LSS_STORE_OK)
+        return rc;
+    for (int i = 0; i < PQntuples (res) && rc == LSS_STORE_OK; i++) {
+        rc = s_delete_one (self, PQgetvalue (res, i, 0), PQgetvalue (res, i, 1),
+                           PQgetvalue (res, i, 2), NULL, depth + 1, err, err_size);
+        if (rc == LSS_STORE_NOT_FOUND) /* removed earlier in this cascade */
+            rc = LSS_STORE_OK;
+    }
+    PQclear (res);
+    return rc;
+}
+
+static int s_delete_one (lss_store_t *self, const char *kind, const char *ns, const char *name,
+                         const char *precondition_rv, int depth, char *err, size_t err_size)
+{
+    json_t *obj = NULL;
+    int rc = s_load (self->conn, kind, ns, name, &obj, err, err_size);
+    if (rc != LSS_STORE_OK)
+        goto cleanup;
+    if (precondition_rv && strcmp (precondition_rv, s_meta_str (obj, "resourceVersion"))) {
+        lss_errf (err, err_size,
+                  "metadata.resourceVersion: precondition %.24s does not match "
+                  "%s",
+                  precondition_rv, s_meta_str (obj, "resourceVersion"));
+        rc = LSS_STORE_CONFLICT;
+        goto cleanup;
+    }
+    json_t *meta = json_object_get (obj, "metadata");
+    if (json_array_size (json_object_get (meta, "finalizers")) == 0) {
+        rc = s_remove (self, obj, depth, err, err_size);
+        goto cleanup;
+    }
+    if (json_object_get (meta, "deletionTimestamp"))
+        goto cleanup; /* already being deleted: nothing changes */
+    char now[LSS_TIME_RFC3339_SIZE];
+    json_object_set_new (meta, "deletionTimestamp",
+                         json_string (lss_time_rfc3339 (lss_time_now_ms (), now)));
+    json_object_set_new (
+        meta, "generation",
+        json_integer (json_integer_value (json_object_get (meta, "generation")) + 1));
+    int64_t rv;
+    int affected = 0;
+    rc = s_next_rv (self, &rv, err, err_size);
+    if (rc == LSS_STORE_OK) {
+        s_set_rv (obj, rv);
+        rc = s_write_row (self, obj, false, &affected, err, err_size);
+    }
+    if (rc == LSS_STORE_OK)
+        rc = s_emit (self, rv, "MODIFIED", obj, err, err_size);
+cleanup:
+    json_decref (obj);
+    return rc;
+}
+
+static int s_migrate (PGconn *conn, char *err, size_t err_size)
+{
+    int rc = LSS_STORE_OK;
+    for (int v = 1; v <= S_MIGRATIONS && rc == LSS_STORE_OK; v++) {
+        char vs[16];
+        lss_fmt (vs, sizeof vs, "%d", v);
+        const char *p[] = {vs};
+        PGresult *res = NULL;
+        rc = s_exec (conn, "BEGIN", 0, NULL, NULL, err, err_size);
+        if (rc != LSS_STORE_OK)
+            break;
+        rc = s_lock (conn, S_LOCK_MIGRATE, err, err_size);
+        if (rc == LSS_STORE_OK)
+            rc = s_exec (conn,
+                         "CREATE TABLE IF NOT EXISTS store_schema_migrations ("
+                         " version int PRIMARY KEY,"
+                         " applied_at timestamptz NOT NULL DEFAULT now())",
+                         0, NULL, NULL, err, err_size);
+        if (rc == LSS_STORE_OK)
+            rc = s_exec (conn, "SELECT 1 FROM store_schema_migrations WHERE version = $1::int",
+                         1, p, &res, err, err_size);
+        bool applied = rc == LSS_STORE_OK && PQntuples (res) > 0;
+        PQclear (res);
+        if (rc == LSS_STORE_OK && !applied) {
+            PGresult *r = PQexec (conn, s_migrations[v - 1]);
+            if (PQresultStatus (r) != PGRES_COMMAND_OK)
+                rc = s_pg_error (conn, r, "migration", err, err_size);
+            PQclear (r);
+            if (rc == LSS_STORE_OK)
+                rc = s_exec (conn,
+                             "INSERT INTO store_schema_migrations (version) VALUES ($1::int)",
+                             1, p, NULL, err, err_size);
+            if (rc == LSS_STORE_OK)
+                lss_log_info ("store migration applied", "{s:i}", "version", v);
+        }
+        if (rc == LSS_STORE_OK)
+            rc = s_exec (conn, "COMMIT", 0, NULL, NULL, err, err_size);
+        else
+            PQclear (PQexec (conn, "ROLLBACK"));
+    }
+    return rc;
+}
+
+/* ------------------------------------------------------------------ store */
+
+lss_store_t *lss_store_pg_new (const char *dsn, char *err, size_t err_size)
+{
+    if (!dsn) {
+        lss_errf (err, err_size, "store: no DSN");
+        return NULL;
+    }
+    lss_store_t *self = calloc (1, sizeof *self);
+    if (!self || !(self->dsn = strdup (dsn))) {
+        lss_errf (err, err_size, "store: out of memory");
+        goto fail;
+    }
+    self->conn = s_connect (dsn, err, err_size);
+    if (!self->conn || s_migrate (self->conn, err, err_size) != LSS_STORE_OK)
+        goto fail;
+    return self;
+fail:
+    lss_store_destroy (&self);
+    return NULL;
+}
+
+void lss_store_destroy (lss_store_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    lss_store_t *self = *self_p;
+    PQfinish (self->conn);
+    free (self->dsn);
+    free (self);
+    *self_p = NULL;
+}
+
+static int s_check_key (const char *kind, const char *ns, const char *name, char *err,
+                        size_t err_size)
+{
+    int scope = lss_store_kind_scope (kind);
+    if (scope < 0) {
+        lss_errf (err, err_size, "kind: unknown kind \"%.64s\"", kind ? kind : "");
+        return LSS_STORE_INVALID;
+    }
+    if (!ns || (scope == 1 && ns[0]) || strlen (ns) > LSS_STORE_NAMESPACE_MAX ||
+        (scope == 0 && !ns[0])) {
+        lss_errf (err, err_size, "metadata.namespace: %s for %s",
+                  scope == 1 ? "must be empty" : "required (at most 63 bytes)", kind);
+        return LSS_STORE_INVALID;
+    }
+    if (name && lss_store_check_name ("metadata.name", name, err, err_size) != 0)
+        return LSS_STORE_INVALID;
+    return LSS_STORE_OK;
+}
+
+int lss_store_get (lss_store_t *self, const char *kind, const char *ns, const char *name,
+                   json_t **out, char *err, size_t err_size)
+{
+    *out = NULL;
+    int rc = s_check_key (kind, ns, name ? name : "", err, err_size);
+    if (rc == LSS_STORE_OK)
+        rc = s_ensure (self, err, err_size);
+    if (rc == LSS_STORE_OK)
+        rc = s_load (self->conn, kind, ns, name, out, err, err_size);
+    return rc;
+}
+
+/* --------------------------------------------------------------- selectors */
+
+/*  Appends one selector term's SQL and parameter; terms are "k=v", "k==v", "k!=v", "k",
+ *  "!k". Returns 0 or LSS_STORE_INVALID. */
+static int s_selector_term (char *term, char *sql, size_t sql_size, const char **params,
+                            char **owned, int *n, char *err, size_t err_size)
+{
+    bool neg = false, exists = false;
+    char *key = term, *value = NULL, *op;
+    if ((op = strstr (term, "!="))) {
+        *op = '\0';
+        value = op + 2;
+        neg = true;
+    } else if ((op = strstr (term, "=="))) {
+        *op = '\0';
+        value = op + 2;
+    } else if ((op = strchr (term, '='))) {
+        *op = '\0';
+        value = op + 1;
+    } else {
+        exists = true;
+        if (term[0] == '!') {
+            neg = true;
+            key = term + 1;
+        }
+    }
+    if (lss_store_check_qualified_name ("labelSelector", key, err, err_size) != 0 ||
+        (value && lss_store_check_label_value ("labelSelector", value, err, err_size) != 0))
+        return LSS_STORE_INVALID;
+    int idx = *n + 1;
+    size_t len = strlen (sql);
+    if (exists) {
+        params[*n] = key;
+        lss_fmt (sql + len, sql_size - len, " AND %s(labels ? $%d)", neg ? "NOT " : "", idx);
+    } else {
+        json_t *j = json_pack ("{s:s}", key, value);
+        owned[*n] = j ? json_dumps (j, JSON_COMPACT) : NULL;
+        json_decref (j);
+        if (!owned[*n]) {
+            lss_errf (err, err_size, "store: out of memory");
+            return LSS_STORE_UNAVAILABLE;
+        }
+        params[*n] = owned[*n];
+        lss_fmt (sql + len, sql_size - len, " AND %s(labels @> $%d::jsonb)", neg ? "NOT " : "",
+                 idx);
+    }
+    (*n)++;
+    return LSS_STORE_OK;
+}
+
+/* ------------------------------------------------------------ continue tokens */
+
+static int s_token_encode (int64_t rv, const char *ns, const char *name, char *out, size_t size)
+{
+    char plain[S_TOKEN_MAX / 2];
+    if (lss_fmt (plain, sizeof plain, "%" PRId64 "\n%s\n%s", rv, ns, name) != 0)
+        return -1;
+    size_t len = strlen (plain);
+    if (2 * len + 1 > size)
+        return -1;
+    for (size_t i = 0; i < len; i++)
+        snprintf (out + 2 * i, 3, "%02x", (unsigned char)plain[i]);
+    out[2 * len] = '\0';
+    return 0;
+}
+
+static int s_token_decode (const char *token, int64_t *rv, char *ns, size_t ns_size, char *name,
+                           size_t name_size)
+{
+    size_t len = strnlen (token, S_TOKEN_MAX + 1);
+    char plain[S_TOKEN_MAX / 2 + 1];
+    if (len == 0 || len > S_TOKEN_MAX || len % 2)
+        return -1;
+    for (size_t i = 0; i < len / 2; i++) {
+        unsigned int c;
+        if (sscanf (token + 2 * i, "%2x", &c) != 1 || c == 0)
+            return -1;
+        plain[i] = (char)c;
+    }
+    plain[len / 2] = '\0';
+    char *a = strchr (plain, '\n');
+    char *b = a ? strchr (a + 1, '\n') : NULL;
+    if (!a || !b)
+        return -1;
+    *a = *b = '\0';
+    if (s_parse_rv (plain, rv) != 0 || lss_fmt (ns, ns_size, "%s", a + 1) != 0 ||
+        lss_fmt (name, name_size, "%s", b + 1) != 0 || !name[0])
+        return -1;
+    return 0;
+}
+
+int lss_store_list (lss_store_t *self, const char *kind, const char *ns,
+                    const char *label_selector, int limit, const char *continue_token,
+                    json_t **out, char *err, size_t err_size)
+{
+    *out = NULL;
+    const char *params[LSS_STORE_SELECTOR_MAX_TERMS + 8] = {0};
+    char *owned[LSS_STORE_SELECTOR_MAX_TERMS + 8] = {0};
+    char sql[S_SQL_MAX];
+    char *sel = NULL;
+    PGresult *res = NULL;
+    json_t *list = NULL;
+    int n = 0, rc;
+    char cont_ns[LSS_STORE_NAMESPACE_MAX + 1], cont_name[LSS_STORE_NAME_MAX + 1];
+    char limit_text[16];
+    int64_t token_rv = -1;
+
+    if (ns && ns[0] == '\0' && lss_store_kind_scope (kind) == 0)
+        ns = NULL; /* "" on a namespaced kind: all namespaces */
+    rc = s_check_key (kind, ns ? ns : (lss_store_kind_scope (kind) == 1 ? "" : "x"), NULL, err,
+                      err_size);
+    if (rc != LSS_STORE_OK)
+        goto cleanup;
+    if (limit < 0 || limit > LSS_STORE_LIST_MAX_LIMIT) {
+        lss_errf (err, err_size, "limit: must be 0..%d", LSS_STORE_LIST_MAX_LIMIT);
+        rc = LSS_STORE_INVALID;
+        goto cleanup;
+    }
+    if (limit == 0)
+        limit = LSS_STORE_LIST_DEFAULT_LIMIT;
+    lss_fmt (sql, sizeof sql,
+             "SELECT s.current_rv, s.compacted_rv, o.namespace, o.name, o.api_version,"
+             " o.kind, o.metadata::text, o.spec::text, o.status::text FROM store_state s"
+             " LEFT JOIN LATERAL (SELECT * FROM store_objects WHERE kind = $1");
+    params[n++] = kind;
+    if (ns) {
+        params[n++] = ns;
+        lss_fmt (sql + strlen (sql), sizeof sql - strlen (sql), " AND namespace = $%d", n);
+    }
+    if (continue_token && continue_token[0]) {
+        if (s_token_decode (continue_token, &token_rv, cont_ns, sizeof cont_ns, cont_name,
+                            sizeof cont_name) != 0) {
+            lss_errf (err, err_size, "continue: malformed token");
+            rc = LSS_STORE_INVALID;
+            goto cleanup;
+        }
+        params[n++] = cont_ns;
+        params[n++] = cont_name;
+        lss_fmt (sql + strlen (sql), sizeof sql - strlen (sql),
+                 " AND (namespace, name) > ($%d, $%d)", n - 1, n);
+    }
+    if (label_selector && label_selector[0]) {
+        if (strlen (label_selector) > 4096 || !(sel = strdup (label_selector))) {
+            lss_errf (err, err_size, "labelSelector: too long");
+            rc = LSS_STORE_INVALID;
+            goto cleanup;
+        }
+        int terms = 0;
+        char *save = NULL;
+        for (char *t = strtok_r (sel, ",", &save); t; t = strtok_r (NULL, ",", &save)) {
+            if (++terms > LSS_STORE_SELECTOR_MAX_TERMS) {
+                lss_errf (err, err_size, "labelSelector: more than %d terms",
+                          LSS_STORE_SELECTOR_MAX_TERMS);
+                rc = LSS_STORE_INVALID;
+                goto cleanup;
+            }
+            rc = s_selector_term (t, sql, sizeof sql, params, owned, &n, err, err_size);
+            if (rc != LSS_STORE_OK)
+                goto cleanup;
+        }
+    }
+    lss_fmt (limit_text, sizeof limit_text, "%d", limit + 1);
+    params[n++] = limit_text;
+    lss_fmt (sql + strlen (sql), sizeof sql - strlen (sql),
+             " ORDER BY namespace, name LIMIT $%d::bigint) o ON true"
+             " ORDER BY o.namespace, o.name",
+             n);
+    rc = s_ensure (self, err, err_size);
+    if (rc == LSS_STORE_OK)
+        rc = s_exec (self->conn, sql, n, params, &res, err, err_size);
+    if (rc != LSS_STORE_OK)
+        goto cleanup;
+    int64_t current_rv = 0, compacted_rv = 0;
+    s_parse_rv (PQgetvalue (res, 0, 0), &current_rv);
+    s_parse_rv (PQgetvalue (res, 0, 1), &compacted_rv);
+    if (token_rv >= 0 && token_rv < compacted_rv) {
+        lss_errf (err, err_size,
+                  "continue: resourceVersion %" PRId64 " is too old (compacted "
+                  "at %" PRId64 "): list again",
+                  token_rv, compacted_rv);
+        rc = LSS_STORE_GONE;
+        goto cleanup;
+    }
+    int64_t page_rv = token_rv >= 0 ? token_rv : current_rv;
+    list = json_pack ("{s:[], s:{}}", "items", "metadata");
+    json_t *items = json_object_get (list, "items");
+    int rows = PQgetisnull (res, 0, 2) ? 0 : PQntuples (res);
+    for (int i = 0; i < rows && i < limit; i++) {
+        json_t *o = s_row_object (res, i, 4);
+        if (!o) {
+            lss_errf (err, err_size, "store: stored object does not parse");
+            rc = LSS_STORE_UNAVAILABLE;
+            goto cleanup;
+        }
+        json_array_append_new (items, o);
+    }
+    char rvs[S_RV_SIZE];
+    lss_fmt (rvs, sizeof rvs, "%" PRId64, page_rv);
+    json_t *lmeta = json_object_get (list, "metadata");
+    json_object_set_new (lmeta, "resourceVersion", json_string (rvs));
+    if (rows > limit) {
+        char token[S_TOKEN_MAX + 1];
+        if (s_token_encode (page_rv, PQgetvalue (res, limit - 1, 2),
+                            PQgetvalue (res, limit - 1, 3), token, sizeof token) != 0) {
+            lss_errf (err, err_size, "store: continue token too long");
+            rc = LSS_STORE_UNAVAILABLE;
+            goto cleanup;
+        }
+        json_object_set_new (lmeta, "continue", json_string (token));
+    }
+    *out = list;
+    list = NULL;
+cleanup:
+    for (int i = 0; i < (int)(sizeof owned / sizeof owned[0]); i++)
+        free (owned[i]);
+    free (sel);
+    PQclear (res);
+    json_decref (list);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ writes */
+
+int lss_store_create (lss_store_t *self, const json_t *obj, json_t **out, char *err,
+                      size_t err_size)
+{
+    if (out)
+        *out = NULL;
+    int rc = lss_store_validate (obj, 0, err, err_size);
+    if (rc != LSS_STORE_OK)
+        return rc;
+    json_t *o = json_deep_copy (obj);
+    json_t *meta = json_object_get (o, "metadata");
+    const char *kind = json_string_value (json_object_get (o, "kind"));
+    static const char *drop[] = {"uid",
+                                 "resourceVersion",
+                                 "generation",
+                                 "creationTimestamp",
+                                 "deletionTimestamp",
+                                 "deletionGracePeriodSeconds"};
+    for (size_t i = 0; i < sizeof drop / sizeof drop[0]; i++)
+        json_object_del (meta, drop[i]);
+    json_object_del (o, "status");
+    if (lss_store_kind_scope (kind) == 1)
+        json_object_del (meta, "namespace");
+    char now[LSS_TIME_RFC3339_SIZE], uid[40];
+    json_object_set_new (meta, "creationTimestamp",
+                         json_string (lss_time_rfc3339 (lss_time_now_ms (), now)));
+    json_object_set_new (meta, "generation", json_integer (1));
+    bool generated = json_object_get (meta, "name") == NULL;
+    rc = s_begin_write (self, err, err_size);
+    if (rc != LSS_STORE_OK)
+        goto cleanup;
+    for (int attempt = 0;; attempt++) {
+        if (generated) {
+            char name[LSS_STORE_NAME_MAX + 1];
+            if (lss_id_new (json_string_value (json_object_get (meta, "generateName")), 5, name,
+                            sizeof name) != 0) {
+                lss_errf (err, err_size, "metadata.generateName: cannot generate a name");
+                rc = LSS_STORE_INVALID;
+                break;
+            }
+            json_object_set_new (meta, "name", json_string (name));
+        }
+        s_uuid (uid, sizeof uid);
+        json_object_set_new (meta, "uid", json_string (uid));
+        int64_t rv;
+        int affected = 0;
+        rc = s_next_rv (self, &rv, err, err_size);
+        if (rc != LSS_STORE_OK)
+            break;
+        s_set_rv (o, rv);
+        if ((rc = s_check_size (o, err, err_size)) != LSS_STORE_OK)
+            break;
+        rc = s_write_row (self, o, true, &affected, err, err_size);
+        if (rc != LSS_STORE_OK)
+            break;
+        if (affected == 1) {
+            rc = s_emit (self, rv, "ADDED", o, err, err_size);
+            break;
+        }
+        if (!generated || attempt + 1 >= S_GENERATE_TRIES) {
+            lss_errf (err, err_size, "%s %s already exists", kind, s_meta_str (o, "name"));
+            rc = LSS_STORE_CONFLICT;
+            break;
+        }
+    }
+    rc = s_finish (self, rc, err, err_size);
+    if (rc == LSS_STORE_OK && out) {
+        *out = o;
+        o = NULL;
+    }
+cleanup:
+    json_decref (o);
+    return rc;
+}
+
+typedef enum { S_UPDATE_SPEC, S_UPDATE_STATUS } s_update_mode_t;
+
+/*  Every finalizer of now was in before (no new finalizer during deletion). */
+static bool s_finalizers_subset (const json_t *now, const json_t *before)
+{
+    size_t i, j;
+    json_t *a, *b;
+    json_array_foreach (now, i, a)
+    {
+        bool found = false;
+        json_array_foreach (before, j, b) found = found || json_equal (a, b);
+        if (!found)
+            return false;
+    }
+    return true;
+}
+
+static int s_update (lss_store_t *self, const json_t *obj, s_update_mode_t mode, json_t **out,
+                     char *err, size_t err_size)
+{
+    if (out)
+        *out = NULL;
+    int rc = lss_store_validate (obj, 1, err, err_size);
+    if (rc != LSS_STORE_OK)
+        return rc;
+    const char *kind = json_string_value (json_object_get (obj, "kind"));
+    const char *ns = s_meta_str (obj, "namespace");
+    const char *name = s_meta_str (obj, "name");
+    const char *rv_in = s_meta_str (obj, "resourceVersion");
+    const char *uid_in = s_meta_str (obj, "uid");
+    if (!ns || lss_store_kind_scope (kind) == 1)
+        ns = "";
+    if (!rv_in || !rv_in[0]) {
+        lss_errf (err, err_size, "metadata.resourceVersion: must be specified for an update");
+        return LSS_STORE_INVALID;
+    }
+    json_t *stored = NULL, *o = NULL;
+    rc = s_begin_write (self, err, err_size);
+    if (rc != LSS_STORE_OK)
+        return rc;
+    rc = s_load (self->conn, kind, ns, name, &stored, err, err_size);
+    if (rc != LSS_STORE_OK)
+        goto done;
+    if (strcmp (rv_in, s_meta_str (stored, "resourceVersion")) != 0) {
+        lss_errf (err, err_size,
+                  "%s %s: the object has been modified (resourceVersion %.24s, stored %s); "
+                  "read it again and retry",
+                  kind, name, rv_in, s_meta_str (stored, "resourceVersion"));
+        rc = LSS_STORE_CONFLICT;
+        goto done;
+    }
+    if (uid_in && strcmp (uid_in, s_meta_str (stored, "uid")) != 0) {
+        lss_errf (err, err_size, "metadata.uid: precondition %.40s does not match %s", uid_in,
+                  s_meta_str (stored, "uid"));
+        rc = LSS_STORE_CONFLICT;
+        goto done;
+    }
+    o = json_deep_copy (stored);
+    json_t *meta = json_object_get (o, "metadata");
+    const json_t *meta_in = json_object_get (obj, "metadata");
+    if (mode == S_UPDATE_STATUS) {
+        const json_t *st = json_object_get (obj, "status");
+        if (st && !json_is_null (st))
+            json_object_set (o, "status", (json_t *)st);
+        else
+            json_object_del (o, "status");
+    } else {
+        static const char *keys[] = {"labels", "annotations", "finalizers", "ownerReferences"};
+        for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+            json_t *v = json_object_get (meta_in, keys[i]);
+            if (v)
+                json_object_set (meta, keys[i], v);
+            else
+                json_object_del (meta, keys[i]);
+        }
+        json_object_set (o, "apiVersion", json_object_get (obj, "apiVersion"));
+        const json_t *spec = json_object_get (obj, "spec");
+        if (spec && !json_is_null (spec))
+            json_object_set (o, "spec", (json_t *)spec);
+        else
+            json_object_del (o, "spec");
+        if (!json_equal (json_object_get (o, "spec") ? json_object_get (o, "spec")
+                                                     : json_null (),
+                         json_object_get (stored, "spec") ? json_object_get (stored, "spec")
+                                                          : json_null ()))
+            json_object_set_new (
+                meta, "generation",
+                json_integer (json_integer_value (json_object_get (meta, "generation")) + 1));
+        if (json_object_get (meta, "deletionTimestamp") &&
+            !s_finalizers_subset (
+                json_object_get (meta, "finalizers"),
+                json_object_get (json_object_get (stored, "metadata"), "finalizers"))) {
+            lss_errf (err, err_size,
+                      "metadata.finalizers: no new finalizers can be added if "
+                      "the object is being deleted");
+            rc = LSS_STORE_INVALID;
+            goto done;
+        }
+    }
+    if (json_equal (o, stored)) { /* no-op write: no new resourceVersion, no event */
+        if (out) {
+            *out = o;
+            o = NULL;
+        }
+        goto done;
+    }
+    if (json_object_get (meta, "deletionTimestamp") &&
+        json_array_size (json_object_get (meta, "finalizers")) == 0) {
+        rc = s_remove (self, o, 0, err, err_size);
+        goto done;
+    }
+    int64_t rv;
+    int affected = 0;
+    if ((rc = s_next_rv (self, &rv, err, err_size)) != LSS_STORE_OK)
+        goto done;
+    s_set_rv (o, rv);
+    if ((rc = s_check_size (o, err, err_size)) != LSS_STORE_OK)
+        goto done;
+    rc = s_write_row (self, o, false, &affected, err, err_size);
+    if (rc == LSS_STORE_OK)
+        rc = s_emit (self, rv, "MODIFIED", o, err, err_size);
+    if (rc == LSS_STORE_OK && out) {
+        *out = o;
+        o = NULL;
+    }
+done:
+    rc = s_finish (self, rc, err, err_size);
+    if (rc != LSS_STORE_OK && out && *out) {
+        json_decref (*out);
+        *out = NULL;
+    }
+    json_decref (stored);
+    json_decref (o);
+    return rc;
+}
+
+int lss_store_update (lss_store_t *self, const json_t *obj, json_t **out, char *err,
+                      size_t err_size)
+{
+    return s_update (self, obj, S_UPDATE_SPEC, out, err, err_size);
+}
+
+int lss_store_update_status (lss_store_t *self, const json_t *obj, json_t **out, char *err,
+                             size_t err_size)
+{
+    return s_update (self, obj, S_UPDATE_STATUS, out, err, err_size);
+}
+
+int lss_store_delete (lss_store_t *self, const char *kind, const char *ns, const char *name,
+                      const char *precondition_rv, char *err, size_t err_size)
+{
+    int rc = s_check_key (kind, ns, name ? name : "", err, err_size);
+    if (rc == LSS_STORE_OK)
+        rc = s_begin_write (self, err, err_size);
+    if (rc != LSS_STORE_OK)
+        return rc;
+    rc = s_delete_one (self, kind, ns, name, precondition_rv, 0, err, err_size);
+    return s_finish (self, rc, err, err_size);
+}
+
+static int s_state (PGconn *conn, int64_t *current, int64_t *compacted, char *err,
+                    size_t err_size)
+{
+    PGresult *res;
+    int rc = s_exec (conn, "SELECT current_rv, compacted_rv FROM store_state WHERE id = 1", 0,
+                     NULL, &res, err, err_size);
+    if (rc != LSS_STORE_OK)
+        return rc;
+    if (PQntuples (res) != 1 || s_parse_rv (PQgetvalue (res, 0, 0), current) != 0 ||
+        s_parse_rv (PQgetvalue (res, 0, 1), compacted) != 0) {
+        lss_errf (err, err_size, "store: store_state is damaged");
+        rc = LSS_STORE_UNAVAILABLE;
+    }
+    PQclear (res);
+    return rc;
+}
+
+int lss_store_compact (lss_store_t *self, const char *keep_after_rv, char *err, size_t err_size)
+{
+    int64_t keep, current, compacted;
+    if (!keep_after_rv || s_parse_rv (keep_after_rv, &keep) != 0) {
+        lss_errf (err, err_size, "resourceVersion: must be a decimal resourceVersion");
+        return LSS_STORE_INVALID;
+    }
+    int rc = s_begin_write (self, err, err_size);
+    if (rc != LSS_STORE_OK)
+        return rc;
+    rc = s_state (self->conn, &current, &compacted, err, err_size);
+    if (rc == LSS_STORE_OK && keep > current) {
+        lss_errf (err, err_size, "resourceVersion: %" PRId64 " is beyond the current %" PRId64,
+                  keep, current);
+        rc = LSS_STORE_INVALID;
+    }
+    const char *p[] = {keep_after_rv};
+    if (rc == LSS_STORE_OK)
+        rc = s_exec (self->conn, "DELETE FROM store_events WHERE rv <= $1::bigint", 1, p, NULL,
+                     err, err_size);
+    if (rc == LSS_STORE_OK)
+        rc = s_exec (self->conn,
+                     "UPDATE store_state SET compacted_rv = GREATEST(compacted_rv, $1::bigint)"
+                     " WHERE id = 1",
+                     1, p, NULL, err, err_size);
+    rc = s_finish (self, rc, err, err_size);
+    if (rc == LSS_STORE_OK)
+        lss_log_info ("store compacted", "{s:s}", "rv", keep_after_rv);
+    return rc;
+}
+
+int lss_store_current_rv (lss_store_t *self, char *out, size_t out_size, char *err,
+                          size_t err_size)
+{
+    int64_t current, compacted;
+    int rc = s_ensure (self, err, err_size);
+    if (rc == LSS_STORE_OK)
+        rc = s_state (self->conn, &current, &compacted, err, err_size);
+    if (rc == LSS_STORE_OK && lss_fmt (out, out_size, "%" PRId64, current) != 0) {
+        lss_errf (err, err_size, "store: output buffer too small");
+        rc = LSS_STORE_INVALID;
+    }
+    return rc;
+}
+
+/* ------------------------------------------------------------------ watch */
+
+const char *lss_store_event_type_name (lss_store_event_type_t type)
+{
+    return type == LSS_STORE_ADDED      ? "ADDED"
+           : type == LSS_STORE_MODIFIED ? "MODIFIED"
+           : type == LSS_STORE_DELETED  ? "DELETED"
+                                        : "UNKNOWN";
+}
+
+lss_store_watch_t *lss_store_watch_new (lss_store_t *store, const char *kind, const char *ns,
+                                        const char *from_rv, int *code, char *err,
+                                        size_t err_size)
+{
+    int rc = LSS_STORE_OK;
+    lss_store_watch_t *self = NULL;
+    int64_t from = 0, current = 0, compacted = 0;
+    int scope = lss_store_kind_scope (kind);
+    if (ns && ns[0] == '\0' && scope == 0)
+        ns = NULL;
+    rc = s_check_key (kind, ns ? ns : (scope == 1 ? "" : "x"), NULL, err, err_size);
+    if (rc != LSS_STORE_OK)
+        goto fail;
+    bool from_now = !from_rv || !from_rv[0] || strcmp (from_rv, "0") == 0;
+    if (!from_now && s_parse_rv (from_rv, &from) != 0) {
+        lss_errf (err, err_size, "resourceVersion: must be a decimal resourceVersion");
+        rc = LSS_STORE_INVALID;
+        goto fail;
+    }
+    self = calloc (1, sizeof *self);
+    if (!self || !(self->queue = json_array ())) {
+        lss_errf (err, err_size, "store: out of memory");
+        rc = LSS_STORE_UNAVAILABLE;
+        goto fail;
+    }
+    lss_fmt (self->kind, sizeof self->kind, "%s", kind);
+    self->all_ns = ns == NULL;
+    lss_fmt (self->ns, sizeof self->ns, "%s", ns ? ns : "");
+    self->conn = s_connect (store->dsn, err, err_size);
+    if (!self->conn) {
+        rc = LSS_STORE_UNAVAILABLE;
+        goto fail;
+    }
+    /* LISTEN first, then read the state: nothing committed after this point is missed */
+    rc = s_exec (self->conn, "LISTEN " S_NOTIFY_CHANNEL, 0, NULL, NULL, err, err_size);
+    if (rc == LSS_STORE_OK)
+        rc = s_state (self->conn, &current, &compacted, err, err_size);
+    if (rc != LSS_STORE_OK)
+        goto fail;
+    if (!from_now && from < compacted) {
+        lss_errf (err, err_size,
+                  "resourceVersion %" PRId64 " is too old (compacted at %" PRId64
+                  "): list again",
+                  from, compacted);
+        rc = LSS_STORE_GONE;
+        goto fail;
+    }
+    self->fetched_rv = self->delivered_rv = from_now ? current : from;
+    self->need_fetch = true;
+    if (code)
+        *code = LSS_STORE_OK;
+    return self;
+fail:
+    lss_store_watch_destroy (&self);
+    if (code)
+        *code = rc;
+    return NULL;
+}
+
+void lss_store_watch_destroy (lss_store_watch_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    lss_store_watch_t *self = *self_p;
+    PQfinish (self->conn);
+    json_decref (self->queue);
+    free (self);
+    *self_p = NULL;
+}
+
+int lss_store_watch_fd (lss_store_watch_t *self)
+{
+    return self && self->conn ? PQsocket (self->conn) : -1;
+}
+
+/*  Reads the next batch of events after fetched_rv into the queue. */
+static int s_watch_fetch (lss_store_watch_t *self)
+{
+    char from[S_RV_SIZE], limit[16];
+    lss_fmt (from, sizeof from, "%" PRId64, self->fetched_rv);
+    lss_fmt (limit, sizeof limit, "%d", S_WATCH_BATCH);
+    const char *p[] = {from, self->kind, self->all_ns ? NULL : self->ns, limit};
+    PGresult *res;
+    char err[LSS_STORE_ERR_SIZE];
+    int rc = s_exec (self->conn,
+                     "SELECT s.current_rv, s.compacted_rv, e.rv, e.type, e.object::text"
+                     " FROM store_state s LEFT JOIN LATERAL (SELECT rv, type, object"
+                     " FROM store_events WHERE rv > $1::bigint AND rv <= s.current_rv"
+                     " AND kind = $2 AND ($3::text IS NULL OR namespace = $3::text)"
+                     " ORDER BY rv LIMIT $4::bigint) e ON true ORDER BY e.rv",
+                     4, p, &res, err, sizeof err);
+    if (rc != LSS_STORE_OK) {
+        lss_log_warn ("store watch query failed", "{s:s, s:s}", "kind", self->kind, "error",
+                      err);
+        return LSS_STORE_UNAVAILABLE;
+    }
+    int64_t current = 0, compacted = 0;
+    s_parse_rv (PQgetvalue (res, 0, 0), &current);
+    s_parse_rv (PQgetvalue (res, 0, 1), &compacted);
+    if (self->fetched_rv < compacted) {
+        PQclear (res);
+        lss_log_info ("store watch fell behind compaction", "{s:s}", "kind", self->kind);
+        return LSS_STORE_GONE;
+    }
+    int rows = PQgetisnull (res, 0, 2) ? 0 : PQntuples (res);
+    int64_t last = self->fetched_rv;
+    for (int i = 0; i < rows; i++) {
+        int64_t rv = 0;
+        s_parse_rv (PQgetvalue (res, i, 2), &rv);
+        const char *t = PQgetvalue (res, i, 3);
+        int type = strcmp (t, "ADDED") == 0      ? LSS_STORE_ADDED
+                   : strcmp (t, "MODIFIED") == 0 ? LSS_STORE_MODIFIED
+                                                 : LSS_STORE_DELETED;
+        json_t *o = json_loads (PQgetvalue (res, i, 4), 0, NULL);
+        if (!o) {
+            PQclear (res);
+            return LSS_STORE_UNAVAILABLE;
+        }
+        json_array_append_new (self->queue, json_pack ("{s:i, s:I, s:o}", "type", type, "rv",
+                                                       (json_int_t)rv, "object", o));
+        last = rv;
+    }
+    /* a short batch saw everything up to current_rv in the same snapshot */
+    self->fetched_rv = rows < S_WATCH_BATCH ? current : last;
+    self->need_fetch = rows >= S_WATCH_BATCH;
+    PQclear (res);
+    return LSS_STORE_OK;
+}
+
+static bool s_watch_drain_notifies (lss_store_watch_t *self)
+{
+    bool any = false;
+    PGnotify *nt;
+    while ((nt = PQnotifies (self->conn))) {
+        any = true;
+        PQfreemem (nt);
+    }
+    return any;
+}
+
+int lss_store_watch_next (lss_store_watch_t *self, lss_store_event_t *ev)
+{
+    ev->object = NULL;
+    if (self->failed)
+        return self->failed;
+    for (int round = 0; round <= S_WATCH_REFETCH; round++) {
+        if (self->queue_pos < json_array_size (self->queue)) {
+            json_t *e = json_array_get (self->queue, self->queue_pos++);
+            ev->type = (lss_store_event_type_t)json_integer_value (json_object_get (e, "type"));
+            ev->object = json_incref (json_object_get (e, "object"));
+            self->delivered_rv = json_integer_value (json_object_get (e, "rv"));
+            if (self->queue_pos == json_array_size (self->queue)) {
+                json_array_clear (self->queue);
+                self->queue_pos = 0;
+            }
+            return 1;
+        }
+        if (PQconsumeInput (self->conn) == 0 || PQstatus (self->conn) != CONNECTION_OK) {
+            lss_log_warn ("store watch connection lost", "{s:s}", "kind", self->kind);
+            self->failed = LSS_STORE_UNAVAILABLE;
+            return self->failed;
+        }
+        if (s_watch_drain_notifies (self))
+            self->need_fetch = true;
+        if (!self->need_fetch)
+            return 0;
+        self->need_fetch = false;
+        int rc = s_watch_fetch (self);
+        if (rc != LSS_STORE_OK) {
+            self->failed = rc;
+            return rc;
+        }
+        /* notifications that arrived during the query are picked up next round */
+    }
+    self->need_fetch = true;
+    return 0;
+}
+
+const char *lss_store_watch_rv (lss_store_watch_t *self)
+{
+    int64_t rv =
+        self->queue_pos < json_array_size (self->queue) ? self->delivered_rv : self->fetched_rv;
+    if (self->queue_pos >= json_array_size (self->queue) && rv < self->delivered_rv)
+        rv = self->delivered_rv;
+    lss_fmt (self->rv_text, sizeof self->rv_text, "%" PRId64, rv);
+    return self->rv_text;
+}
