@@ -533,6 +533,17 @@ static int s_prepare_state_dir (lss_sandbox_runtime_t *self, bool is_root)
     return 0;
 }
 
+/*  True if path is a mount point (its device differs from its parent's). */
+static bool s_is_mount_point (const char *path)
+{
+    char parent[PATH_MAX];
+    struct stat a, b;
+    if (lss_fmt (parent, sizeof parent, "%s/..", path) || lstat (path, &a) ||
+        lstat (parent, &b))
+        return false;
+    return a.st_dev != b.st_dev;
+}
+
 /*  Root: can we mount a tmpfs (the workspace) on the host side? */
 static bool s_probe_host_tmpfs (const lss_sandbox_runtime_t *self)
 {
@@ -1039,7 +1050,10 @@ static void s_teardown (const lss_sandbox_runtime_t *self, const char *id,
         lss_sandbox_cgroup_kill (cgroup, timeout_ms);
         lss_sandbox_cgroup_remove (cgroup, timeout_ms);
     }
-    if (host_tmpfs && s_box_path (self, id, "workspace", path, sizeof path) == 0)
+    /* Unmount also when the state did not record a host tmpfs but one is there: a
+     * sandbox adopted as Lost (its runtime died mid-launch) does not know. */
+    if (s_box_path (self, id, "workspace", path, sizeof path) == 0 &&
+        (host_tmpfs || s_is_mount_point (path)))
         umount2 (path, MNT_DETACH);
     if (s_box_path (self, id, NULL, path, sizeof path) == 0)
         lss_sandbox_fs_rmtree (path);

@@ -449,6 +449,41 @@ static void test_stop_removes_everything (void **state)
     assert_true (fx_pid_gone (st.monitor_pid, 1000));
 }
 
+/*  A sandbox whose runtime died mid-launch has no state.json: adopted as Lost, its stop
+ *  must still unmount the host workspace tmpfs and remove its files (regression). */
+static void test_stop_lost_unmounts (void **state)
+{
+    fx_t *f = *state;
+    lss_sandbox_status_t st;
+    lss_sandbox_spec_t *spec = fx_probe_spec (f, "rt-lost", "sleep", NULL, NULL);
+    fx_start (f, &spec, &st);
+    assert_int_equal (fx_wait_log (f, "rt-lost", "ready", RUN_TIMEOUT_MS), 0);
+    if (strcmp (st.workspace, "host-tmpfs") != 0)
+        skip (); /* not root: the workspace is inside the sandbox, nothing on the host */
+    char ws[PATH_MAX], dir[PATH_MAX], state_file[PATH_MAX];
+    lss_fmt (ws, sizeof ws, "%s/rt-lost/workspace", f->state);
+    lss_fmt (dir, sizeof dir, "%s/rt-lost", f->state);
+    lss_fmt (state_file, sizeof state_file, "%s/rt-lost/state.json", f->state);
+    lss_sandbox_runtime_destroy (&f->rt);
+    assert_int_equal (kill (st.monitor_pid, SIGKILL), 0); /* no exit status gets written */
+    assert_int_equal (kill (st.pid, SIGKILL), 0);
+    assert_true (fx_pid_gone (st.monitor_pid, RUN_TIMEOUT_MS));
+    assert_true (fx_pid_gone (st.pid, RUN_TIMEOUT_MS));
+    assert_int_equal (unlink (state_file), 0);
+    f->rt = lss_sandbox_runtime_new (f->state, NULL, NULL);
+    assert_non_null (f->rt);
+    assert_int_equal (lss_sandbox_runtime_set_uid_range (f->rt, UID_BASE, UID_COUNT), 0);
+    lss_sandbox_runtime_adopt (f->rt);
+    lss_sandbox_status_t got;
+    assert_int_equal (lss_sandbox_runtime_get (f->rt, "rt-lost", &got), 0);
+    assert_int_equal (got.phase, LSS_SANDBOX_EXITED);
+    assert_true (fx_mounted (ws));
+    assert_int_equal (lss_sandbox_runtime_stop (f->rt, "rt-lost", 5000, &got), 0);
+    assert_false (fx_mounted (ws));
+    struct stat sb;
+    assert_int_equal (stat (dir, &sb), -1);
+}
+
 static void test_rootfs_dir (void **state)
 {
     fx_t *f = *state;
@@ -607,6 +642,7 @@ int main (void)
     lss_log_init ("test", LSS_LOG_ERROR);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown (test_exit_reasons, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown (test_stop_lost_unmounts, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown (test_bad_specs_leave_nothing, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown (test_poll_list_get, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown (test_detach_and_adopt, fx_setup, fx_teardown),
