@@ -294,8 +294,11 @@ static void test_fork_bomb_contained (void **state)
             assert_true (usage.pids_peak <= 17);
     }
 
-    /* a real, exponential fork bomb: the count never passes the limit and stop works */
-    const char *argv[] = {"/bin/sh", "-c", "b() { b | b & }; while :; do b; done 2>/dev/null"};
+    /* a real, exponential fork bomb: the count never passes the limit and stop works.
+       The bomb runs beside a sleeping init: a shell whose own fork fails at the limit
+       exits ("Cannot fork"), and the sandbox must still be running when it is stopped */
+    const char *argv[] = {
+        "/bin/sh", "-c", "b() { b | b & }; (while :; do b; done) 2>/dev/null & exec sleep 600"};
     spec = fx_spec (f, "rt-shbomb", LSS_SANDBOX_LEVEL_STANDARD, argv, 3);
     spec->pids_max = 32;
     fx_start (f, &spec, &st);
