@@ -31,18 +31,29 @@ const lss_config_spec_t lss_settings[] = {
     {"bus.trace",               LSS_CFG_BOOL,     "false",                     0, 0,            0, "bus: also publish request/reply traffic as trace.* events"},
 
     {"executor.admin_listen",   LSS_CFG_STR,      "127.0.0.1:9431",            0, S_ADDR_MAX,   0, "executor: admin HTTP (health, metrics) listen address"},
+    {"executor.agent_timeout",   LSS_CFG_DURATION, "5s",                        100, 600000,       0, "executor: an agent that does not answer (connect, ping) this long fails its executions"},
+    {"executor.default_timeout", LSS_CFG_DURATION, "60s",                       100, 86400000,     0, "executor: execution deadline when the request gives none"},
+    {"executor.max_streams",     LSS_CFG_INT,      "1024",                        1, 100000,       0, "executor: executions and file requests in flight at once"},
+    {"executor.max_timeout",     LSS_CFG_DURATION, "1h",                        100, 86400000,     0, "executor: longest execution deadline a request may ask for"},
     {"executor.pub_endpoint",   LSS_CFG_STR,      "tcp://127.0.0.1:7431",      0, S_ADDR_MAX,   0, "executor: bus PUB bind endpoint (exec lifecycle)"},
     {"executor.router_endpoint", LSS_CFG_STR,     "tcp://127.0.0.1:7432",      0, S_ADDR_MAX,   0, "executor: ROUTER bind endpoint for exec/file requests from api"},
+    {"executor.requester_timeout", LSS_CFG_DURATION, "15s",                       100, 600000,       0, "executor: a requester silent this long (no message, no ping) loses its executions"},
+    {"executor.window",          LSS_CFG_SIZE,     "256Ki",                     4096, 67108864,     0, "executor: output bytes in flight per execution (credit granted to the agent ahead of the requester)"},
 
     {"log.level",               LSS_CFG_STR,      "info",                      1, 16,           0, "log: minimum level (debug, info, warn, error)"},
 
     {"node.admin_listen",       LSS_CFG_STR,      "127.0.0.1:9451",            0, S_ADDR_MAX,   0, "node: admin HTTP (health, metrics) listen address"},
     {"node.agent_path",         LSS_CFG_STR,      "",                          0, 1024,         0, "node: lss-agent binary bound into sandboxes (empty: next to the running program)"},
+    {"node.max_sandboxes",       LSS_CFG_INT,      "256",                         1, 1024,         0, "node: sandboxes run at once; Pods past it stay Pending"},
+    {"node.name",                LSS_CFG_STR,      "local",                       1, 63,           0, "node: this node's name (Pods with spec.nodeName empty or equal to it run here)"},
     {"node.state_dir",          LSS_CFG_STR,      "/var/lib/lss/sandboxes",    1, 60,           0, "node: sandbox state directory (short: agent ipc paths must stay under 108 bytes)"},
+    {"node.uid_base",            LSS_CFG_INT,      "200000",                    1000, 2000000000,   0, "node: first host uid for sandboxes when run as root (one per sandbox)"},
     {"node.pub_endpoint",       LSS_CFG_STR,      "tcp://127.0.0.1:7451",      0, S_ADDR_MAX,   0, "node: bus PUB bind endpoint (pod status)"},
 
     {"reconciler.admin_listen", LSS_CFG_STR,      "127.0.0.1:9411",            0, S_ADDR_MAX,   0, "reconciler: admin HTTP (health, metrics) listen address"},
     {"reconciler.pub_endpoint", LSS_CFG_STR,      "tcp://127.0.0.1:7411",      0, S_ADDR_MAX,   0, "reconciler: bus PUB bind endpoint (reconcile outcomes)"},
+    {"reconciler.queue_endpoint", LSS_CFG_STR,      "tcp://127.0.0.1:7402",        1, S_ADDR_MAX,   0, "reconciler: the watcher's work-queue ROUTER (a list reaches every replica)"},
+    {"reconciler.workers",       LSS_CFG_INT,      "4",                           1, 256,          0, "reconciler: sync workers in this process"},
 
     {"redis.url",               LSS_CFG_STR,      "redis://127.0.0.1:6380",    1, S_SECRET_MAX, LSS_CFG_SECRET, "redis: URL (may carry a password)"},
 
@@ -54,11 +65,19 @@ const lss_config_spec_t lss_settings[] = {
 
     {"warmpool.admin_listen",   LSS_CFG_STR,      "127.0.0.1:9421",            0, S_ADDR_MAX,   0, "warmpool: admin HTTP (health, metrics) listen address"},
     {"warmpool.alloc_endpoint", LSS_CFG_STR,      "tcp://127.0.0.1:7422",      0, S_ADDR_MAX,   0, "warmpool: ROUTER bind endpoint for allocation requests"},
+    {"warmpool.executor_endpoint", LSS_CFG_STR,      "tcp://127.0.0.1:7432",        1, S_ADDR_MAX,   0, "warmpool: the executor ROUTER, for preload scripts"},
+    {"warmpool.leader_check",    LSS_CFG_DURATION, "1s",                        100, 60000,        0, "warmpool: how often the scaler tries for / confirms leadership"},
     {"warmpool.pub_endpoint",   LSS_CFG_STR,      "tcp://127.0.0.1:7421",      0, S_ADDR_MAX,   0, "warmpool: bus PUB bind endpoint (scaling, allocations)"},
+    {"warmpool.queue_endpoint",  LSS_CFG_STR,      "tcp://127.0.0.1:7402",        1, S_ADDR_MAX,   0, "warmpool: the watcher's work-queue ROUTER"},
 
     {"watcher.admin_listen",    LSS_CFG_STR,      "127.0.0.1:9401",            0, S_ADDR_MAX,   0, "watcher: admin HTTP (health, metrics) listen address"},
+    {"watcher.backoff_max",      LSS_CFG_DURATION, "60s",                        10, 3600000,      0, "watcher: cap of a failing key's retry delay (5 ms doubling)"},
+    {"watcher.leader_check",     LSS_CFG_DURATION, "1s",                        100, 60000,        0, "watcher: how often it tries for / confirms leadership"},
+    {"watcher.max_keys",         LSS_CFG_INT,      "100000",                     16, 10000000,     0, "watcher: keys a queue holds at once"},
     {"watcher.pub_endpoint",    LSS_CFG_STR,      "tcp://127.0.0.1:7401",      0, S_ADDR_MAX,   0, "watcher: bus PUB bind endpoint (object changes)"},
     {"watcher.queue_endpoint",  LSS_CFG_STR,      "tcp://127.0.0.1:7402",      0, S_ADDR_MAX,   0, "watcher: ROUTER bind endpoint of the work queue"},
+    {"watcher.queue_lease",      LSS_CFG_DURATION, "30s",                       100, 3600000,      0, "watcher: a worker silent this long loses its keys (queued again)"},
+    {"watcher.resync",           LSS_CFG_DURATION, "30s",                       100, 3600000,      0, "watcher: every key is queued again this often"},
 };
 /* clang-format on */
 

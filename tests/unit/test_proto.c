@@ -90,7 +90,15 @@ static void s_env (lss_envelope_t *env, lss_msg_kind_t kind)
 {
     memset (env, 0, sizeof *env);
     const char *t = lss_proto_type_name (kind);
-    snprintf (env->type, sizeof env->type, "%s", t ? t : "sandbox.modified");
+    if (t)
+        snprintf (env->type, sizeof env->type, "%s", t);
+    else {
+        /* a wildcard kind: its first alternative with "*" as the word "sandbox" */
+        const char *pat = lss_proto_desc (kind)->pattern;
+        size_t n = strcspn (pat, "|");
+        assert_true (n > 2 && pat[0] == '*' && pat[1] == '.');
+        snprintf (env->type, sizeof env->type, "sandbox%.*s", (int)(n - 1), pat + 1);
+    }
     snprintf (env->id, sizeof env->id, "m-%llu", (unsigned long long)(s_rand () % 100000));
     env->seq = s_rand () % 1000000;
     snprintf (env->src, sizeof env->src, "test/1");
