@@ -81,12 +81,12 @@ size_t exec_flow_peek (exec_flow_t *self, int *stream, const uint8_t **data, siz
     if (self->buffered == 0 || self->req_credit <= 0 || max == 0)
         return 0;
     uint8_t *rec = self->buf.data;
-    size_t left = s_get32 (rec + 1) - self->head_used;
+    size_t left = s_get32 (rec + 1);
     size_t n = left < max ? left : max;
     if ((int64_t)n > self->req_credit)
         n = (size_t)self->req_credit;
     *stream = rec[0];
-    *data = rec + S_HDR + self->head_used;
+    *data = rec + S_HDR;
     return n;
 }
 
@@ -96,20 +96,26 @@ void exec_flow_consume (exec_flow_t *self, size_t n)
         return;
     uint8_t *rec = self->buf.data;
     size_t len = s_get32 (rec + 1);
-    self->head_used += n;
+    if (n > len)
+        n = len;
     self->buffered -= (int64_t)n;
     self->req_credit -= (int64_t)n;
     self->ungranted += (int64_t)n;
-    if (self->head_used >= len) {
-        size_t whole = S_HDR + len;
-        bool was_last = self->last_rec == 0;
-        lss_buf_consume (&self->buf, whole);
-        self->head_used = 0;
-        if (was_last)
+    size_t drop = n;
+    if (n == len) {
+        drop = S_HDR + len; /* the whole record */
+        if (self->last_rec == 0)
             self->has_last = false;
-        else
-            self->last_rec -= whole;
+    } else {
+        /* Move the header up over the forwarded bytes, so what was forwarded leaves the
+         * buffer now (a record that keeps growing while it is drained stays bounded). */
+        uint8_t hdr[S_HDR] = {rec[0]};
+        s_put32 (hdr + 1, (uint32_t)(len - n));
+        memcpy (rec + n, hdr, S_HDR);
     }
+    lss_buf_consume (&self->buf, drop);
+    if (self->has_last && self->last_rec > 0)
+        self->last_rec -= drop;
 }
 
 int exec_flow_credit (exec_flow_t *self, int64_t bytes)
@@ -139,7 +145,6 @@ void exec_flow_discard (exec_flow_t *self)
 {
     self->ungranted += self->buffered;
     self->buffered = 0;
-    self->head_used = 0;
     self->has_last = false;
     lss_buf_reset (&self->buf);
     self->discard = true;

@@ -26,7 +26,6 @@
 
 typedef struct {
     lss_buf_t buf;        /* records */
-    size_t head_used;     /* data bytes of the first record already forwarded */
     size_t last_rec;      /* offset of the last record's header */
     bool has_last;        /* buf holds at least one record */
     int64_t window;       /* bytes in flight from the agent at most */

@@ -300,8 +300,8 @@ static void s_exec_finish (s_server_t *self, s_exec_t *e, lss_exec_end_t *end,
                   : end->cancelled ? "cancelled"
                                    : "exited";
     if (e->req->lost)
-        outcome = "requester_lost";
-    else if (s_send_req (self, e->req, LSS_MSG_exec_end, end, e->trace))
+        outcome = "requester_lost"; /* still told, in case it is only slow */
+    if (s_send_req (self, e->req, LSS_MSG_exec_end, end, e->trace) && !e->req->lost)
         lss_log_warn ("exec.end not delivered", "{s:s, s:s}", "exec_id", e->rid, "error",
                       zmq_strerror (errno));
     end->exec_id = agent_exec_id;
