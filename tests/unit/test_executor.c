@@ -83,8 +83,9 @@ static int s_sandbox (const char *name, const char *phase, const char *endpoint)
         return -1;
     }
     json_object_set_new (out, "status",
-                         endpoint ? json_pack ("{s:s, s:s}", "phase", phase, "endpoint", endpoint)
-                                  : json_pack ("{s:s}", "phase", phase));
+                         endpoint
+                             ? json_pack ("{s:s, s:s}", "phase", phase, "endpoint", endpoint)
+                             : json_pack ("{s:s}", "phase", phase));
     rc = lss_store_update_status (s_store, out, NULL, err, sizeof err);
     json_decref (out);
     if (rc)
@@ -153,8 +154,7 @@ static int s_setup (void **state)
     }
     if (s_agent_start (0) || s_sandbox ("sb-a", "Running", s_agent_ep[0]) ||
         s_sandbox ("sb-pending", "Pending", NULL) ||
-        s_sandbox ("sb-badep", "Running", "ipc://relative,tcp://x:1") ||
-        s_executor_start ())
+        s_sandbox ("sb-badep", "Running", "ipc://relative,tcp://x:1") || s_executor_start ())
         return -1;
     return 0;
 }
@@ -290,8 +290,8 @@ static void test_round_trip_and_events (void **state)
             lss_event_t *ev = body;
             if (strcmp (topic, "executor.ExecEnded.default.sb-a") == 0) {
                 assert_string_equal (ev->reason, "ExecEnded");
-                assert_int_equal (json_integer_value (json_object_get (ev->details, "exit_code")),
-                                  7);
+                assert_int_equal (
+                    json_integer_value (json_object_get (ev->details, "exit_code")), 7);
                 seen_end = true;
             } else
                 assert_string_equal (topic, "executor.ExecStarted.default.sb-a");
@@ -319,7 +319,8 @@ static void test_round_trip_and_events (void **state)
 static void test_code_language (void **state)
 {
     (void)state;
-    const char *code = "import sys\nprint(6 * 7)\nprint('oops', file=sys.stderr)\nsys.exit(3)\n";
+    const char *code =
+        "import sys\nprint(6 * 7)\nprint('oops', file=sys.stderr)\nsys.exit(3)\n";
     lss_exec_start_t req = {.sandbox = "default/sb-a",
                             .language = "python",
                             .code = {(uint8_t *)code, strlen (code)}};
@@ -350,8 +351,7 @@ static void test_stdin_streaming (void **state)
 {
     (void)state;
     char *argv[] = {"cat"};
-    lss_exec_start_t req = {
-        .sandbox = "default/sb-a", .argv = {argv, 1}, .stdin_open = true};
+    lss_exec_start_t req = {.sandbox = "default/sb-a", .argv = {argv, 1}, .stdin_open = true};
     lss_exec_client_opts_t o = {.on_started = s_send_stdin};
     lss_exec_result_t res;
     assert_int_equal (s_run (&req, &o, &res), 0);
@@ -404,7 +404,8 @@ static void test_deadline_capped (void **state)
     assert_true (took >= MAX_TIMEOUT_MS - 100 && took < MAX_TIMEOUT_MS + 3000);
     lss_exec_result_clear (&res);
     /* an explicit short one */
-    lss_exec_start_t quick = {.sandbox = "default/sb-a", .shell = "sleep 30", .timeout_ms = 300};
+    lss_exec_start_t quick = {
+        .sandbox = "default/sb-a", .shell = "sleep 30", .timeout_ms = 300};
     t0 = tp_now_ms ();
     assert_int_equal (s_run (&quick, NULL, &res), 0);
     assert_true (res.end->timed_out);
@@ -450,10 +451,8 @@ static void test_duplicate_and_unknown_ids (void **state)
     zsock_t *d = lss_bus_socket_new (ZMQ_DEALER, s_exec_ep, NULL);
     assert_non_null (d);
     lss_envelope_t env;
-    lss_exec_start_t req = {.exec_id = "dup",
-                            .sandbox = "default/sb-a",
-                            .shell = "sleep 1",
-                            .credit = 4096};
+    lss_exec_start_t req = {
+        .exec_id = "dup", .sandbox = "default/sb-a", .shell = "sleep 1", .credit = 4096};
     for (int i = 0; i < 2; i++) {
         lss_bus_envelope_init (&env, LSS_MSG_exec_start, NULL, "t", 1, NULL);
         assert_int_equal (lss_bus_send (d, NULL, 0, NULL, &env, LSS_MSG_exec_start, &req), 0);
@@ -519,8 +518,8 @@ static void test_files (void **state)
     assert_int_equal (k, LSS_MSG_file_entries);
     json_t *entries = ((lss_file_entries_t *)rep)->entries;
     assert_int_equal (json_array_size (entries), 1);
-    assert_string_equal (json_string_value (json_object_get (json_array_get (entries, 0), "name")),
-                         "hello.txt");
+    assert_string_equal (
+        json_string_value (json_object_get (json_array_get (entries, 0), "name")), "hello.txt");
     lss_proto_body_free (k, &rep);
 
     /* an agent error comes back with the requester's ref */
@@ -578,7 +577,8 @@ static void test_agent_killed (void **state)
     assert_int_equal (lss_exec_client_request (c, LSS_MSG_file_list, &l, 10000, &k, &rep), 0);
     assert_int_equal (k, LSS_MSG_error);
     const char *code = ((lss_error_t *)rep)->code;
-    assert_true (strcmp (code, "agent_unavailable") == 0 || strcmp (code, "agent_timeout") == 0);
+    assert_true (strcmp (code, "agent_unavailable") == 0 ||
+                 strcmp (code, "agent_timeout") == 0);
     lss_proto_body_free (k, &rep);
     lss_exec_client_destroy (&c);
 }
@@ -702,8 +702,7 @@ static int s_check_seq (void *arg, const char *stream, const uint8_t *data, size
         data += take;
         len -= take;
         if (nl) {
-            if (s->line_len != s->expect_len ||
-                memcmp (s->line, s->expect, s->line_len) != 0) {
+            if (s->line_len != s->expect_len || memcmp (s->line, s->expect, s->line_len) != 0) {
                 fprintf (stderr, "line %lld: got '%.*s' want '%.*s'\n", (long long)s->lines,
                          (int)s->line_len, s->line, (int)s->expect_len, s->expect);
                 s->bad = true;
