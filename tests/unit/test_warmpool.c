@@ -743,6 +743,189 @@ static void test_concurrent_claims (void **state)
     lss_store_destroy (&st);
 }
 
+/* ------------------------------------------------------------------ the process */
+
+/*  Waits for one message on sock (deadline), returns its kind and body (caller frees). */
+static lss_msg_kind_t s_recv (zsock_t *sock, int timeout_ms, zframe_t **route,
+                              lss_envelope_t *env, void **body)
+{
+    zmq_pollitem_t item = {zsock_resolve (sock), 0, ZMQ_POLLIN, 0};
+    if (zmq_poll (&item, 1, timeout_ms) <= 0)
+        return LSS_MSG_NONE;
+    lss_msg_kind_t kind = LSS_MSG_NONE;
+    char err[256];
+    if (lss_bus_recv (sock, route, NULL, 0, env, &kind, body, err, sizeof err) != 0)
+        return LSS_MSG_NONE;
+    return kind;
+}
+
+static void s_send_alloc (zsock_t *dealer, const char *ns, const char *sandbox, char *id)
+{
+    lss_warm_allocate_t req = {(char *)S_RUNTIME, NULL, (char *)ns, (char *)sandbox};
+    lss_envelope_t env;
+    assert_int_equal (
+        lss_bus_envelope_init (&env, LSS_MSG_warm_allocate, NULL, "test", 1, NULL), 0);
+    snprintf (id, LSS_PROTO_ID_MAX + 1, "%s", env.id);
+    assert_int_equal (lss_bus_send (dealer, NULL, 0, NULL, &env, LSS_MSG_warm_allocate, &req),
+                      0);
+}
+
+static void test_process_router_and_scaler (void **state)
+{
+    (void)state;
+    lss_store_t *st = s_open ();
+    s_runtime (st);
+    const char *ns = "wp-proc";
+    s_pool (st, ns, "py", json_pack ("{s:i, s:i}", "minSize", 1, "maxSize", 1));
+
+    char dir[64] = "/tmp/lss-test-warmpool-XXXXXX";
+    assert_non_null (mkdtemp (dir));
+    char port_file[128], e_dsn[600], e_alloc[128], e_pub[128], e_queue[128], e_port[160];
+    snprintf (port_file, sizeof port_file, "%s/port", dir);
+    snprintf (e_dsn, sizeof e_dsn, "LSS_STORE_DSN=%s", s_dsn);
+    snprintf (e_alloc, sizeof e_alloc, "LSS_WARMPOOL_ALLOC_ENDPOINT=ipc://%s/alloc", dir);
+    snprintf (e_pub, sizeof e_pub, "LSS_WARMPOOL_PUB_ENDPOINT=ipc://%s/pub", dir);
+    snprintf (e_queue, sizeof e_queue, "LSS_WARMPOOL_QUEUE_ENDPOINT=ipc://%s/queue", dir);
+    snprintf (e_port, sizeof e_port, "LSS_TEST_PORT_FILE=%s", port_file);
+    char *envp[] = {e_dsn,
+                    e_alloc,
+                    e_pub,
+                    e_queue,
+                    e_port,
+                    (char *)"LSS_WARMPOOL_ADMIN_LISTEN=127.0.0.1:0",
+                    (char *)"LSS_WARMPOOL_LEADER_CHECK=200ms",
+                    (char *)"LSS_LOG_LEVEL=warn",
+                    (char *)"PATH=/usr/bin:/bin",
+                    NULL};
+    /* the fake watcher: its work-queue ROUTER, bound before the service starts */
+    char ep[160];
+    snprintf (ep, sizeof ep, "@ipc://%s/queue", dir);
+    zsock_t *watcher = lss_bus_socket_new (ZMQ_ROUTER, ep, NULL);
+    assert_non_null (watcher);
+
+    char bin[PATH_MAX];
+    tp_build_path (bin, sizeof bin, "bin/lss-warmpool");
+    char *argv[] = {bin, NULL};
+    tp_proc_t p;
+    assert_int_equal (tp_spawn (&p, argv, envp, false), 0);
+    long long deadline = tp_now_ms () + 15000;
+    while (access (port_file, F_OK) != 0 && tp_now_ms () < deadline)
+        usleep (10000); /* poll for the port file with a deadline */
+    assert_int_equal (access (port_file, F_OK), 0);
+
+    /* The scaler (it leads: it is alone) asks for work: hand it the pool's key. */
+    zframe_t *route = NULL;
+    lss_envelope_t env;
+    void *body = NULL;
+    lss_msg_kind_t k = s_recv (watcher, 10000, &route, &env, &body);
+    assert_int_equal (k, LSS_MSG_queue_get);
+    assert_string_equal (((lss_queue_get_t *)body)->queue, "warmpool");
+    lss_proto_body_free (k, &body);
+    lss_queue_item_t item = {env.id, (char *)"warmpool", (char *)"WarmPool/wp-proc/py", 0};
+    lss_envelope_t renv;
+    lss_bus_envelope_init (&renv, LSS_MSG_queue_item, NULL, "watcher", 1, NULL);
+    assert_int_equal (lss_bus_send (watcher, zframe_data (route), zframe_size (route), NULL,
+                                    &renv, LSS_MSG_queue_item, &item),
+                      0);
+    zframe_destroy (&route);
+    /* ... and it reports the key done (nothing timed: ttl 3600 s → requeue) */
+    for (;;) {
+        k = s_recv (watcher, 10000, &route, &env, &body);
+        assert_int_not_equal (k, LSS_MSG_NONE);
+        if (k == LSS_MSG_queue_done)
+            break;
+        lss_proto_body_free (k, &body); /* further queue.get: left unanswered */
+        zframe_destroy (&route);
+    }
+    lss_queue_done_t *done = body;
+    assert_string_equal (done->key, "WarmPool/wp-proc/py");
+    assert_string_equal (done->result, "done");
+    lss_ok_t ok = {env.id};
+    lss_bus_envelope_init (&renv, LSS_MSG_ok, NULL, "watcher", 2, NULL);
+    lss_bus_send (watcher, zframe_data (route), zframe_size (route), NULL, &renv, LSS_MSG_ok,
+                  &ok);
+    lss_proto_body_free (k, &body);
+    zframe_destroy (&route);
+    assert_int_equal (s_count (st, "WarmPod", ns, "py", NULL), 1);
+    s_pods_ready (st, ns, "py");
+    s_sync (st, ns, "py", lss_time_now_ms (), NULL);
+
+    /* allocation over the ROUTER */
+    snprintf (ep, sizeof ep, ">ipc://%s/pub", dir);
+    zsock_t *sub = lss_bus_socket_new (ZMQ_SUB, ep, NULL);
+    zsock_set_subscribe (sub, "warmpool.Allocated.");
+    snprintf (ep, sizeof ep, ">ipc://%s/alloc", dir);
+    zsock_t *dealer = lss_bus_socket_new (ZMQ_DEALER, ep, NULL);
+    assert_non_null (dealer);
+    char id[LSS_PROTO_ID_MAX + 1];
+    s_send_alloc (dealer, "wp-none", "sb-0", id); /* a round trip first: all connected */
+    k = s_recv (dealer, 10000, NULL, &env, &body);
+    assert_int_equal (k, LSS_MSG_error);
+    assert_string_equal (((lss_error_t *)body)->code, "pool_empty");
+    assert_string_equal (((lss_error_t *)body)->ref, id);
+    lss_proto_body_free (k, &body);
+
+    s_send_alloc (dealer, ns, "sb-1", id);
+    k = s_recv (dealer, 10000, NULL, &env, &body);
+    assert_int_equal (k, LSS_MSG_warm_allocated);
+    lss_warm_allocated_t *got = body;
+    assert_string_equal (got->ref, id);
+    assert_string_equal (got->pool, "py");
+    assert_string_equal (got->namespace, ns);
+    assert_non_null (got->endpoint);
+    json_t *wp = s_get (st, "WarmPod", ns, got->name);
+    assert_string_equal (lss_obj_str (wp, "status.assignedTo"), "sb-1");
+    json_decref (wp);
+    lss_proto_body_free (k, &body);
+
+    s_send_alloc (dealer, ns, "sb-2", id);
+    k = s_recv (dealer, 10000, NULL, &env, &body);
+    assert_int_equal (k, LSS_MSG_error);
+    assert_string_equal (((lss_error_t *)body)->code, "pool_empty");
+    lss_proto_body_free (k, &body);
+
+    s_send_alloc (dealer, ns, "Not A Name", id);
+    k = s_recv (dealer, 10000, NULL, &env, &body);
+    assert_int_equal (k, LSS_MSG_error);
+    assert_string_equal (((lss_error_t *)body)->code, "invalid_request");
+    lss_proto_body_free (k, &body);
+
+    /* garbage is answered, not fatal */
+    zsock_send (dealer, "s", "not msgpack");
+    k = s_recv (dealer, 10000, NULL, &env, &body);
+    assert_int_equal (k, LSS_MSG_error);
+    assert_string_equal (((lss_error_t *)body)->code, "invalid_request");
+    lss_proto_body_free (k, &body);
+
+    /* the Allocated event */
+    char topic[LSS_BUS_TOPIC_MAX];
+    zmq_pollitem_t it = {zsock_resolve (sub), 0, ZMQ_POLLIN, 0};
+    assert_int_equal (zmq_poll (&it, 1, 5000), 1);
+    char err[256];
+    assert_int_equal (
+        lss_bus_recv (sub, NULL, topic, sizeof topic, &env, &k, &body, err, sizeof err), 0);
+    assert_int_equal (k, LSS_MSG_event);
+    assert_string_equal (env.type, "warmpool.event");
+    assert_string_equal (topic, "warmpool.Allocated.wp-proc.py");
+    assert_string_equal (((lss_event_t *)body)->reason, "Allocated");
+    lss_proto_body_free (k, &body);
+
+    kill (p.pid, SIGTERM);
+    int status = tp_wait (&p, 10000);
+    assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 0);
+    zsock_destroy (&dealer);
+    zsock_destroy (&sub);
+    zsock_destroy (&watcher);
+    const char *files[] = {"port", "alloc", "pub", "queue"};
+    for (size_t i = 0; i < 4; i++) {
+        char path[128];
+        snprintf (path, sizeof path, "%s/%s", dir, files[i]);
+        unlink (path);
+    }
+    assert_int_equal (rmdir (dir), 0);
+    lss_store_destroy (&st);
+}
+
 int main (void)
 {
     const struct CMUnitTest tests[] = {
@@ -758,6 +941,7 @@ int main (void)
         cmocka_unit_test (test_invalid_requests),
         cmocka_unit_test (test_cascade_delete),
         cmocka_unit_test (test_concurrent_claims),
+        cmocka_unit_test (test_process_router_and_scaler),
     };
     return cmocka_run_group_tests (tests, s_group_setup, s_group_teardown);
 }
