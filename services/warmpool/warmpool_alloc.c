@@ -67,7 +67,7 @@ int warmpool_allocate_stats (lss_store_t *store, const lss_warm_allocate_t *req,
                              lss_warm_allocated_t *out, warmpool_alloc_stats_t *stats,
                              char *code, size_t code_size, char *err, size_t err_size)
 {
-    warmpool_alloc_stats_t local;
+    warmpool_alloc_stats_t local = {0};
     if (!stats)
         stats = &local;
     memset (stats, 0, sizeof *stats);

@@ -421,7 +421,7 @@ int warmpool_sync_report (lss_store_t *store, const char *ns, const char *name, 
                           int64_t *requeue_after_ms, warmpool_report_t *report, char *err,
                           size_t err_size)
 {
-    warmpool_report_t local;
+    warmpool_report_t local = {0};
     warmpool_report_t *r = report ? report : &local;
     memset (r, 0, sizeof *r);
     if (requeue_after_ms)
