@@ -12,7 +12,7 @@
 static char s_dir[256];
 static char s_dsn[512];
 
-static int s_pg_tmp (const char *verb, char *line, size_t size)
+static inline int s_pg_tmp (const char *verb, char *line, size_t size)
 {
     char script[PATH_MAX];
     const char *root = getenv ("LSS_ROOT");
@@ -26,7 +26,7 @@ static int s_pg_tmp (const char *verb, char *line, size_t size)
     return rc == 0 && status == 0 ? 0 : -1;
 }
 
-static int s_group_setup (void **state)
+static inline int s_group_setup (void **state)
 {
     (void)state;
     snprintf (s_dir, sizeof s_dir, "/tmp/lss-store-XXXXXX");
@@ -40,7 +40,7 @@ static int s_group_setup (void **state)
     return 0;
 }
 
-static int s_group_teardown (void **state)
+static inline int s_group_teardown (void **state)
 {
     (void)state;
     return s_pg_tmp ("stop", NULL, 0);
