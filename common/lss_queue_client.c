@@ -16,11 +16,11 @@
 #include "lss_log.h"
 #include "lss_util.h"
 
-#define S_GRACE_MS          2000 /* beyond wait_ms before a watcher counts as silent */
-#define S_NOT_LEADER_MS     100  /* pause after a not_leader answer */
-#define S_DONE_TIMEOUT_MS   5000
-#define S_QUEUE_NAME_MAX    32
-#define S_MESSAGE_MAX       1024 /* queue.done message field */
+#define S_GRACE_MS        2000 /* beyond wait_ms before a watcher counts as silent */
+#define S_NOT_LEADER_MS   100  /* pause after a not_leader answer */
+#define S_DONE_TIMEOUT_MS 5000
+#define S_QUEUE_NAME_MAX  32
+#define S_MESSAGE_MAX     1024 /* queue.done message field */
 
 struct _lss_queue_client_t {
     zsock_t *sock;
@@ -261,8 +261,8 @@ int lss_queue_client_done (lss_queue_client_t *self, const char *key, const char
         if (rc < 0)
             return -1;
         if (rc == 0) {
-            lss_log_warn ("queue client: no answer to done", "{s:s, s:s}", "queue",
-                          self->queue, "key", key);
+            lss_log_warn ("queue client: no answer to done", "{s:s, s:s}", "queue", self->queue,
+                          "key", key);
             s_reset (self);
             return -1;
         }
@@ -277,8 +277,7 @@ int lss_queue_client_done (lss_queue_client_t *self, const char *key, const char
         else if (kind == LSS_MSG_error)
             lss_log_warn ("queue client: done refused", "{s:s, s:s}", "code",
                           ((lss_error_t *)body)->code, "message",
-                          ((lss_error_t *)body)->message ? ((lss_error_t *)body)->message
-                                                         : "");
+                          ((lss_error_t *)body)->message ? ((lss_error_t *)body)->message : "");
         lss_proto_body_free (kind, &body);
         if (!retry)
             return out;

@@ -116,10 +116,11 @@ int main (int argc, char **argv)
                                        "Keys ready to hand out, by queue.", "queue");
     self->m_active = lss_metrics_gauge ("lss_watcher_queue_active",
                                         "Keys held by workers, by queue.", "queue");
-    self->m_delayed = lss_metrics_gauge ("lss_watcher_queue_delayed",
-                                         "Keys waiting for a backoff or requeue delay.", "queue");
-    self->m_held = lss_metrics_gauge ("lss_watcher_queue_requests_waiting",
-                                      "queue.get requests held (long-poll), by queue.", "queue");
+    self->m_delayed = lss_metrics_gauge (
+        "lss_watcher_queue_delayed", "Keys waiting for a backoff or requeue delay.", "queue");
+    self->m_held =
+        lss_metrics_gauge ("lss_watcher_queue_requests_waiting",
+                           "queue.get requests held (long-poll), by queue.", "queue");
     self->m_keys = lss_metrics_counter ("lss_watcher_queue_adds_total",
                                         "Keys added to a queue (events and resyncs).", "queue");
     lss_metric_set (self->m_leader, 0);
@@ -133,7 +134,8 @@ int main (int argc, char **argv)
     lss_bus_opts_from_config (cfg, &bus);
     const char *dsn = lss_config_str (cfg, "store.dsn");
     pub = lss_bus_pub_new (lss_config_str (cfg, "watcher.pub_endpoint"), identity, &bus);
-    router = lss_bus_socket_new (ZMQ_ROUTER, lss_config_str (cfg, "watcher.queue_endpoint"), &bus);
+    router =
+        lss_bus_socket_new (ZMQ_ROUTER, lss_config_str (cfg, "watcher.queue_endpoint"), &bus);
     if (!pub || !router) {
         lss_log_error ("cannot bind the bus endpoints", NULL);
         goto cleanup;

@@ -60,13 +60,14 @@ static void s_metrics_init (void)
 {
     s_m_events = lss_metrics_counter ("lss_watcher_events_total",
                                       "Object changes seen, by kind and verb.", "kind,verb");
-    s_m_relists = lss_metrics_counter (
-        "lss_watcher_relists_total", "Lists of a kind (the first, and each after GONE).", "kind");
+    s_m_relists =
+        lss_metrics_counter ("lss_watcher_relists_total",
+                             "Lists of a kind (the first, and each after GONE).", "kind");
     s_m_rewatch =
         lss_metrics_counter ("lss_watcher_watch_restarts_total",
                              "Watches reopened after the store was unavailable.", "kind");
-    s_m_cache = lss_metrics_gauge ("lss_watcher_cache_objects", "Objects cached, by kind.",
-                                   "kind");
+    s_m_cache =
+        lss_metrics_gauge ("lss_watcher_cache_objects", "Objects cached, by kind.", "kind");
     s_m_pub_errors = lss_metrics_counter ("lss_watcher_publish_errors_total",
                                           "Object events that could not be published.", NULL);
 }
@@ -291,10 +292,9 @@ static int s_list (s_self_t *self, s_informer_t *inf)
     inf->cache = fresh;
     snprintf (inf->rv, sizeof inf->rv, "%s", list_rv);
     lss_metric_set (s_m_cache, (double)zhashx_size (inf->cache), inf->kind);
-    lss_log_info ("listed", "{s:s, s:s, s:I, s:I, s:I, s:I}", "kind", inf->kind, "rv",
-                  inf->rv, "objects", (json_int_t)zhashx_size (inf->cache), "added",
-                  (json_int_t)added, "modified", (json_int_t)modified, "deleted",
-                  (json_int_t)deleted);
+    lss_log_info ("listed", "{s:s, s:s, s:I, s:I, s:I, s:I}", "kind", inf->kind, "rv", inf->rv,
+                  "objects", (json_int_t)zhashx_size (inf->cache), "added", (json_int_t)added,
+                  "modified", (json_int_t)modified, "deleted", (json_int_t)deleted);
     return LSS_STORE_OK;
 }
 
@@ -334,8 +334,8 @@ static void s_step (s_self_t *self, s_informer_t *inf, int64_t now)
     }
     if (inf->state == S_WATCH && now >= inf->next_ms) {
         int code = LSS_STORE_OK;
-        inf->watch = lss_store_watch_new (self->store, inf->kind, NULL, inf->rv, &code, err,
-                                          sizeof err);
+        inf->watch =
+            lss_store_watch_new (self->store, inf->kind, NULL, inf->rv, &code, err, sizeof err);
         if (!inf->watch) {
             lss_log_warn ("watch failed", "{s:s, s:s, s:i, s:s}", "kind", inf->kind, "rv",
                           inf->rv, "code", code, "error", err);
@@ -407,9 +407,9 @@ void watcher_informer_actor (zsock_t *pipe, void *arg)
         s_informer_t *inf = &self->inf[k];
         inf->kind = watcher_kinds[k];
         for (size_t i = 0; inf->kind[i] && i < sizeof inf->lower - 1; i++)
-            inf->lower[i] = (char)(inf->kind[i] >= 'A' && inf->kind[i] <= 'Z'
-                                       ? inf->kind[i] - 'A' + 'a'
-                                       : inf->kind[i]);
+            inf->lower[i] =
+                (char)(inf->kind[i] >= 'A' && inf->kind[i] <= 'Z' ? inf->kind[i] - 'A' + 'a'
+                                                                  : inf->kind[i]);
         inf->cache = s_cache_new ();
         inf->state = S_LIST;
     }
@@ -446,8 +446,8 @@ void watcher_informer_actor (zsock_t *pipe, void *arg)
         for (size_t k = 0; k < WATCHER_KIND_COUNT; k++) {
             s_informer_t *inf = &self->inf[k];
             if (inf->state == S_WATCHING && lss_store_watch_fd (inf->watch) >= 0)
-                items[n++] = (zmq_pollitem_t){NULL, lss_store_watch_fd (inf->watch),
-                                              ZMQ_POLLIN, 0};
+                items[n++] =
+                    (zmq_pollitem_t){NULL, lss_store_watch_fd (inf->watch), ZMQ_POLLIN, 0};
             else if (self->store && inf->state != S_WATCHING) {
                 int64_t left = inf->next_ms - now;
                 if (left < timeout)

@@ -34,10 +34,10 @@
 #define WATCHER_KIND_COUNT 6
 
 typedef struct {
-    const char *dsn;      /* store DSN (borrowed; outlives the actor) */
-    lss_bus_pub_t *pub;   /* the PUB: ownership passes to the actor, which destroys it */
-    atomic_bool *leader;  /* publish and send keys only while true (borrowed) */
-    int64_t page_size;    /* list page size (0 = LSS_STORE_LIST_DEFAULT_LIMIT) */
+    const char *dsn;     /* store DSN (borrowed; outlives the actor) */
+    lss_bus_pub_t *pub;  /* the PUB: ownership passes to the actor, which destroys it */
+    atomic_bool *leader; /* publish and send keys only while true (borrowed) */
+    int64_t page_size;   /* list page size (0 = LSS_STORE_LIST_DEFAULT_LIMIT) */
 } watcher_informer_args_t;
 
 /*  The actor: zactor_new (watcher_informer_actor, &args). */

@@ -132,8 +132,8 @@ static int s_send (watcher_server_t *self, zframe_t *route, lss_msg_kind_t kind,
     return rc;
 }
 
-static void s_error (watcher_server_t *self, zframe_t *route, const char *ref,
-                     const char *code, const char *message)
+static void s_error (watcher_server_t *self, zframe_t *route, const char *ref, const char *code,
+                     const char *message)
 {
     lss_error_t body = {.ref = ref && *ref ? (char *)ref : NULL,
                         .code = (char *)code,
@@ -162,8 +162,8 @@ static void s_item (watcher_server_t *self, s_queue_t *q, zframe_t *route, const
                       q->name, "key", key, "worker", worker);
         return;
     }
-    lss_log_debug ("key handed out", "{s:s, s:s, s:s}", "queue", q->name, "key", key,
-                   "worker", worker);
+    lss_log_debug ("key handed out", "{s:s, s:s, s:s}", "queue", q->name, "key", key, "worker",
+                   worker);
 }
 
 //  --------------------------------------------------------------------------
@@ -201,8 +201,8 @@ int watcher_server_add (watcher_server_t *self, const char *queue, const char *k
         return 0;
     int rc = lss_workqueue_add (q->wq, key, now_ms);
     if (rc != 0)
-        lss_log_warn ("key not queued (invalid or queue full)", "{s:s, s:s}", "queue",
-                      q->name, "key", key ? key : "");
+        lss_log_warn ("key not queued (invalid or queue full)", "{s:s, s:s}", "queue", q->name,
+                      "key", key ? key : "");
     return rc;
 }
 
@@ -285,10 +285,9 @@ static void s_on_done (watcher_server_t *self, zframe_t *route, const char *ref,
         int64_t delay = lss_workqueue_error (q->wq, req->key, req->worker, now_ms);
         rc = delay < 0 ? -1 : 0;
         if (rc == 0)
-            lss_log_info ("key failed, retried after backoff",
-                          "{s:s, s:s, s:s, s:I, s:s}", "queue", q->name, "key", req->key,
-                          "worker", req->worker, "delay_ms", (json_int_t)delay, "message",
-                          req->message ? req->message : "");
+            lss_log_info ("key failed, retried after backoff", "{s:s, s:s, s:s, s:I, s:s}",
+                          "queue", q->name, "key", req->key, "worker", req->worker, "delay_ms",
+                          (json_int_t)delay, "message", req->message ? req->message : "");
     } else if (strcmp (result, "requeue") == 0) {
         int64_t after = req->after_ms;
         if (after < 0)
@@ -357,8 +356,7 @@ int64_t watcher_server_tick (watcher_server_t *self, int64_t now_ms)
         while (w < q->count) {
             s_waiter_t *wt = &q->waiters[w];
             char key[LSS_WORKQUEUE_KEY_MAX + 1];
-            if (!empty &&
-                lss_workqueue_get (q->wq, wt->worker, now_ms, key, sizeof key) == 1) {
+            if (!empty && lss_workqueue_get (q->wq, wt->worker, now_ms, key, sizeof key) == 1) {
                 s_item (self, q, wt->route, wt->ref, wt->worker, key, now_ms);
                 s_drop_waiter (q, w);
                 continue;

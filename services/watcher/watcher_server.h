@@ -21,11 +21,11 @@
 
 #include "lss_workqueue.h"
 
-#define WATCHER_QUEUE_COUNT      2
-#define WATCHER_WAIT_MAX_MS      30000 /* longest a queue.get is held */
-#define WATCHER_WAITERS_MAX      1024  /* queue.get requests held per queue */
-#define WATCHER_REQUEUE_MAX_MS   (7LL * 24 * 3600 * 1000) /* longest requeue after_ms */
-#define WATCHER_QUEUE_NAME_MAX   32
+#define WATCHER_QUEUE_COUNT    2
+#define WATCHER_WAIT_MAX_MS    30000                    /* longest a queue.get is held */
+#define WATCHER_WAITERS_MAX    1024                     /* queue.get requests held per queue */
+#define WATCHER_REQUEUE_MAX_MS (7LL * 24 * 3600 * 1000) /* longest requeue after_ms */
+#define WATCHER_QUEUE_NAME_MAX 32
 
 typedef struct _watcher_server_t watcher_server_t;
 
