@@ -406,7 +406,7 @@ void watcher_informer_actor (zsock_t *pipe, void *arg)
     for (size_t k = 0; k < WATCHER_KIND_COUNT; k++) {
         s_informer_t *inf = &self->inf[k];
         inf->kind = watcher_kinds[k];
-        for (size_t i = 0; inf->kind[i] && i < sizeof inf->lower - 1; i++)
+        for (size_t i = 0; i < sizeof inf->lower - 1 && inf->kind[i]; i++)
             inf->lower[i] =
                 (char)(inf->kind[i] >= 'A' && inf->kind[i] <= 'Z' ? inf->kind[i] - 'A' + 'a'
                                                                   : inf->kind[i]);
