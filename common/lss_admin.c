@@ -141,8 +141,12 @@ static char *s_answer (lss_admin_t *self, bool get, const char *path, int *statu
         reason[sizeof reason - 1] = '\0';
         s_one_line (reason);
         *status = ready ? HTTP_STATUS_OK : HTTP_STATUS_SERVICE_UNAVAILABLE;
-        if (ready)
+        if (ready && !*reason)
             return strdup ("ready\n");
+        if (ready) { /* a ready service may say more, e.g. "leader" or "standby" */
+            snprintf (text, sizeof text, "ready: %s\n", reason);
+            return strdup (text);
+        }
         snprintf (text, sizeof text, "not ready: %s\n", *reason ? reason : "unspecified");
         return strdup (text);
     }

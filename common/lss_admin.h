@@ -3,7 +3,8 @@
  *  Routes (GET only; any other method is 405, any other path 404):
  *    /healthz  200 "ok\n" while the main loop's heartbeat (lss_admin_heartbeat) is younger
  *              than the stall limit, else 503 "stalled: main loop silent for N ms\n"
- *    /readyz   200 "ready\n" or 503 "not ready: <reason>\n" from the readiness callback
+ *    /readyz   200 "ready\n" (or "ready: <reason>\n" when a ready callback gives a reason)
+ *              or 503 "not ready: <reason>\n" from the readiness callback
  *    /metrics  lss_metrics_render (), text/plain; version=0.0.4
  *  Requests are counted in lss_admin_requests_total{path,code} (path is the route, or
  *  "other" for unknown paths, so the label set stays bounded).

@@ -93,7 +93,8 @@ void lss_service_stop (lss_service_t *self);
 /*  Records that the main loop is alive (backs /healthz). Thread-safe, cheap. */
 void lss_service_heartbeat (lss_service_t *self);
 
-/*  Sets readiness for /readyz; reason (copied, may be NULL) says why not. Logs changes.
+/*  Sets readiness for /readyz; reason (copied, may be NULL) says why not, or when ready
+ *  what kind of ready (shown as "ready: <reason>"). Logs changes.
  *  Thread-safe. */
 void lss_service_set_ready (lss_service_t *self, bool ready, const char *reason);
 
