@@ -71,6 +71,16 @@ static inline ts_svc_t *ts_stack_svc (ts_stack_t *s, const char *name)
     return v;
 }
 
+/*  Runs a shell command line and waits for it (at most 60 s). Returns its exit status. */
+static inline int ts_sh (const char *cmd)
+{
+    char *argv[] = {"/bin/sh", "-c", (char *)cmd, NULL};
+    tp_proc_t p;
+    if (tp_spawn (&p, argv, NULL, false) != 0)
+        return -1;
+    return tp_wait (&p, 60000);
+}
+
 /*  GET path on 127.0.0.1:port; returns the HTTP status, or -1. */
 static inline int ts_http_status (int port, const char *path)
 {
@@ -87,7 +97,7 @@ static inline int ts_http_status (int port, const char *path)
     if (connect (fd, (struct sockaddr *)&a, sizeof a) == 0 &&
         write (fd, req, strlen (req)) == (ssize_t)strlen (req) &&
         read (fd, resp, sizeof resp - 1) > 12)
-        code = atoi (resp + 9);
+        code = (int)strtol (resp + 9, NULL, 10);
     close (fd);
     return code;
 }
@@ -260,11 +270,11 @@ static inline void ts_stack_stop (ts_stack_t *s)
             "json.load(sys.stdin)))' | xargs -r env LSS_NODE_STATE_DIR='%s/s' '%s' "
             "sandbox rm >/dev/null 2>&1",
             s->dir, s->dir, lss, s->dir, lss);
-        if (system (cmd) != 0)
+        if (ts_sh (cmd) != 0)
             fprintf (stderr, "teststack: leftover sandboxes may remain in %s/s\n", s->dir);
         s_pg_tmp ("stop", NULL, 0);
         snprintf (cmd, sizeof cmd, "rm -rf -- '%s'", s->dir);
-        if (system (cmd) != 0)
+        if (ts_sh (cmd) != 0)
             fprintf (stderr, "teststack: could not remove %s\n", s->dir);
     }
     for (int i = 0; i < s->env_count; i++)
