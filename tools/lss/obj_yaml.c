@@ -4,7 +4,9 @@
  *  go-yaml v2, YAML 1.1 resolution) does for objects without a Go schema: null (~, null,
  *  empty), booleans (true/false, yes/no, on/off, y/n in lower, Title and UPPER case),
  *  integers (decimal, 0x, 0o, 0b, leading-0 octal, '_' separators; past int64 they
- *  become floats) and floats. Quoted scalars are strings; explicit tags (!!str, !!int,
+ *  become floats) and floats (refused at 9.2e18 and beyond: the PostgreSQL store would
+ *  write them back as integers too large to read). Quoted scalars are strings; explicit tags
+ * (!!str, !!int,
  *  !!float, !!bool, !!null) win. .inf and .nan are refused (JSON has neither), as are
  *  other tags, non-scalar keys and duplicate keys. The event API (not the document
  *  loader) is used because only events tell an explicit !!str from a plain scalar.
@@ -148,8 +150,15 @@ static json_t *s_resolve_plain (const char *text, size_t len, char *err, size_t 
     int rc = s_parse_int (text, &i);
     if (rc == 1)
         return json_integer (i);
-    if (s_parse_float (text, &d))
+    if (s_parse_float (text, &d)) {
+        /* PostgreSQL's jsonb writes a whole-valued number as plain digits, which would
+         * then not read back (jansson integers are 64-bit): refuse what cannot survive */
+        if (d >= 9.2e18 || d <= -9.2e18) {
+            lss_errf (err, err_size, "number %.64s is too large (at most about 9.2e18)", text);
+            return NULL;
+        }
         return json_real (d);
+    }
     if (rc == -1) { /* hex/octal past int64: not a float syntax either */
         lss_errf (err, err_size, "integer '%s' does not fit 64 bits", text);
         return NULL;
