@@ -8,5 +8,6 @@
 int lss_cli_tap (int argc, char **argv, const lss_config_t *cfg);
 int lss_cli_docs (int argc, char **argv, const lss_config_t *cfg);
 int lss_cli_sandbox (int argc, char **argv, const lss_config_t *cfg);
+int lss_cli_obj (int argc, char **argv, const lss_config_t *cfg);
 
 #endif

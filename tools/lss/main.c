@@ -18,6 +18,7 @@ static const struct {
     {"tap", lss_cli_tap, "print every message of bus publishers as JSON lines"},
     {"docs", lss_cli_docs, "print generated reference documents (bus)"},
     {"sandbox", lss_cli_sandbox, "run, exec in, list and remove local sandboxes by hand"},
+    {"obj", lss_cli_obj, "apply, get, delete, watch and wait for objects in the store"},
 };
 
 static void s_usage (FILE *out)
