@@ -15,7 +15,7 @@
 #include "lss_obj.h"
 #include "lss_store.h"
 #include "lss_util.h"
-#include "warmpool_queue.h"
+#include "lss_queue_client.h"
 #include "warmpool_scaler.h"
 
 #define S_QUEUE      "warmpool"
@@ -82,7 +82,7 @@ void *warmpool_worker_run (void *arg)
                                                "1 while this replica runs the scaler.", NULL);
     lss_leader_t *leader = lss_leader_new (self->dsn, S_ELECTION, self->identity);
     lss_store_t *store = NULL;
-    warmpool_queue_t *q = NULL;
+    lss_queue_client_t *q = NULL;
     int64_t next_check = 0;
     char err[LSS_STORE_ERR_SIZE];
     while (leader && !atomic_load (&self->stop)) {
@@ -95,7 +95,7 @@ void *warmpool_worker_run (void *arg)
             atomic_store (&self->leader, lead);
             lss_metric_set (leading, lead ? 1 : 0);
             if (!lead)
-                warmpool_queue_destroy (&q); /* hold no keys while not leading */
+                lss_queue_client_destroy (&q); /* hold no keys while not leading */
         }
         if (!atomic_load (&self->leader)) {
             s_sleep_until (self, next_check);
@@ -110,7 +110,7 @@ void *warmpool_worker_run (void *arg)
             }
         }
         if (!q) {
-            q = warmpool_queue_new (self->queue_endpoints, S_QUEUE, self->identity, &self->bus);
+            q = lss_queue_client_new (self->queue_endpoints, S_QUEUE, self->identity, &self->bus);
             if (!q) {
                 s_sleep_until (self, lss_time_mono_ms () + S_RETRY_MS);
                 continue;
@@ -122,13 +122,13 @@ void *warmpool_worker_run (void *arg)
         if (wait > 1000)
             wait = 1000;
         char key[LSS_WORKQUEUE_KEY_MAX + 1];
-        int got = warmpool_queue_get (q, (int)wait, key, sizeof key);
+        int got = lss_queue_client_get (q, (int)wait, key, sizeof key);
         if (got != 1)
             continue;
         char ns[64], name[254];
         if (warmpool_worker_parse_key (key, ns, sizeof ns, name, sizeof name) != 0) {
             lss_log_warn ("dropping a malformed queue key", "{s:s}", "key", key);
-            warmpool_queue_done (q, key, "done", 0, "malformed key", 0);
+            lss_queue_client_done (q, key, "done", 0, "malformed key", 0);
             continue;
         }
         int64_t after = 0;
@@ -138,20 +138,20 @@ void *warmpool_worker_run (void *arg)
                                        sizeof err);
         if (rc == LSS_STORE_OK) {
             s_events (self, ns, name, &rep);
-            warmpool_queue_done (q, key, after > 0 ? "requeue" : "done", after, NULL, 0);
+            lss_queue_client_done (q, key, after > 0 ? "requeue" : "done", after, NULL, 0);
             lss_metric_inc (syncs, 1, "ok");
         } else {
             lss_log_warn ("warm pool sync failed", "{s:s, s:i, s:s}", "key", key, "code", rc,
                           "error", err);
             s_events (self, ns, name, &rep); /* what was done before the failure */
-            warmpool_queue_done (q, key, "error", 0, err, 0);
+            lss_queue_client_done (q, key, "error", 0, err, 0);
             lss_metric_inc (syncs, 1, rc == LSS_STORE_CONFLICT ? "conflict" : "error");
             if (rc == LSS_STORE_UNAVAILABLE)
                 lss_store_destroy (&store); /* reconnect on the next key */
         }
     }
     atomic_store (&self->leader, false);
-    warmpool_queue_destroy (&q);
+    lss_queue_client_destroy (&q);
     lss_store_destroy (&store);
     lss_leader_destroy (&leader);
     return NULL;
