@@ -110,7 +110,8 @@ void *warmpool_worker_run (void *arg)
             }
         }
         if (!q) {
-            q = lss_queue_client_new (self->queue_endpoints, S_QUEUE, self->identity, &self->bus);
+            q = lss_queue_client_new (self->queue_endpoints, S_QUEUE, self->identity,
+                                      &self->bus);
             if (!q) {
                 s_sleep_until (self, lss_time_mono_ms () + S_RETRY_MS);
                 continue;
