@@ -58,8 +58,12 @@ def wait_until(predicate, timeout, what, interval=POLL_S):
 
 
 def short_tmpdir(prefix="lss-it-"):
-    """A new private directory directly under /tmp (short: ipc:// paths must fit)."""
-    return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    """A new directory directly under /tmp (short: ipc:// paths must fit). Mode 0711:
+    others cannot list it, but sandbox uids (lss-node) must traverse it to their
+    state dirs below."""
+    d = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    d.chmod(0o711)
+    return d
 
 
 def clean_environ():
