@@ -1,0 +1,53 @@
+/*  api_redis — the api's use of Redis: rate-limit counters and short-lived caches.
+ *
+ *  One connection per thread (hiredis, synchronous with connect and command timeouts,
+ *  so a dead Redis costs a caller at most timeout_ms, never a hang). A broken connection
+ *  is re-established on the next call (at most one attempt per call). URLs:
+ *  redis://[[user]:password@]host[:port][/db] and unix:///path/to.sock[?db=N].
+ *
+ *  Rate limits are fixed windows: the counter "lss:rl:<class>:<principal>:<window>"
+ *  is incremented and given its expiry atomically by one Lua script (EVALSHA, falling
+ *  back to EVAL after NOSCRIPT), so concurrent api replicas share one count.
+ */
+#ifndef API_REDIS_H
+#define API_REDIS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define API_REDIS_VALUE_MAX (64 * 1024) /* cache values larger than this are refused */
+#define API_REDIS_KEY_MAX   512
+
+typedef struct _api_redis_t api_redis_t;
+
+/*  Parses url (borrowed) and connects (timeout_ms for connect and every command).
+ *  Returns NULL with a message in err on a malformed URL. A Redis that is down is not
+ *  an error here: the handle is returned and calls fail (-1) until it comes back. */
+api_redis_t *api_redis_new (const char *url, int timeout_ms, char *err, size_t err_size);
+void api_redis_destroy (api_redis_t **self_p);
+
+/*  PING. Returns 0 if Redis answered PONG, else -1. */
+int api_redis_ping (api_redis_t *self);
+
+typedef struct {
+    bool allowed;
+    int64_t limit;
+    int64_t remaining;     /* after this request, never negative */
+    int64_t reset_s;       /* Unix seconds when the window ends */
+    int64_t retry_after_s; /* when refused: seconds until the window ends, >= 1 */
+} api_rl_result_t;
+
+/*  Counts one request of klass ([a-z_]+) by principal (printable, no spaces; e.g. a key
+ *  id or user id) against limit per window_s at now_s. allowed = count <= limit.
+ *  Returns 0 with *out filled, or -1 if Redis failed (out untouched). */
+int api_redis_rate_limit (api_redis_t *self, const char *klass, const char *principal,
+                          int64_t limit, int64_t window_s, int64_t now_s, api_rl_result_t *out);
+
+/*  Cache: GET / SET with PX ttl / DEL of "lss:c:<key>". get returns 1 with *value
+ *  (caller frees) on a hit, 0 on a miss, -1 on failure. set/del return 0 or -1. */
+int api_redis_cache_get (api_redis_t *self, const char *key, char **value);
+int api_redis_cache_set (api_redis_t *self, const char *key, const char *value, int64_t ttl_ms);
+int api_redis_cache_del (api_redis_t *self, const char *key);
+
+#endif
