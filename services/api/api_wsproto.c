@@ -1,0 +1,127 @@
+/*  api_wsproto — WebSocket frames. See api_wsproto.h.
+ */
+#include "api_wsproto.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api_valid.h"
+#include "lss_util.h"
+
+void api_wsf_clear (api_wsf_t *f)
+{
+    json_decref (f->body);
+    free (f->data.data);
+    memset (f, 0, sizeof *f);
+}
+
+static int s_fail (char code[32], const char *c, char *message, size_t size, const char *m)
+{
+    snprintf (code, 32, "%s", c);
+    snprintf (message, size, "%s", m);
+    return -1;
+}
+
+int api_wsproto_parse (const char *text, size_t len, api_wsf_t *out, char code[32],
+                       char *message, size_t message_size)
+{
+    memset (out, 0, sizeof *out);
+    json_error_t jerr;
+    json_t *v = json_loadb (text, len, JSON_REJECT_DUPLICATES,
+                            &jerr);
+    if (!v) {
+        char m[256];
+        snprintf (m, sizeof m, "not valid JSON: %s", jerr.text);
+        return s_fail (code, "invalid_message", message, message_size, m);
+    }
+    out->body = v;
+    if (!json_is_object (v))
+        return s_fail (code, "invalid_message", message, message_size,
+                       "a frame is a JSON object with a type");
+    const char *type = json_string_value (json_object_get (v, "type"));
+    if (!type)
+        return s_fail (code, "invalid_message", message, message_size,
+                       "a frame needs a string field type");
+    json_t *id = json_object_get (v, "executionId");
+    if (id && api_valid_client_id (json_string_value (id)))
+        snprintf (out->execution_id, sizeof out->execution_id, "%s", json_string_value (id));
+    if (strcmp (type, "ping") == 0) {
+        out->type = API_WSF_PING;
+        json_t *ts = json_object_get (v, "timestamp");
+        out->timestamp = json_is_integer (ts) ? json_integer_value (ts) : 0;
+        return 0;
+    }
+    if (strcmp (type, "execute") == 0)
+        out->type = API_WSF_EXECUTE;
+    else if (strcmp (type, "stdin") == 0)
+        out->type = API_WSF_STDIN;
+    else if (strcmp (type, "cancel") == 0)
+        out->type = API_WSF_CANCEL;
+    else {
+        char m[128];
+        snprintf (m, sizeof m, "unknown frame type \"%.64s\"", type);
+        return s_fail (code, "unknown_message_type", message, message_size, m);
+    }
+    if (!out->execution_id[0])
+        return s_fail (code, "invalid_request", message, message_size,
+                       "executionId is required: 1..64 of [A-Za-z0-9._:-]");
+    if (out->type == API_WSF_STDIN) {
+        json_t *data = json_object_get (v, "data");
+        json_t *eof = json_object_get (v, "eof");
+        if ((data && !json_is_null (data) && !json_is_string (data)) ||
+            (eof && !json_is_boolean (eof)))
+            return s_fail (code, "invalid_request", message, message_size,
+                           "stdin needs data (a string) and/or eof (a boolean)");
+        if (json_is_string (data)) {
+            size_t n = json_string_length (data);
+            if (n > API_STDIN_MAX)
+                return s_fail (code, "invalid_request", message, message_size,
+                               "stdin data is limited to 1 MiB per frame");
+            out->data.data = malloc (n ? n : 1);
+            if (!out->data.data)
+                return s_fail (code, "invalid_request", message, message_size, "out of memory");
+            memcpy (out->data.data, json_string_value (data), n);
+            out->data.len = n;
+        }
+        out->eof = json_is_true (eof);
+    }
+    return 0;
+}
+
+static json_t *s_frame (const char *type, const char *execution_id)
+{
+    json_t *f = json_pack ("{s:s, s:I}", "type", type, "timestamp",
+                           (json_int_t)lss_time_now_ms ());
+    if (f && execution_id && *execution_id)
+        json_object_set_new (f, "executionId", json_string (execution_id));
+    return f;
+}
+
+json_t *api_wsproto_error (const char *code, const char *message, const char *execution_id)
+{
+    json_t *f = s_frame ("error", execution_id);
+    if (f) {
+        json_object_set_new (f, "code", json_string (code));
+        json_object_set_new (f, "message", json_string (message ? message : code));
+    }
+    return f;
+}
+
+json_t *api_wsproto_pong (int64_t client_timestamp)
+{
+    json_t *f = s_frame ("pong", NULL);
+    if (f && client_timestamp)
+        json_object_set_new (f, "clientTimestamp", json_integer (client_timestamp));
+    return f;
+}
+
+json_t *api_wsproto_start (const char *execution_id)
+{
+    return s_frame ("execution_start", execution_id);
+}
+
+json_t *api_wsproto_cancelled (const char *execution_id)
+{
+    return s_frame ("execution_cancelled", execution_id);
+}
