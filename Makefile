@@ -37,7 +37,7 @@ DEPS_STAMP := $(BUILD)/.deps-ok
 
 CC ?= cc
 OPT ?= -O2 -g
-CPPFLAGS += -D_GNU_SOURCE -Icommon -Icommon/proto $(addprefix -I,$(wildcard services/*))
+CPPFLAGS += -D_GNU_SOURCE -Icommon -Icommon/proto $(addprefix -I,$(wildcard services/*)) -Itools/lss
 CFLAGS += -std=c11 -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral \
           -Wstrict-prototypes -Wmissing-prototypes -fstack-protector-strong \
           -fPIE $(OPT) $(SANFLAGS) -MMD -MP
