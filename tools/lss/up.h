@@ -163,8 +163,9 @@ char *up_plan_env_sh (const up_paths_t *p);
  *  which then holds our pid). Returns the lock fd, or -1 with a message in err (another
  *  lss up holds it: the message names its pid). */
 int up_data_lock (const up_paths_t *p, char *err, size_t err_size);
-/*  Creates logs/, run/ (emptied of a previous run), ports/, redis/ and checks the node
- *  state dir: short enough, and (as root) reachable by sandbox uids (every parent o+x).
+/*  Creates logs/, run/ (emptied of a previous run), ports/, redis/ and, when lss-node
+ *  runs, the node state dir, checking it is at most UP_STATE_DIR_MAX bytes and (as root)
+ *  reachable by sandbox uids (every parent o+x).
  *  Returns 0 or -1 with a message. */
 int up_data_prepare (const up_paths_t *p, bool need_state_dir, char *err, size_t err_size);
 /*  True if every directory on the way to path (path included) is searchable by others

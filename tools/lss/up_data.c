@@ -146,6 +146,13 @@ static int s_fresh_run_dir (const up_paths_t *p, char *err, size_t err_size)
 
 int up_data_prepare (const up_paths_t *p, bool need_state_dir, char *err, size_t err_size)
 {
+    if (need_state_dir && (strlen (p->state) > UP_STATE_DIR_MAX || p->state[0] != '/')) {
+        lss_errf (err, err_size,
+                  "sandbox state dir %s: must be absolute and at most %d bytes (agent "
+                  "sockets live below it); choose a shorter --data-dir or --state-dir",
+                  p->state, UP_STATE_DIR_MAX);
+        return -1;
+    }
     if (s_mkdir (p->logs, 0750, err, err_size) || s_fresh_run_dir (p, err, err_size) ||
         s_mkdir (p->ports, 0700, err, err_size) || s_mkdir (p->redis_dir, 0700, err, err_size))
         return -1;

@@ -267,13 +267,6 @@ int up_paths_init (up_paths_t *p, const char *data_dir, const char *state_dir,
         lss_errf (err, err_size, "run dir %s too long for unix sockets", p->run);
         return -1;
     }
-    if (strlen (p->state) > UP_STATE_DIR_MAX || p->state[0] != '/') {
-        lss_errf (err, err_size,
-                  "sandbox state dir %s: must be absolute and at most %d bytes (agent "
-                  "sockets live below it); choose a shorter --data-dir or --state-dir",
-                  p->state, UP_STATE_DIR_MAX);
-        return -1;
-    }
     return 0;
 }
 
