@@ -1,5 +1,5 @@
 /*  Tests for the parts of `lss up` (tools/lss/up*.c) that can be checked without the
- *  whole system (tests/integration/test_up.py runs that): option parsing and usage
+ *  whole stack (tests/integration/test_up.py runs that one): option parsing and usage
  *  errors, the default data dir, paths (the short run dir fallback, bounds, hostile
  *  characters), every LSS_* variable the plan sets naming a real config key and
  *  winning over the caller's, the api-only secrets, the PostgreSQL and Redis specs and

@@ -123,17 +123,18 @@ typedef struct {
     char log_path[UP_PATH_MAX];
 } up_spec_t;
 
+/*  Frees argv and envp and zeroes the spec. */
 void up_spec_clear (up_spec_t *s);
 
-/*  The LSS_* settings every service gets (dotted key → value), as "LSS_KEY=value"
- *  strings appended to env (see up_plan.c for the list). jwt_secret is added for the
- *  api only. Returns 0 or -1. */
+/*  A growable NULL-terminated array of heap strings (argv, envp), at most 4096 entries.
+ *  push and pushf copy; both return 0 or -1 (full, out of memory, pushf past 2 KiB). */
 typedef struct {
     char **v;
     size_t n, cap;
 } up_strv_t;
 int up_strv_push (up_strv_t *sv, const char *s);
 int up_strv_pushf (up_strv_t *sv, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
+/*  Frees every string and the array; sv is empty afterwards. */
 void up_strv_free (up_strv_t *sv);
 /*  Moves the NULL-terminated array out of sv (sv is empty afterwards). */
 char **up_strv_take (up_strv_t *sv);
@@ -141,9 +142,11 @@ char **up_strv_take (up_strv_t *sv);
 /*  "api.db_dsn" → "LSS_API_DB_DSN" into out. Returns 0 or -1. */
 int up_env_name (const char *key, char *out, size_t out_size);
 
-/*  The spec of one service (index into up_service_names): build/bin/lss-<svc>, the
- *  environment base (borrowed, NULL-terminated, e.g. environ) minus the LSS_* variables
- *  lss up sets, plus them. Returns 0 or -1. */
+/*  The spec of one service (index into up_service_names): <bin>/lss-<svc>, and as its
+ *  environment the LSS_* settings lss up manages (every service has the same ones, see
+ *  up_plan.c; jwt_secret and the admin key file only reach the api) plus base_env
+ *  (borrowed, NULL-terminated, e.g. environ) minus every variable lss up manages. Returns
+ *  0 or -1. */
 int up_plan_service (up_spec_t *s, int service, const up_paths_t *p, const char *listen,
                      const char *log_level, const char *jwt_secret, char *const *base_env);
 /*  PostgreSQL (postgres -D pgdata -k pgsock, no TCP) and Redis (redis-server conf). */
