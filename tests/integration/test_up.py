@@ -289,7 +289,7 @@ def test_up_ready_seeded_then_sigint_stops_everything(up):
     assert u.stop() == 0
     out = u.output()
     for name in PROCESSES:
-        assert re.search(rf"\s{name}\s+stopped \(exited with code 0\)", out), name
+        assert re.search(rf"\s{name}\s+stopped: exited with code 0", out), name
     assert re.search(r"sandboxes: \d+ stopped", out)  # the warm pool's
     assert_all_stopped(u)
 

@@ -368,7 +368,7 @@ static void s_exited (up_sup_t *self, s_proc_t *p, int wstatus)
     } else {
         p->state = S_STOPPED;
         p->kill_at_ms = 0;
-        s_event (self, p, true, "stopped (%s)", p->last_exit);
+        s_event (self, p, true, "stopped: %s", p->last_exit);
     }
 }
 
