@@ -556,6 +556,40 @@ static void test_jwt_secret_and_lock (void **state)
     close (lock);
 }
 
+static void test_admin_key_line (void **state)
+{
+    (void)state;
+    char path[96], line[512];
+    snprintf (path, sizeof path, "%s/admin.key", s_dir);
+    assert_int_equal (up_admin_key_line (path, false, line, sizeof line), 0); /* not yet */
+    assert_int_equal (lss_sandbox_fs_write_atomic (path, "", 0, 0600), 0);
+    assert_int_equal (up_admin_key_line (path, false, line, sizeof line), 0); /* empty */
+    const char *key = "lsp_abcdef0123456789\n";
+    assert_int_equal (lss_sandbox_fs_write_atomic (path, key, strlen (key), 0600), 0);
+    assert_int_equal (up_admin_key_line (path, false, line, sizeof line), 1);
+    char want[256];
+    snprintf (want, sizeof want, "lsp_abcdef0123456789  (saved in %s; printed only this once)",
+              path);
+    assert_string_equal (line, want);
+    /* a later run: the path only, never the key */
+    assert_int_equal (up_admin_key_line (path, true, line, sizeof line), 1);
+    assert_null (strstr (line, "lsp_"));
+    assert_non_null (strstr (line, path));
+    /* not a key: never echoed (it could be anything, e.g. terminal escapes) */
+    const char *bad[] = {"hello\n", "lsp_\n", "lsp_ab\033[2Jcd\n", "lsp_a b\n"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal (lss_sandbox_fs_write_atomic (path, bad[i], strlen (bad[i]), 0600), 0);
+        assert_int_equal (up_admin_key_line (path, false, line, sizeof line), 1);
+        assert_non_null (strstr (line, "does not look like"));
+    }
+    char big[2048];
+    memset (big, 'a', sizeof big);
+    memcpy (big, "lsp_", 4);
+    assert_int_equal (lss_sandbox_fs_write_atomic (path, big, sizeof big, 0600), 0);
+    assert_int_equal (up_admin_key_line (path, false, line, sizeof line), 1);
+    assert_non_null (strstr (line, "does not look like"));
+}
+
 static void test_listen_resolve (void **state)
 {
     (void)state;
@@ -825,6 +859,7 @@ int main (void)
         cmocka_unit_test_setup_teardown (test_detect, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_traversable, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_jwt_secret_and_lock, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_admin_key_line, s_setup, s_teardown),
         cmocka_unit_test (test_listen_resolve),
         cmocka_unit_test_setup_teardown (test_probe_http, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_probe_redis, s_setup, s_teardown),

@@ -102,33 +102,18 @@ static int s_check_binaries (const s_up_t *u)
 /* ------------------------------------------------------------------ the admin key */
 
 /*  Prints the admin key line of the summary, or nothing yet when lss-api has not
- *  written the file (then again later, from the run loop). */
+ *  written the file (then again later, from the run loop; final: say it is missing). */
 static void s_report_admin_key (s_up_t *u, bool final)
 {
     if (u->key_reported || u->opt.without[up_service_index ("api")])
         return;
-    const char *path = u->paths.admin_key;
-    if (u->key_existed) {
-        up_sup_say (u->sup, "admin key   in %s (created on the first run)", path);
+    char line[UP_PATH_MAX + S_ADMIN_KEY_MAX];
+    if (up_admin_key_line (u->paths.admin_key, u->key_existed, line, sizeof line)) {
+        up_sup_say (u->sup, "admin key   %s", line);
         u->key_reported = true;
-        return;
-    }
-    char key[S_ADMIN_KEY_MAX];
-    ssize_t n = lss_sandbox_fs_read (path, key, sizeof key);
-    if (n <= 0) {
-        if (final)
-            up_sup_say (u->sup, "admin key   not written yet: lss-api writes it to %s", path);
-        return;
-    }
-    key[strcspn (key, "\r\n")] = '\0';
-    bool plausible = strncmp (key, "lsp_", 4) == 0 && strlen (key) > 4;
-    for (const char *c = key; plausible && *c; c++)
-        plausible = *c > ' ' && *c < 0x7f;
-    if (plausible)
-        up_sup_say (u->sup, "admin key   %s  (saved in %s; printed only this once)", key, path);
-    else
-        up_sup_say (u->sup, "admin key   in %s (it does not look like an lsp_ key)", path);
-    u->key_reported = true;
+    } else if (final)
+        up_sup_say (u->sup, "admin key   not written yet: lss-api writes it to %s",
+                    u->paths.admin_key);
 }
 
 /* ------------------------------------------------------------------ phases */

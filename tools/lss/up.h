@@ -178,6 +178,11 @@ bool up_path_traversable (const char *path, uid_t uid, gid_t gid);
  *  there (0600, hex) on first use. out gets 96 hex digits. Returns 0 or -1. */
 int up_data_jwt_secret (const up_paths_t *p, char *out, size_t out_size, char *err,
                         size_t err_size);
+/*  The summary's admin key text for the key file lss-api writes: when it existed
+ *  before this run, its path only; when it appeared in this run, the key (one printable
+ *  "lsp_..." line) and the path; a file that holds something else, its path and a
+ *  warning. Returns 1 with the text in out, or 0 while the file is missing or empty. */
+int up_admin_key_line (const char *path, bool existed_before, char *out, size_t out_size);
 /*  Finds PostgreSQL's bin dir (the version of an existing cluster, else the newest
  *  under /usr/lib/postgresql), initdb-s pgdata on first use (socket-only trust auth),
  *  as the postgres user when we are root (*set_ids, *uid, *gid tell the caller). Prints

@@ -34,6 +34,7 @@
 #define S_PG_CONNECT_OPTS "connect_timeout=5"
 #define S_SANDBOX_UID     200000 /* node.uid_base: a uid that owns nothing on the way */
 #define S_SECRET_FILE_MAX 1024
+#define S_ADMIN_KEY_MAX   512 /* an API key file larger than this is not one */
 
 /* ------------------------------------------------------------------ lock, layout */
 
@@ -204,6 +205,31 @@ int up_data_jwt_secret (const up_paths_t *p, char *out, size_t out_size, char *e
         return -1;
     }
     return 0;
+}
+
+int up_admin_key_line (const char *path, bool existed_before, char *out, size_t out_size)
+{
+    if (existed_before) {
+        snprintf (out, out_size, "in %s (created on the first run)", path);
+        return 1;
+    }
+    char key[S_ADMIN_KEY_MAX];
+    ssize_t n = lss_sandbox_fs_read (path, key, sizeof key);
+    if (n < 0 && errno == EFBIG) {
+        snprintf (out, out_size, "in %s (it does not look like an lsp_ key)", path);
+        return 1;
+    }
+    if (n <= 0)
+        return 0; /* not written yet (or still empty) */
+    key[strcspn (key, "\r\n")] = '\0';
+    bool plausible = strncmp (key, "lsp_", 4) == 0 && strlen (key) > 4;
+    for (const char *c = key; plausible && *c; c++)
+        plausible = *c > ' ' && *c < 0x7f;
+    if (plausible)
+        snprintf (out, out_size, "%s  (saved in %s; printed only this once)", key, path);
+    else
+        snprintf (out, out_size, "in %s (it does not look like an lsp_ key)", path);
+    return 1;
 }
 
 /* ------------------------------------------------------------------ PostgreSQL */
