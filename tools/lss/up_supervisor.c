@@ -217,6 +217,9 @@ up_sup_t *up_sup_new (FILE *out, bool quiet, const char *status_path)
     signal (SIGTERM, SIG_DFL);
     signal (SIGHUP, SIG_DFL);
     signal (SIGCHLD, SIG_DFL);
+    /* a closed stdout (the terminal went away, `| head`) must not kill the supervisor and
+     * leave the system half stopped; children get SIGPIPE back (lss_proc resets it) */
+    signal (SIGPIPE, SIG_IGN);
     if (sigprocmask (SIG_BLOCK, &set, &self->old_mask) != 0) {
         free (self);
         return NULL;
