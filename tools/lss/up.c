@@ -40,6 +40,7 @@ typedef struct {
     bool key_existed; /* admin.key was there before this run */
     bool key_reported;
     bool run_dir_made; /* ours to remove at the end */
+    char api_url[UP_ADDR_MAX + 16];
     up_runtime_t runtimes[UP_RUNTIMES_MAX];
     int runtime_count;
     const char *ns;
@@ -97,6 +98,22 @@ static int s_check_binaries (const s_up_t *u)
         return -1;
     }
     return 0;
+}
+
+/*  http://HOST:PORT/api/v1, with a wildcard host shown as its loopback address. */
+static void s_api_url (const char *listen, char *out, size_t size)
+{
+    const char *colon = strrchr (listen, ':');
+    size_t hl = colon ? (size_t)(colon - listen) : 0;
+    const char *host = NULL;
+    if (hl == 7 && strncmp (listen, "0.0.0.0", 7) == 0)
+        host = "127.0.0.1";
+    else if ((hl == 4 && strncmp (listen, "[::]", 4) == 0) || hl == 0)
+        host = hl ? "[::1]" : "127.0.0.1";
+    if (host && colon)
+        snprintf (out, size, "http://%s%s/api/v1", host, colon);
+    else
+        snprintf (out, size, "http://%s/api/v1", listen);
 }
 
 /* ------------------------------------------------------------------ the admin key */
@@ -205,7 +222,7 @@ static void s_summary (s_up_t *u)
     bool api = !u->opt.without[up_service_index ("api")];
     up_sup_say (u->sup, "LLMSafeSpace is up (data in %s)", u->paths.data);
     if (api)
-        up_sup_say (u->sup, "API         http://%s/api/v1", u->listen);
+        up_sup_say (u->sup, "API         %s", u->api_url);
     else
         up_sup_say (u->sup, "API         not started (--without api)");
     s_report_admin_key (u, true);
@@ -332,6 +349,7 @@ int lss_cli_up (int argc, char **argv, const lss_config_t *cfg)
         }
     } else
         snprintf (u.listen, sizeof u.listen, "%s", u.opt.listen);
+    s_api_url (u.listen, u.api_url, sizeof u.api_url);
     u.ns = lss_config_str (cfg, "api.namespace");
     int lock = up_data_lock (&u.paths, err, sizeof err);
     if (lock < 0) {
@@ -352,9 +370,7 @@ int lss_cli_up (int argc, char **argv, const lss_config_t *cfg)
     up_sup_set_info (u.sup, "dsn", u.paths.dsn);
     up_sup_set_info (u.sup, "redis_url", u.paths.redis_url);
     if (!u.opt.without[up_service_index ("api")]) {
-        char url[UP_ADDR_MAX + 16];
-        snprintf (url, sizeof url, "http://%s/api/v1", u.listen);
-        up_sup_set_info (u.sup, "api_url", url);
+        up_sup_set_info (u.sup, "api_url", u.api_url);
     }
     if (s_prepare (&u) != 0)
         goto cleanup;
