@@ -2,9 +2,9 @@
 
 Each test gets a private data directory under /tmp (removed afterwards, with the output
 file beside it) and runs build/bin/lss up on it with the API on a free port. Until
-build/bin/lss-api exists every run passes `--without api`, and the assertions about the
-api (its readiness, the admin key printed once, GET /user with it) are skipped; once the
-binary exists they run and the api is part of every stack. Waits poll conditions with
+build/bin/lss-api exists every run passes `--without api` and the api's test (marked
+needs_api: the admin key printed once, then only its path; GET /user with it) is
+skipped; once the binary exists it runs and the api is part of every stack. Waits poll conditions with
 deadlines (lss_harness.wait_until); a test that fails prints lss up's output. Whatever a
 test leaves running is stopped (SIGTERM, then SIGKILL) by the fixture.
 """
@@ -270,19 +270,7 @@ def test_up_ready_seeded_then_sigint_stops_everything(up):
                               if w.get("status", {}).get("phase") == "Ready"]) >= 2,
                  90, "two Ready warm pods of python-default")
 
-    if API:
-        assert st["api_url"].startswith("http://127.0.0.1:")
-        key_line = re.search(r"admin key\s+(lsp_\S+)\s+\(saved in (\S+);", out)
-        assert key_line, out
-        key_file = Path(key_line.group(2))
-        assert key_file == u.data / "admin.key"
-        assert key_file.read_text().strip() == key_line.group(1)
-        assert key_file.stat().st_mode & 0o777 == 0o600
-        import requests
-        r = requests.get(f"{st['api_url']}/user", timeout=10,
-                         headers={"Authorization": f"Bearer {key_line.group(1)}"})
-        assert r.status_code == 200 and r.json()["role"] == "admin"
-    else:
+    if not API:
         assert "API         not started (--without api)" in out
 
     u.record_pids()
@@ -341,9 +329,6 @@ def test_second_run_reuses_the_data(up):
     for (kind, name, ns), uid in uids.items():
         assert store.get(kind, name, ns)["metadata"]["uid"] == uid, (kind, name)
     assert (second.data / "jwt.secret").read_text() == secret
-    if API:
-        assert re.search(r"admin key\s+in \S+/admin\.key", out)  # the path, not the key
-        assert "lsp_" not in out
     assert second.stop() == 0
     assert_all_stopped(second)
 
@@ -364,3 +349,34 @@ def test_concurrent_up_on_the_same_data_is_refused(up):
         {n: p["pid"] for n, p in st["processes"].items()}
     assert first.stop() == 0
     assert_all_stopped(first)
+
+
+@needs_api
+def test_admin_key_printed_once_then_only_its_path(up):
+    import requests
+    first = up()
+    st = first.wait_up()
+    assert st["api_url"].startswith("http://127.0.0.1:") and st["api_url"].endswith("/api/v1")
+    out = first.output()
+    m = re.search(r"admin key\s+(lsp_\S+)\s+\(saved in (\S+);", out)
+    assert m, out
+    key, key_file = m.group(1), Path(m.group(2))
+    assert key_file == first.data / "admin.key"
+    assert key_file.read_text().strip() == key
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    r = requests.get(f"{st['api_url']}/user", timeout=10,
+                     headers={"Authorization": f"Bearer {key}"})
+    assert r.status_code == 200 and r.json()["role"] == "admin", r.text
+    assert first.stop() == 0
+
+    second = up()
+    st2 = second.wait_up()
+    out = second.output()
+    assert re.search(r"admin key\s+in \S+/admin\.key", out)  # the path, not the key
+    assert "lsp_" not in out
+    assert key_file.read_text().strip() == key  # the same admin, the same key
+    r = requests.get(f"{st2['api_url']}/user", timeout=10,
+                     headers={"Authorization": f"Bearer {key}"})
+    assert r.status_code == 200
+    assert second.stop() == 0
+    assert_all_stopped(second)
