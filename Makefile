@@ -5,11 +5,13 @@
 #   services/<svc>/*.c        -> build/bin/lss-<svc>   (main.c = entry point;
 #                                the other files also go into build/lib/liblss<svc>.a
 #                                so tests can link the plain logic files)
-#   tools/lss/*.c             -> build/bin/lss
+#   tools/lss/*.c             -> build/bin/lss (the files other than main.c also go into
+#                                build/lib/liblsstool.a, which tests link)
 #   tests/unit/test_*.c       -> build/test/test_*      (cmocka; one process per case file)
 #   bench/bench_*.c           -> build/bench/bench_*
 #
 # make [all]        build every program into build/bin/
+# make run          install packages, build, then run the whole system (lss up $(ARGS))
 # make test         unit tests (ASan+UBSan build), valgrind pass, integration + e2e tests
 # make bench        benchmarks, results into bench/results/
 # make lint         banned functions, clang-format check, cppcheck
@@ -35,7 +37,7 @@ DEPS_STAMP := $(BUILD)/.deps-ok
 
 CC ?= cc
 OPT ?= -O2 -g
-CPPFLAGS += -D_GNU_SOURCE -Icommon -Icommon/proto $(addprefix -I,$(wildcard services/*))
+CPPFLAGS += -D_GNU_SOURCE -Icommon -Icommon/proto $(addprefix -I,$(wildcard services/*)) -Itools/lss
 CFLAGS += -std=c11 -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral \
           -Wstrict-prototypes -Wmissing-prototypes -fstack-protector-strong \
           -fPIE $(OPT) $(SANFLAGS) -MMD -MP
@@ -58,6 +60,9 @@ SVC_BINS := $(foreach s,$(SVC_MAINS),$(BUILD)/bin/lss-$(s))
 
 TOOL_SRC := $(sort $(wildcard tools/lss/*.c))
 TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/obj/%.o)
+# The tool's files other than main.c also go into a library, so tests can link them.
+TOOL_LIB_OBJ := $(filter-out $(BUILD)/obj/tools/lss/main.o,$(TOOL_OBJ))
+TOOL_LIB := $(BUILD)/lib/liblsstool.a
 
 TEST_SRC := $(sort $(wildcard tests/unit/test_*.c))
 TEST_BINS := $(TEST_SRC:tests/unit/%.c=$(BUILD)/test/%)
@@ -69,8 +74,10 @@ BENCH_BINS := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
 BINS := $(SVC_BINS) $(if $(TOOL_SRC),$(BUILD)/bin/lss)
 ALL_LIBS := $(SVC_LIBS) $(COMMON_LIB)
+# Tests and benchmarks link the tool's library first (it uses the service libraries).
+TEST_LIBS := $(TOOL_LIB) $(ALL_LIBS)
 
-.PHONY: all deps test unit-test bench lint format clean docs
+.PHONY: all deps test unit-test bench lint format clean docs run
 all: $(BINS)
 
 # Install missing Debian packages once per build dir (scripts/install-deps is idempotent).
@@ -102,15 +109,19 @@ $(BUILD)/bin/lss-$(1): $(BUILD)/obj/services/$(1)/main.o $(BUILD)/lib/liblss$(1)
 endef
 $(foreach s,$(SERVICES),$(eval $(call SERVICE_RULES,$(s))))
 
-$(BUILD)/bin/lss: $(TOOL_OBJ) $(ALL_LIBS)
+$(TOOL_LIB): $(TOOL_LIB_OBJ)
 	@mkdir -p $(@D)
-	@$(if $(filter 1,$(V)),,echo "  LINK    $@")
-	$(Q)$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(ALL_LIBS) $(PKG_LIBS) -lm
+	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/test/%: $(BUILD)/obj/tests/unit/%.o $(ALL_LIBS)
+$(BUILD)/bin/lss: $(BUILD)/obj/tools/lss/main.o $(TOOL_LIB) $(ALL_LIBS)
 	@mkdir -p $(@D)
 	@$(if $(filter 1,$(V)),,echo "  LINK    $@")
-	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(ALL_LIBS) $(PKG_LIBS) $(CMOCKA_LIBS) -lm
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(BUILD)/obj/tools/lss/main.o $(TEST_LIBS) $(PKG_LIBS) -lm
+
+$(BUILD)/test/%: $(BUILD)/obj/tests/unit/%.o $(TEST_LIBS)
+	@mkdir -p $(@D)
+	@$(if $(filter 1,$(V)),,echo "  LINK    $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(TEST_LIBS) $(PKG_LIBS) $(CMOCKA_LIBS) -lm
 
 $(BUILD)/test/helpers/%: $(BUILD)/obj/tests/unit/helpers/%.o $(ALL_LIBS)
 	@mkdir -p $(@D)
@@ -135,6 +146,14 @@ unit-test: tests-build
 
 bench: all $(BENCH_BINS)
 	$(Q)scripts/run-bench $(BUILD)
+
+# `make run [ARGS="--listen 127.0.0.1:0 ..."]`: the whole system on this machine
+# (README, docs/run.md). Packages first (idempotent), then the build, then lss up in
+# the foreground; Ctrl-C stops it.
+run:
+	$(Q)scripts/install-deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)exec $(BUILD)/bin/lss up $(ARGS)
 
 # Generated reference docs (tests fail when these are stale).
 docs: $(BUILD)/bin/lss

@@ -9,5 +9,6 @@ int lss_cli_tap (int argc, char **argv, const lss_config_t *cfg);
 int lss_cli_docs (int argc, char **argv, const lss_config_t *cfg);
 int lss_cli_sandbox (int argc, char **argv, const lss_config_t *cfg);
 int lss_cli_obj (int argc, char **argv, const lss_config_t *cfg);
+int lss_cli_up (int argc, char **argv, const lss_config_t *cfg);
 
 #endif

@@ -19,6 +19,7 @@ static const struct {
     {"docs", lss_cli_docs, "print generated reference documents (bus)"},
     {"sandbox", lss_cli_sandbox, "run, exec in, list and remove local sandboxes by hand"},
     {"obj", lss_cli_obj, "apply, get, delete, watch and wait for objects in the store"},
+    {"up", lss_cli_up, "run the whole system on this machine (PostgreSQL, Redis, services)"},
 };
 
 static void s_usage (FILE *out)
@@ -34,9 +35,11 @@ int main (int argc, char **argv)
     const char *config_path = getenv ("LSS_CONFIG");
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
-        if (strcmp (argv[i], "--config") == 0 && i + 1 < argc)
+        if (strcmp (argv[i], "--config") == 0 && i + 1 < argc) {
             config_path = argv[++i];
-        else if (strcmp (argv[i], "--help") == 0 || strcmp (argv[i], "-h") == 0) {
+            /* programs started by a command (lss up) read the same file */
+            setenv ("LSS_CONFIG", config_path, 1);
+        } else if (strcmp (argv[i], "--help") == 0 || strcmp (argv[i], "-h") == 0) {
             s_usage (stdout);
             return 0;
         } else {
