@@ -132,6 +132,10 @@ int api_db_key_list (api_db_t *self, const char *user_id, int limit, int offset,
 /*  Revokes key_id of user_id (sets revoked_at once). *hash (may be NULL) receives its
  *  hash so the caller can drop caches. API_DB_NOT_FOUND if no such live key of the user. */
 int api_db_key_revoke (api_db_t *self, const char *user_id, const char *key_id, char hash[65]);
+/*  Sets a key's per-window rate limits (0 = the class default; negative = INVALID).
+ *  API_DB_NOT_FOUND if there is no such key. */
+int api_db_key_set_rates (api_db_t *self, const char *key_id, int64_t rate_default,
+                          int64_t rate_create_sandbox, int64_t rate_execute_code);
 
 /* ---------------------------------------------------------------- sandboxes */
 int api_db_sandbox_insert (api_db_t *self, const api_sandbox_row_t *row, char *err,
