@@ -196,8 +196,8 @@ int api_jwt_sign (const void *secret, size_t secret_len, const json_t *claims, c
         lss_errf (err, err_size, "out of memory");
         goto cleanup;
     }
-    long h = s_b64url_encode ((const uint8_t *)S_HEADER, strlen (S_HEADER), token,
-                              API_JWT_MAX + 1);
+    long h =
+        s_b64url_encode ((const uint8_t *)S_HEADER, strlen (S_HEADER), token, API_JWT_MAX + 1);
     if (h < 0 || (size_t)h + 1 > API_JWT_MAX)
         goto too_long;
     token[h] = '.';
@@ -239,16 +239,13 @@ static bool s_depth_ok (const json_t *v, int max_depth)
     if (json_is_array (v)) {
         size_t i;
         const json_t *item;
-        json_array_foreach (v, i, item)
-            if (!s_depth_ok (item, max_depth - 1))
-                return false;
+        json_array_foreach (v, i, item) if (!s_depth_ok (item, max_depth - 1)) return false;
         return true;
     }
     const char *k;
     const json_t *item;
-    json_object_foreach ((json_t *)v, k, item)
-        if (!s_depth_ok (item, max_depth - 1))
-            return false;
+    json_object_foreach ((json_t *)v, k,
+                         item) if (!s_depth_ok (item, max_depth - 1)) return false;
     return true;
 }
 

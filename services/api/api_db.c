@@ -117,7 +117,8 @@ bool api_dbi_one_of (const char *s, const char *const *set)
 
 bool api_dbi_page_ok (int limit, int offset)
 {
-    return limit >= 1 && limit <= API_DB_LIST_MAX && offset >= 0 && offset <= API_DBI_OFFSET_MAX;
+    return limit >= 1 && limit <= API_DB_LIST_MAX && offset >= 0 &&
+           offset <= API_DBI_OFFSET_MAX;
 }
 
 char *api_dbi_utf8_clip (const char *src, size_t max, char *dst)
@@ -219,12 +220,17 @@ static PGconn *s_connect (const char *dsn, char *err, size_t err_size)
     char timeout[16], ms[16];
     lss_fmt (timeout, sizeof timeout, "%d", API_DB_CONNECT_TIMEOUT_S);
     lss_fmt (ms, sizeof ms, "%d", API_DB_STATEMENT_TIMEOUT_MS);
-    const char *keys[] = {"connect_timeout",  "application_name",    "keepalives",
-                          "keepalives_idle",  "keepalives_interval", "keepalives_count",
-                          "tcp_user_timeout", "dbname",              NULL};
-    const char *vals[] = {timeout,       "lss-api",     "1",    S_KEEPALIVE_S,
-                          S_KEEPALIVE_S, S_KEEPALIVE_N, S_TCP_TIMEOUT_MS, dsn,
+    const char *keys[] = {"connect_timeout",
+                          "application_name",
+                          "keepalives",
+                          "keepalives_idle",
+                          "keepalives_interval",
+                          "keepalives_count",
+                          "tcp_user_timeout",
+                          "dbname",
                           NULL};
+    const char *vals[] = {timeout,       "lss-api",        "1", S_KEEPALIVE_S, S_KEEPALIVE_S,
+                          S_KEEPALIVE_N, S_TCP_TIMEOUT_MS, dsn, NULL};
     PGconn *conn = PQconnectdbParams (keys, vals, 1);
     if (!conn || PQstatus (conn) != CONNECTION_OK) {
         char text[200];
@@ -396,7 +402,8 @@ int api_db_migrate (api_db_t *self, char *err, size_t err_size)
 
 /* ------------------------------------------------------------------ users */
 
-#define S_USER_COLS "u.id, u.username, COALESCE(u.email, ''), u.role, api_ms(u.created_at), u.disabled"
+#define S_USER_COLS                                                                            \
+    "u.id, u.username, COALESCE(u.email, ''), u.role, api_ms(u.created_at), u.disabled"
 #define S_USER_NCOLS 6
 
 static const char *const s_roles[] = {"admin", "user", NULL};
@@ -498,9 +505,9 @@ int api_db_admin_exists (api_db_t *self)
 
 /* ------------------------------------------------------------------ API keys */
 
-#define S_KEY_COLS                                                                         \
-    "k.id, k.user_id, k.name, k.key_hash, k.prefix, api_ms(k.created_at),"                 \
-    " api_ms(k.expires_at), api_ms(k.revoked_at), api_ms(k.last_used_at), k.rate_default," \
+#define S_KEY_COLS                                                                             \
+    "k.id, k.user_id, k.name, k.key_hash, k.prefix, api_ms(k.created_at),"                     \
+    " api_ms(k.expires_at), api_ms(k.revoked_at), api_ms(k.last_used_at), k.rate_default,"     \
     " k.rate_create_sandbox, k.rate_execute_code"
 #define S_KEY_NCOLS 12
 
@@ -588,7 +595,8 @@ int api_db_key_lookup (api_db_t *self, const char *hash, api_key_t *key, api_use
         " SELECT " S_KEY_COLS ", " S_USER_COLS
         " FROM api_keys k JOIN api_users u ON u.id = k.user_id WHERE k.key_hash = $1",
         1, p, &res, NULL, 0);
-    if (rc == API_DB_OK && (PQntuples (res) != 1 || PQnfields (res) != S_KEY_NCOLS + S_USER_NCOLS))
+    if (rc == API_DB_OK &&
+        (PQntuples (res) != 1 || PQnfields (res) != S_KEY_NCOLS + S_USER_NCOLS))
         rc = API_DB_NOT_FOUND;
     if (rc == API_DB_OK) {
         if (key)
@@ -613,14 +621,14 @@ int api_db_key_list (api_db_t *self, const char *user_id, int limit, int offset,
     const char *p[] = {user_id, api_dbi_fmt_i64 (l, limit), api_dbi_fmt_i64 (o, offset)};
     PGresult *res = NULL;
     /* one statement, one snapshot: the total and the page agree */
-    int rc = api_dbi_query (
-        self,
-        "WITH t AS (SELECT count(*) AS total FROM api_keys WHERE user_id = $1),"
-        " k AS (SELECT * FROM api_keys WHERE user_id = $1"
-        "  ORDER BY created_at DESC, id DESC LIMIT $2::int OFFSET $3::int)"
-        " SELECT t.total, " S_KEY_COLS " FROM t LEFT JOIN k ON true"
-        " ORDER BY k.created_at DESC, k.id DESC",
-        3, p, &res, NULL, 0);
+    int rc =
+        api_dbi_query (self,
+                       "WITH t AS (SELECT count(*) AS total FROM api_keys WHERE user_id = $1),"
+                       " k AS (SELECT * FROM api_keys WHERE user_id = $1"
+                       "  ORDER BY created_at DESC, id DESC LIMIT $2::int OFFSET $3::int)"
+                       " SELECT t.total, " S_KEY_COLS " FROM t LEFT JOIN k ON true"
+                       " ORDER BY k.created_at DESC, k.id DESC",
+                       3, p, &res, NULL, 0);
     if (rc != API_DB_OK)
         return rc;
     if (PQnfields (res) != 1 + S_KEY_NCOLS) {

@@ -14,8 +14,8 @@
 #define S_JTI_MAX         128
 
 static const char *const s_resource_types[] = {"sandbox", "warmpool", NULL};
-static const char *const s_actions[] = {"read",    "write",  "execute", "connect",
-                                        "delete",  "update", NULL};
+static const char *const s_actions[] = {"read",   "write",  "execute", "connect",
+                                        "delete", "update", NULL};
 
 /* ------------------------------------------------------------------ warm pools */
 
@@ -65,8 +65,9 @@ int api_db_warmpool_delete (api_db_t *self, const char *ns, const char *name)
         return API_DB_NOT_FOUND;
     const char *p[] = {ns, name};
     PGresult *res = NULL;
-    int rc = api_dbi_query (self, "DELETE FROM api_warm_pools WHERE namespace = $1 AND name = $2",
-                            2, p, &res, NULL, 0);
+    int rc =
+        api_dbi_query (self, "DELETE FROM api_warm_pools WHERE namespace = $1 AND name = $2", 2,
+                       p, &res, NULL, 0);
     if (rc == API_DB_OK && api_dbi_affected (res) != 1)
         rc = API_DB_NOT_FOUND;
     PQclear (res);
@@ -79,7 +80,8 @@ static bool s_perm_ok (const char *user_id, const char *type, const char *resour
                        const char *action)
 {
     return api_dbi_id_ok (user_id, API_ID_SIZE) && api_dbi_one_of (type, s_resource_types) &&
-           api_dbi_text_ok (resource_id, S_RESOURCE_ID_MAX) && api_dbi_one_of (action, s_actions);
+           api_dbi_text_ok (resource_id, S_RESOURCE_ID_MAX) &&
+           api_dbi_one_of (action, s_actions);
 }
 
 int api_db_perm_grant (api_db_t *self, const char *user_id, const char *resource_type,
@@ -166,6 +168,7 @@ int api_db_jti_purge (api_db_t *self, int64_t now_ms)
         return API_DB_INVALID;
     char n[API_DBI_I64_SIZE];
     const char *p[] = {api_dbi_fmt_i64 (n, now_ms)};
-    return api_dbi_query (self, "DELETE FROM api_revoked_tokens WHERE expires_at < api_ts($1::bigint)",
-                          1, p, NULL, NULL, 0);
+    return api_dbi_query (
+        self, "DELETE FROM api_revoked_tokens WHERE expires_at < api_ts($1::bigint)", 1, p,
+        NULL, NULL, 0);
 }

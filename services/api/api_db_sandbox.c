@@ -16,17 +16,16 @@
 #include <string.h>
 
 static const char *const s_levels[] = {"standard", "high", "custom", NULL};
-static const char *const s_statuses[] = {"pending",     "creating",   "running",
-                                         "terminating", "terminated", "failed",
-                                         NULL};
+static const char *const s_statuses[] = {"pending",    "creating", "running", "terminating",
+                                         "terminated", "failed",   NULL};
 static const char *const s_exec_kinds[] = {"code", "command", "packages", NULL};
 static const char *const s_exec_statuses[] = {"completed", "failed", "timeout",
                                               "cancelled", "error",  NULL};
 static const char *const s_transports[] = {"rest", "ws", NULL};
 
-#define S_SB_COLS                                                                       \
-    "s.id, s.user_id, s.namespace, s.runtime, s.security_level, s.warm,"                \
-    " COALESCE(s.warm_pod, ''), s.status, api_ms(s.created_at), api_ms(s.started_at)," \
+#define S_SB_COLS                                                                              \
+    "s.id, s.user_id, s.namespace, s.runtime, s.security_level, s.warm,"                       \
+    " COALESCE(s.warm_pod, ''), s.status, api_ms(s.created_at), api_ms(s.started_at),"         \
     " api_ms(s.terminated_at)"
 #define S_SB_NCOLS 11
 
@@ -120,14 +119,13 @@ int api_db_sandbox_list (api_db_t *self, const char *user_id, int limit, int off
         "  ORDER BY created_at DESC, id DESC LIMIT $1::int OFFSET $2::int)"
         " SELECT t.total, " S_SB_COLS " FROM t LEFT JOIN s ON true"
         " ORDER BY s.created_at DESC, s.id DESC";
-    const char *sql_all =
-        "WITH t AS (SELECT count(*) AS total FROM api_sandboxes),"
-        " s AS (SELECT * FROM api_sandboxes"
-        "  ORDER BY created_at DESC, id DESC LIMIT $1::int OFFSET $2::int)"
-        " SELECT t.total, " S_SB_COLS " FROM t LEFT JOIN s ON true"
-        " ORDER BY s.created_at DESC, s.id DESC";
-    int rc = api_dbi_query (self, user_id ? sql_user : sql_all, user_id ? 3 : 2, p, &res, NULL,
-                            0);
+    const char *sql_all = "WITH t AS (SELECT count(*) AS total FROM api_sandboxes),"
+                          " s AS (SELECT * FROM api_sandboxes"
+                          "  ORDER BY created_at DESC, id DESC LIMIT $1::int OFFSET $2::int)"
+                          " SELECT t.total, " S_SB_COLS " FROM t LEFT JOIN s ON true"
+                          " ORDER BY s.created_at DESC, s.id DESC";
+    int rc =
+        api_dbi_query (self, user_id ? sql_user : sql_all, user_id ? 3 : 2, p, &res, NULL, 0);
     if (rc != API_DB_OK)
         return rc;
     if (PQnfields (res) != 1 + S_SB_NCOLS) {
@@ -192,7 +190,8 @@ int api_db_sandbox_delete (api_db_t *self, const char *id)
         return API_DB_NOT_FOUND;
     const char *p[] = {id};
     PGresult *res = NULL;
-    int rc = api_dbi_query (self, "DELETE FROM api_sandboxes WHERE id = $1", 1, p, &res, NULL, 0);
+    int rc =
+        api_dbi_query (self, "DELETE FROM api_sandboxes WHERE id = $1", 1, p, &res, NULL, 0);
     if (rc == API_DB_OK && api_dbi_affected (res) != 1)
         rc = API_DB_NOT_FOUND;
     PQclear (res);
@@ -204,7 +203,8 @@ int api_db_sandbox_delete (api_db_t *self, const char *id)
 int api_db_exec_record (api_db_t *self, const api_exec_row_t *row, char *err, size_t err_size)
 {
     if (!row || !api_dbi_id_ok (row->id, API_ID_SIZE) || !s_sb_id_ok (row->sandbox_id) ||
-        !api_dbi_id_ok (row->user_id, API_ID_SIZE) || !api_dbi_one_of (row->kind, s_exec_kinds) ||
+        !api_dbi_id_ok (row->user_id, API_ID_SIZE) ||
+        !api_dbi_one_of (row->kind, s_exec_kinds) ||
         (row->language[0] && !api_dbi_id_ok (row->language, sizeof row->language)) ||
         !api_dbi_one_of (row->status, s_exec_statuses) ||
         !api_dbi_one_of (row->transport, s_transports) || row->started_ms < 0 ||

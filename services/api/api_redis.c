@@ -161,7 +161,8 @@ static int s_parse_unix (const char *rest, api_redis_url_t *out, char *err, size
         return -1;
     }
     if (q && (strncmp (q + 1, "db=", 3) != 0 || s_parse_db (q + 4, strlen (q + 4), &out->db))) {
-        lss_errf (err, err_size, "redis url: the only query is ?db=N (0..%d)", API_REDIS_DB_MAX);
+        lss_errf (err, err_size, "redis url: the only query is ?db=N (0..%d)",
+                  API_REDIS_DB_MAX);
         return -1;
     }
     out->unix_socket = true;

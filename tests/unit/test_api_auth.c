@@ -97,7 +97,7 @@ static int s_cmp (const void *a, const void *b)
 static void test_key_shape_and_uniqueness (void **state)
 {
     (void)state;
-    char(*keys)[API_KEY_SIZE] = calloc (S_KEYS, API_KEY_SIZE);
+    char (*keys)[API_KEY_SIZE] = calloc (S_KEYS, API_KEY_SIZE);
     assert_non_null (keys);
     for (int i = 0; i < S_KEYS; i++) {
         assert_int_equal (api_key_generate (keys[i]), 0);
@@ -152,11 +152,14 @@ static void test_sha256_vectors (void **state)
     (void)state;
     char hex[API_HASH_HEX_SIZE];
     assert_int_equal (api_sha256_hex ("", hex), 0);
-    assert_string_equal (hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    assert_string_equal (hex,
+                         "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
     assert_int_equal (api_sha256_hex ("abc", hex), 0);
-    assert_string_equal (hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    assert_string_equal (hex,
+                         "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     assert_int_equal (api_sha256_hex ("lsp_test", hex), 0);
-    assert_string_equal (hex, "5031e6e47679c80c751765400783dac3040083c777c27e477b532e8199270eec");
+    assert_string_equal (hex,
+                         "5031e6e47679c80c751765400783dac3040083c777c27e477b532e8199270eec");
     assert_int_equal (api_sha256_hex (NULL, hex), -1);
 }
 
@@ -185,8 +188,8 @@ static void test_jwt_known_answer (void **state)
     json_t *claims = json_pack ("{s:s, s:I, s:I}", "sub", "usr-abc", "iat",
                                 (json_int_t)1700000000, "exp", (json_int_t)1700003600);
     char *token = NULL, err[128] = "";
-    assert_int_equal (api_jwt_sign (S_SECRET, strlen (S_SECRET), claims, &token, err, sizeof err),
-                      0);
+    assert_int_equal (
+        api_jwt_sign (S_SECRET, strlen (S_SECRET), claims, &token, err, sizeof err), 0);
     assert_string_equal (token, want);
     json_decref (claims);
     free (token);
@@ -201,12 +204,12 @@ static void test_jwt_known_answer (void **state)
 static void test_jwt_round_trip (void **state)
 {
     (void)state;
-    json_t *claims = json_pack ("{s:s, s:s, s:I, s:I, s:{s:[i,i]}}", "sub", "usr-x", "jti",
-                                "j-1", "iat", (json_int_t)S_NOW, "exp", (json_int_t)S_NOW + 60,
-                                "extra", "list", 1, 2);
+    json_t *claims =
+        json_pack ("{s:s, s:s, s:I, s:I, s:{s:[i,i]}}", "sub", "usr-x", "jti", "j-1", "iat",
+                   (json_int_t)S_NOW, "exp", (json_int_t)S_NOW + 60, "extra", "list", 1, 2);
     char *token = NULL, err[128] = "";
-    assert_int_equal (api_jwt_sign (S_SECRET, strlen (S_SECRET), claims, &token, err, sizeof err),
-                      0);
+    assert_int_equal (
+        api_jwt_sign (S_SECRET, strlen (S_SECRET), claims, &token, err, sizeof err), 0);
     json_t *got = NULL;
     assert_int_equal (
         api_jwt_verify (S_SECRET, strlen (S_SECRET), token, S_NOW, &got, err, sizeof err), 0);
@@ -214,8 +217,8 @@ static void test_jwt_round_trip (void **state)
     json_decref (got);
     /* another secret */
     const char *other = "0123456789abcdef0123456789abcdeX";
-    assert_int_equal (api_jwt_verify (other, strlen (other), token, S_NOW, &got, err, sizeof err),
-                      -1);
+    assert_int_equal (
+        api_jwt_verify (other, strlen (other), token, S_NOW, &got, err, sizeof err), -1);
     assert_null (got);
     assert_string_equal (err, "bad signature");
     json_decref (claims);
@@ -434,8 +437,9 @@ static void test_jwt_garbage (void **state)
     char *good = s_token (S_HS256, S_GOOD, S_SECRET);
     const char *dot1 = strchr (good, '.'), *dot2 = strrchr (good, '.');
     char buf[1024];
-    const char *plain[] = {"", "a", "a.b", "a.b.c.d", "..", "a..c", ".b.c", "a.b.", "...",
-                           "\xff\xfe.\x80.\x01", "eyJ.eyJ.eyJ"};
+    const char *plain[] = {"",           "a",    "a.b",  "a.b.c.d", "..",
+                           "a..c",       ".b.c", "a.b.", "...",     "\xff\xfe.\x80.\x01",
+                           "eyJ.eyJ.eyJ"};
     for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++)
         if (s_verify (plain[i], err, sizeof err) != -1)
             fail_msg ("accepted: %s", plain[i]);
@@ -487,21 +491,25 @@ static void test_jwt_short_secret (void **state)
     char err[128] = "";
     json_t *claims = json_pack ("{s:s, s:I}", "sub", "u", "exp", (json_int_t)1800000000);
     char *out = NULL;
-    assert_int_equal (api_jwt_sign (S_SECRET, API_JWT_SECRET_MIN - 1, claims, &out, err, sizeof err),
-                      -1);
+    assert_int_equal (
+        api_jwt_sign (S_SECRET, API_JWT_SECRET_MIN - 1, claims, &out, err, sizeof err), -1);
     assert_null (out);
     assert_int_equal (api_jwt_sign (NULL, 64, claims, &out, err, sizeof err), -1);
-    assert_int_equal (api_jwt_sign (S_SECRET, strlen (S_SECRET), claims, &out, err, sizeof err), 0);
+    assert_int_equal (api_jwt_sign (S_SECRET, strlen (S_SECRET), claims, &out, err, sizeof err),
+                      0);
     json_t *got = NULL;
     assert_int_equal (
-        api_jwt_verify (S_SECRET, API_JWT_SECRET_MIN - 1, out, S_NOW, &got, err, sizeof err), -1);
+        api_jwt_verify (S_SECRET, API_JWT_SECRET_MIN - 1, out, S_NOW, &got, err, sizeof err),
+        -1);
     assert_null (got);
     free (out);
     /* claims that are not an object */
     json_t *arr = json_array ();
     out = NULL;
-    assert_int_equal (api_jwt_sign (S_SECRET, strlen (S_SECRET), arr, &out, err, sizeof err), -1);
-    assert_int_equal (api_jwt_sign (S_SECRET, strlen (S_SECRET), NULL, &out, err, sizeof err), -1);
+    assert_int_equal (api_jwt_sign (S_SECRET, strlen (S_SECRET), arr, &out, err, sizeof err),
+                      -1);
+    assert_int_equal (api_jwt_sign (S_SECRET, strlen (S_SECRET), NULL, &out, err, sizeof err),
+                      -1);
     assert_null (out);
     json_decref (arr);
     json_decref (claims);

@@ -73,7 +73,8 @@ static void s_sql1 (const char *sql, char *out, size_t size)
     ExecStatusType st = PQresultStatus (r);
     if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK)
         fail_msg ("%s: %s", sql, PQresultErrorMessage (r));
-    snprintf (out, size, "%s", st == PGRES_TUPLES_OK && PQntuples (r) ? PQgetvalue (r, 0, 0) : "");
+    snprintf (out, size, "%s",
+              st == PGRES_TUPLES_OK && PQntuples (r) ? PQgetvalue (r, 0, 0) : "");
     PQclear (r);
     PQfinish (c);
 }
@@ -188,9 +189,9 @@ static void test_users (void **state)
     char err[256] = "";
     assert_int_equal (api_db_admin_exists (db), 0);
     api_user_t u, g;
-    assert_int_equal (api_db_user_create (db, "alice.B-9_", "alice@example.org", "user", &u, err,
-                                          sizeof err),
-                      API_DB_OK);
+    assert_int_equal (
+        api_db_user_create (db, "alice.B-9_", "alice@example.org", "user", &u, err, sizeof err),
+        API_DB_OK);
     assert_int_equal (strlen (u.id), 16);
     assert_memory_equal (u.id, "usr-", 4);
     assert_string_equal (u.username, "alice.B-9_");
@@ -211,27 +212,28 @@ static void test_users (void **state)
     struct {
         const char *name, *email, *role;
     } bad[] = {
-        {"", "", "user"},         {long_name, "", "user"},   {"a b", "", "user"},
-        {"a'b", "", "user"},      {"é", "", "user"},         {NULL, "", "user"},
-        {"ok", "noat", "user"},   {"ok", "a@b@c", "user"},   {"ok", "@bc", "user"},
-        {"ok", "ab@", "user"},    {"ok", "a b@c", "user"},   {"ok", "a\n@b", "user"},
-        {"ok", "", "root"},       {"ok", "", "Admin"},       {"ok", "", NULL},
-        {"ok", "", ""},           {"ok", "\xff@x", "user"},
+        {"", "", "user"},       {long_name, "", "user"},  {"a b", "", "user"},
+        {"a'b", "", "user"},    {"é", "", "user"},        {NULL, "", "user"},
+        {"ok", "noat", "user"}, {"ok", "a@b@c", "user"},  {"ok", "@bc", "user"},
+        {"ok", "ab@", "user"},  {"ok", "a b@c", "user"},  {"ok", "a\n@b", "user"},
+        {"ok", "", "root"},     {"ok", "", "Admin"},      {"ok", "", NULL},
+        {"ok", "", ""},         {"ok", "\xff@x", "user"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        if (api_db_user_create (db, bad[i].name, bad[i].email, bad[i].role, &g, err, sizeof err) !=
-            API_DB_INVALID)
+        if (api_db_user_create (db, bad[i].name, bad[i].email, bad[i].role, &g, err,
+                                sizeof err) != API_DB_INVALID)
             fail_msg ("accepted case %zu", i);
     /* a 64-byte name is fine; no email is stored as none */
     long_name[64] = '\0';
     api_user_t admin;
-    assert_int_equal (api_db_user_create (db, long_name, NULL, "admin", &admin, err, sizeof err),
-                      API_DB_OK);
+    assert_int_equal (
+        api_db_user_create (db, long_name, NULL, "admin", &admin, err, sizeof err), API_DB_OK);
     assert_string_equal (admin.email, "");
     assert_int_equal (api_db_admin_exists (db), 1);
     /* a disabled admin does not count */
     char sql[128], v[16];
-    snprintf (sql, sizeof sql, "UPDATE api_users SET disabled = true WHERE id = '%s'", admin.id);
+    snprintf (sql, sizeof sql, "UPDATE api_users SET disabled = true WHERE id = '%s'",
+              admin.id);
     s_sql1 (sql, v, sizeof v);
     assert_int_equal (api_db_admin_exists (db), 0);
     assert_int_equal (api_db_user_get (db, admin.id, &g), API_DB_OK);
@@ -297,9 +299,9 @@ static void test_keys_lookup_and_revoke (void **state)
 
     /* the same hash twice; bad fields; an unknown user */
     api_key_t x;
-    assert_int_equal (api_db_key_create (db, alice.id, "dup", 0, hash, "lsp_", &x, err,
-                                         sizeof err),
-                      API_DB_CONFLICT);
+    assert_int_equal (
+        api_db_key_create (db, alice.id, "dup", 0, hash, "lsp_", &x, err, sizeof err),
+        API_DB_CONFLICT);
     char upper[API_HASH_HEX_SIZE];
     memcpy (upper, other, sizeof upper);
     upper[0] = 'A';
@@ -313,27 +315,28 @@ static void test_keys_lookup_and_revoke (void **state)
                       API_DB_INVALID);
     assert_int_equal (api_db_key_create (db, alice.id, "", 0, other, "p", &x, err, sizeof err),
                       API_DB_INVALID);
-    assert_int_equal (api_db_key_create (db, alice.id, name129, 0, other, "p", &x, err,
-                                         sizeof err),
-                      API_DB_INVALID);
-    assert_int_equal (api_db_key_create (db, alice.id, "a\x01", 0, other, "p", &x, err,
-                                         sizeof err),
-                      API_DB_INVALID);
-    assert_int_equal (api_db_key_create (db, alice.id, "\xc3\x28", 0, other, "p", &x, err,
-                                         sizeof err),
-                      API_DB_INVALID);
-    assert_int_equal (api_db_key_create (db, alice.id, "n", -1, other, "p", &x, err, sizeof err),
-                      API_DB_INVALID);
+    assert_int_equal (
+        api_db_key_create (db, alice.id, name129, 0, other, "p", &x, err, sizeof err),
+        API_DB_INVALID);
+    assert_int_equal (
+        api_db_key_create (db, alice.id, "a\x01", 0, other, "p", &x, err, sizeof err),
+        API_DB_INVALID);
+    assert_int_equal (
+        api_db_key_create (db, alice.id, "\xc3\x28", 0, other, "p", &x, err, sizeof err),
+        API_DB_INVALID);
+    assert_int_equal (
+        api_db_key_create (db, alice.id, "n", -1, other, "p", &x, err, sizeof err),
+        API_DB_INVALID);
     assert_int_equal (api_db_key_create (db, alice.id, "n", 0, other, "0123456789abcdefX", &x,
                                          err, sizeof err),
                       API_DB_INVALID);
-    assert_int_equal (api_db_key_create (db, "usr-nobody", "n", 0, other, "p", &x, err,
-                                         sizeof err),
-                      API_DB_NOT_FOUND);
+    assert_int_equal (
+        api_db_key_create (db, "usr-nobody", "n", 0, other, "p", &x, err, sizeof err),
+        API_DB_NOT_FOUND);
     name129[128] = '\0';
-    assert_int_equal (api_db_key_create (db, alice.id, name129, 0, other, "p", &x, err,
-                                         sizeof err),
-                      API_DB_OK);
+    assert_int_equal (
+        api_db_key_create (db, alice.id, name129, 0, other, "p", &x, err, sizeof err),
+        API_DB_OK);
 
     /* an expired key is returned with its expiry (the caller decides) and not touched */
     int64_t past = lss_time_now_ms () - 1000;
@@ -415,7 +418,8 @@ static void test_keys_list_pagination (void **state)
     assert_int_equal (api_db_key_list (db, alice.id, 0, 0, items, &n, &total), API_DB_INVALID);
     assert_int_equal (api_db_key_list (db, alice.id, API_DB_LIST_MAX + 1, 0, items, &n, &total),
                       API_DB_INVALID);
-    assert_int_equal (api_db_key_list (db, alice.id, 10, -1, items, &n, &total), API_DB_INVALID);
+    assert_int_equal (api_db_key_list (db, alice.id, 10, -1, items, &n, &total),
+                      API_DB_INVALID);
     api_db_destroy (&db);
 }
 
@@ -498,7 +502,8 @@ static void test_sandboxes (void **state)
     assert_string_equal (items[14].id, "sb-b02"); /* base + 500, ties by id descending */
     assert_string_equal (items[16].id, "sb-b00");
     assert_string_equal (items[17].id, "sb-a00");
-    assert_int_equal (api_db_sandbox_list (db, "usr-none", 10, 0, items, &n, &total), API_DB_OK);
+    assert_int_equal (api_db_sandbox_list (db, "usr-none", 10, 0, items, &n, &total),
+                      API_DB_OK);
     assert_int_equal (total, 0);
     assert_int_equal (api_db_sandbox_list (db, NULL, 0, 0, items, &n, &total), API_DB_INVALID);
 
@@ -538,7 +543,8 @@ static void test_sandboxes (void **state)
     int64_t count = -1;
     assert_int_equal (api_db_sandbox_count_active (db, alice.id, &count), API_DB_OK);
     assert_int_equal (count, S_SANDBOXES);
-    assert_int_equal (api_db_sandbox_update (db, "sb-a01", "running", base + 9000, 0), API_DB_OK);
+    assert_int_equal (api_db_sandbox_update (db, "sb-a01", "running", base + 9000, 0),
+                      API_DB_OK);
     assert_int_equal (api_db_sandbox_update (db, "sb-a01", NULL, base + 99000, 0), API_DB_OK);
     assert_int_equal (api_db_sandbox_get (db, "sb-a01", &got), API_DB_OK);
     assert_string_equal (got.status, "running");
@@ -620,7 +626,8 @@ static void test_exec_audit (void **state)
     snprintf (e.transport, sizeof e.transport, "ws");
     assert_int_equal (api_db_exec_record (db, &e, err, sizeof err), API_DB_OK);
     /* invalid UTF-8 and control characters become '?'; a missing summary is "" */
-    e = s_exec ("exe-3", "sb-audit", alice.id, "ok\xff\xfe\x01\tline\nnext \xe2\x82", t0 + 2000);
+    e = s_exec ("exe-3", "sb-audit", alice.id, "ok\xff\xfe\x01\tline\nnext \xe2\x82",
+                t0 + 2000);
     snprintf (e.kind, sizeof e.kind, "command");
     e.language[0] = '\0';
     assert_int_equal (api_db_exec_record (db, &e, err, sizeof err), API_DB_OK);
@@ -704,17 +711,17 @@ static void test_warmpools (void **state)
     api_db_t *db = s_fresh ();
     api_user_t alice = s_user (db, "alice", "admin");
     char err[256] = "", owner[API_ID_SIZE] = "x";
-    assert_int_equal (api_db_warmpool_insert (db, "default", "python-pool", alice.id, err,
-                                              sizeof err),
-                      API_DB_OK);
+    assert_int_equal (
+        api_db_warmpool_insert (db, "default", "python-pool", alice.id, err, sizeof err),
+        API_DB_OK);
     assert_int_equal (api_db_warmpool_owner (db, "default", "python-pool", owner), API_DB_OK);
     assert_string_equal (owner, alice.id);
-    assert_int_equal (api_db_warmpool_insert (db, "default", "python-pool", alice.id, err,
-                                              sizeof err),
-                      API_DB_CONFLICT);
-    assert_int_equal (api_db_warmpool_insert (db, "other", "python-pool", alice.id, err,
-                                              sizeof err),
-                      API_DB_OK);
+    assert_int_equal (
+        api_db_warmpool_insert (db, "default", "python-pool", alice.id, err, sizeof err),
+        API_DB_CONFLICT);
+    assert_int_equal (
+        api_db_warmpool_insert (db, "other", "python-pool", alice.id, err, sizeof err),
+        API_DB_OK);
     assert_int_equal (api_db_warmpool_insert (db, "Default", "p", alice.id, err, sizeof err),
                       API_DB_INVALID);
     assert_int_equal (api_db_warmpool_insert (db, "default", "p_1", alice.id, err, sizeof err),
@@ -768,11 +775,13 @@ static void test_permissions (void **state)
     assert_int_equal (api_db_perm_grant (db, "usr-none", "sandbox", "sb-1", "read", bob.id),
                       API_DB_NOT_FOUND);
     /* revoke */
-    assert_int_equal (api_db_perm_revoke (db, alice.id, "sandbox", "sb-1", "execute"), API_DB_OK);
+    assert_int_equal (api_db_perm_revoke (db, alice.id, "sandbox", "sb-1", "execute"),
+                      API_DB_OK);
     assert_int_equal (api_db_perm_check (db, alice.id, "sandbox", "sb-1", "execute"), 0);
     assert_int_equal (api_db_perm_revoke (db, alice.id, "sandbox", "sb-1", "execute"),
                       API_DB_NOT_FOUND);
-    assert_int_equal (api_db_perm_revoke (db, alice.id, "sandbox", "sb-1", "fly"), API_DB_INVALID);
+    assert_int_equal (api_db_perm_revoke (db, alice.id, "sandbox", "sb-1", "fly"),
+                      API_DB_INVALID);
     api_db_destroy (&db);
 }
 
@@ -809,8 +818,8 @@ static void test_injection_shaped_input_verbatim (void **state)
     api_db_t *db = s_fresh ();
     char err[256] = "";
     api_user_t u;
-    assert_int_equal (api_db_user_create (db, "x'; DROP TABLE api_users; --", "", "user", &u, err,
-                                          sizeof err),
+    assert_int_equal (api_db_user_create (db, "x'; DROP TABLE api_users; --", "", "user", &u,
+                                          err, sizeof err),
                       API_DB_INVALID);
     assert_int_equal (api_db_user_create (db, "eve", "e'--@x.org", "user", &u, err, sizeof err),
                       API_DB_OK);
@@ -835,17 +844,19 @@ static void test_injection_shaped_input_verbatim (void **state)
     assert_int_equal (api_db_exec_record (db, &e, err, sizeof err), API_DB_OK);
     json_t *list = NULL;
     assert_int_equal (api_db_exec_list (db, "sb-inj", 10, 0, &list, &total), API_DB_OK);
-    assert_string_equal (json_string_value (json_object_get (json_array_get (list, 0), "summary")),
-                         summary);
     assert_string_equal (
-        json_string_value (json_object_get (json_array_get (list, 0), "executionId")), "exe-'--");
+        json_string_value (json_object_get (json_array_get (list, 0), "summary")), summary);
+    assert_string_equal (
+        json_string_value (json_object_get (json_array_get (list, 0), "executionId")),
+        "exe-'--");
     assert_true (json_is_null (json_object_get (json_array_get (list, 0), "startedAt")));
     json_decref (list);
     assert_int_equal (api_db_perm_grant (db, u.id, "sandbox", "x' OR '1'='1", "read", u.id),
                       API_DB_OK);
     assert_int_equal (api_db_perm_check (db, u.id, "sandbox", "x' OR '1'='1", "read"), 1);
     assert_int_equal (api_db_perm_check (db, u.id, "sandbox", "y' OR '1'='1", "read"), 0);
-    assert_int_equal (api_db_jti_revoke (db, "' OR 1=1 --", INT64_C (1790000000000)), API_DB_OK);
+    assert_int_equal (api_db_jti_revoke (db, "' OR 1=1 --", INT64_C (1790000000000)),
+                      API_DB_OK);
     assert_int_equal (api_db_jti_revoked (db, "' OR 1=1 --"), 1);
     assert_int_equal (api_db_jti_revoked (db, "' OR 1=2 --"), 0);
     char v[64];
@@ -873,7 +884,8 @@ static void test_server_goes_away (void **state)
         assert_int_equal (api_db_ping (db), API_DB_UNAVAILABLE);
         assert_int_equal (api_db_user_get (db, alice.id, &got), API_DB_UNAVAILABLE);
         assert_int_equal (api_db_key_lookup (db, hash, &key, NULL), API_DB_UNAVAILABLE);
-        assert_int_equal (api_db_sandbox_count_active (db, alice.id, &count), API_DB_UNAVAILABLE);
+        assert_int_equal (api_db_sandbox_count_active (db, alice.id, &count),
+                          API_DB_UNAVAILABLE);
         assert_int_equal (api_db_admin_exists (db), API_DB_UNAVAILABLE);
         assert_int_equal (api_db_migrate (db, err, sizeof err), API_DB_UNAVAILABLE);
         assert_true (tp_now_ms () - t0 < S_OUTAGE_MS);

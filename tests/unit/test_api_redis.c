@@ -103,7 +103,8 @@ static void test_url_good (void **state)
     } cases[] = {
         {"redis://127.0.0.1", false, "127.0.0.1", 6379, "", "", "", 0},
         {"redis://localhost:6380/3", false, "localhost", 6380, "", "", "", 3},
-        {"redis://cache.svc.cluster.local:1/", false, "cache.svc.cluster.local", 1, "", "", "", 0},
+        {"redis://cache.svc.cluster.local:1/", false, "cache.svc.cluster.local", 1, "", "", "",
+         0},
         {"redis://:secret@h:7000/2", false, "h", 7000, "", "", "secret", 2},
         {"redis://alice:s%40cr%2Ft%3A@h", false, "h", 6379, "", "alice", "s@cr/t:", 0},
         {"redis://u:p@ss@h", false, "h", 6379, "", "u", "p@ss", 0},
@@ -183,7 +184,8 @@ static void test_url_bad (void **state)
     char err[256] = "";
     assert_int_equal (api_redis_url_parse (NULL, &u, err, sizeof err), -1);
     /* the password never appears in a message */
-    assert_int_equal (api_redis_url_parse ("redis://:hunter2@h:99999", &u, err, sizeof err), -1);
+    assert_int_equal (api_redis_url_parse ("redis://:hunter2@h:99999", &u, err, sizeof err),
+                      -1);
     assert_null (strstr (err, "hunter2"));
     assert_null (api_redis_new (s_redis_url, 0, err, sizeof err));
 }
@@ -208,7 +210,8 @@ static void s_rl (api_redis_t *r, const char *principal, int64_t limit, int64_t 
 {
     api_rl_result_t out;
     memset (&out, 0x5a, sizeof out);
-    assert_int_equal (api_redis_rate_limit (r, "default", principal, limit, window, now, &out), 0);
+    assert_int_equal (api_redis_rate_limit (r, "default", principal, limit, window, now, &out),
+                      0);
     assert_int_equal (out.allowed, allowed);
     assert_int_equal (out.limit, limit);
     assert_int_equal (out.remaining, remaining);
@@ -658,17 +661,17 @@ static void test_hostile_server (void **state)
         s_op_t op;
     } bad[] = {
         {S_ANS ("garbage\r\n"), false, S_OP_PING},
-        {S_ANS ("+PONG"), false, S_OP_PING},         /* never finished: timeout */
-        {S_ANS (""), false, S_OP_PING},              /* silent */
-        {S_ANS (""), true, S_OP_PING},               /* hangs up */
+        {S_ANS ("+PONG"), false, S_OP_PING},              /* never finished: timeout */
+        {S_ANS (""), false, S_OP_PING},                   /* silent */
+        {S_ANS (""), true, S_OP_PING},                    /* hangs up */
         {S_ANS ("+PONG\r\n+PONG\r\n"), false, S_OP_PING}, /* answers twice */
         {S_ANS (":1\r\n"), false, S_OP_PING},
         {S_ANS ("-ERR no\r\n"), false, S_OP_PING},
         {S_ANS ("$-5\r\n"), false, S_OP_PING},
         {S_ANS ("*-1\r\n"), false, S_OP_PING},
-        {S_ANS ("*100000000\r\n"), false, S_OP_PING},   /* huge array: refused while parsing */
+        {S_ANS ("*100000000\r\n"), false, S_OP_PING}, /* huge array: refused while parsing */
         {S_ANS ("*2147483647\r\n"), false, S_OP_PING},
-        {S_ANS ("$999999999\r\n"), false, S_OP_GET},    /* huge string, never sent */
+        {S_ANS ("$999999999\r\n"), false, S_OP_GET}, /* huge string, never sent */
         {S_ANS ("$70000\r\nabc"), true, S_OP_GET},
         {S_ANS (":99999999999999999999999\r\n"), false, S_OP_DEL},
         {S_ANS ("*2\r\n:1\r\n"), true, S_OP_RL}, /* cut short */
@@ -678,7 +681,7 @@ static void test_hostile_server (void **state)
         {S_ANS ("*2\r\n:-4\r\n:1\r\n"), false, S_OP_RL},
         {S_ANS ("*2\r\n*1\r\n:1\r\n:1\r\n"), false, S_OP_RL},
         {S_ANS (":5\r\n"), false, S_OP_RL},
-        {S_ANS ("-NOSCRIPT x\r\n"), true, S_OP_RL}, /* then gone before the EVAL */
+        {S_ANS ("-NOSCRIPT x\r\n"), true, S_OP_RL},  /* then gone before the EVAL */
         {S_ANS ("-NOSCRIPT x\r\n"), false, S_OP_RL}, /* then silent */
         {S_ANS (":1\r\n"), false, S_OP_GET},
         {S_ANS ("+OK\r\n"), false, S_OP_GET},
