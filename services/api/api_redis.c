@@ -434,9 +434,8 @@ api_redis_t *api_redis_new (const char *url, int timeout_ms, char *err, size_t e
         lss_fmt (self->target, sizeof self->target, "unix:%s", self->url.path);
     else
         lss_fmt (self->target, sizeof self->target, "%s:%d", self->url.host, self->url.port);
-    self->was_up = true; /* so that a first failure is logged once */
-    if (s_connect (self) != 0)
-        lss_log_warn ("redis not reachable yet", "{s:s}", "redis", self->target);
+    self->was_up = true; /* so that a first failure is logged, once */
+    s_connect (self);    /* a Redis that is down is not an error here */
     return self;
 }
 
