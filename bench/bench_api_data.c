@@ -95,7 +95,8 @@ static int s_list_op (void *arg, int i)
     s_db_arg_t *a = arg;
     int n = 0;
     int64_t total = 0;
-    int rc = api_db_sandbox_list (a->db, a->user_id, 10, ((i + N_WARMUP) % 50) * 10, a->rows, &n, &total);
+    int rc = api_db_sandbox_list (a->db, a->user_id, 10, ((i + N_WARMUP) % 50) * 10, a->rows,
+                                  &n, &total);
     return rc == API_DB_OK && n == 10 && total == N_SANDBOXES ? 0 : -1;
 }
 
