@@ -66,7 +66,10 @@ int api_redis_rate_limit (api_redis_t *self, const char *klass, const char *prin
                           int64_t limit, int64_t window_s, int64_t now_s, api_rl_result_t *out);
 
 /*  Cache: GET / SET with PX ttl / DEL of "lss:c:<key>". get returns 1 with *value
- *  (caller frees) on a hit, 0 on a miss, -1 on failure. set/del return 0 or -1. */
+ *  (caller frees) on a hit, 0 on a miss, -1 on failure. set/del return 0 or -1.
+ *  key: 1..API_REDIS_KEY_MAX - 7 bytes without control characters; value: at most
+ *  API_REDIS_VALUE_MAX bytes (a stored value that is larger or holds a NUL byte is a
+ *  failure for get); ttl_ms: 1 ms .. 30 days. */
 int api_redis_cache_get (api_redis_t *self, const char *key, char **value);
 int api_redis_cache_set (api_redis_t *self, const char *key, const char *value, int64_t ttl_ms);
 int api_redis_cache_del (api_redis_t *self, const char *key);
