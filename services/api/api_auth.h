@@ -47,9 +47,10 @@ int api_jwt_sign (const void *secret, size_t secret_len, const json_t *claims, c
                   char *err, size_t err_size);
 
 /*  Verifies token at now_s (epoch seconds): structure, header {"alg":"HS256"} (typ
- *  optional, "JWT" if present), signature, exp (required, > now - leeway), nbf, iat
- *  (<= now + leeway), sub (required, non-empty string). On 0, *claims (caller
- *  decrefs) is the payload. Returns -1 with a short reason in err ("malformed token",
+ *  optional, "JWT" if present; "crit" refused), signature, exp (required, > now -
+ *  leeway), nbf, iat (<= now + leeway; all three integers), sub (required, non-empty
+ *  string of at most 255 bytes), jti (if present, a 1..128-byte string). On 0, *claims
+ *  (caller decrefs) is the payload. Returns -1 with a short reason in err ("malformed token",
  *  "bad signature", "token expired", ...) suitable for logs, not for clients. */
 int api_jwt_verify (const void *secret, size_t secret_len, const char *token, int64_t now_s,
                     json_t **claims, char *err, size_t err_size);

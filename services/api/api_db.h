@@ -122,8 +122,9 @@ int api_db_key_create (api_db_t *self, const char *user_id, const char *name,
                        int64_t expires_ms, const char *hash, const char *prefix, api_key_t *out,
                        char *err, size_t err_size);
 /*  The key with this hash and its user (expired and revoked keys are returned too: the
- *  caller decides and says why). API_DB_NOT_FOUND if none. Also sets last_used_at (at
- *  most once a minute per key, so a hot key is not a hot row). */
+ *  caller decides and says why). API_DB_NOT_FOUND if none, API_DB_INVALID if hash is not
+ *  64 lowercase hex. Also sets last_used_at (at most once a minute per key, so a hot key
+ *  is not a hot row; only for live keys); key->last_used_ms is the value before this. */
 int api_db_key_lookup (api_db_t *self, const char *hash, api_key_t *key, api_user_t *user);
 /*  A user's keys, newest first: up to limit (<= API_DB_LIST_MAX) from offset into
  *  items (caller provides room for limit), *n filled, *total = all of the user's keys. */
@@ -132,6 +133,10 @@ int api_db_key_list (api_db_t *self, const char *user_id, int limit, int offset,
 /*  Revokes key_id of user_id (sets revoked_at once). *hash (may be NULL) receives its
  *  hash so the caller can drop caches. API_DB_NOT_FOUND if no such live key of the user. */
 int api_db_key_revoke (api_db_t *self, const char *user_id, const char *key_id, char hash[65]);
+/*  Sets a key's per-window rate limits (0 = the class default; negative = INVALID).
+ *  API_DB_NOT_FOUND if there is no such key. */
+int api_db_key_set_rates (api_db_t *self, const char *key_id, int64_t rate_default,
+                          int64_t rate_create_sandbox, int64_t rate_execute_code);
 
 /* ---------------------------------------------------------------- sandboxes */
 int api_db_sandbox_insert (api_db_t *self, const api_sandbox_row_t *row, char *err,
@@ -151,7 +156,10 @@ int api_db_sandbox_delete (api_db_t *self, const char *id);
 
 /* ---------------------------------------------------------------- execution audit */
 int api_db_exec_record (api_db_t *self, const api_exec_row_t *row, char *err, size_t err_size);
-/*  A sandbox's executions newest first as a JSON array of objects (caller decrefs). */
+/*  A sandbox's executions newest first as a JSON array of objects (caller decrefs):
+ *  {executionId, sandboxId, userId, kind, language, summary, status, exitCode,
+ *  startedAt, completedAt (RFC 3339 or null), durationMs, stdoutBytes, stderrBytes,
+ *  transport}. Pagination as key_list; *total = all of the sandbox's executions. */
 int api_db_exec_list (api_db_t *self, const char *sandbox_id, int limit, int offset,
                       json_t **items, int64_t *total);
 
@@ -168,6 +176,7 @@ int api_db_warmpool_delete (api_db_t *self, const char *ns, const char *name);
  *  delete, update. Granting twice is not an error. */
 int api_db_perm_grant (api_db_t *self, const char *user_id, const char *resource_type,
                        const char *resource_id, const char *action, const char *granted_by);
+/*  Revoking what was not granted is API_DB_NOT_FOUND. */
 int api_db_perm_revoke (api_db_t *self, const char *user_id, const char *resource_type,
                         const char *resource_id, const char *action);
 /*  1 if granted, 0 if not, or a negative code. */

@@ -21,6 +21,27 @@
 
 typedef struct _api_redis_t api_redis_t;
 
+/*  A parsed Redis URL (api_redis_url_parse). user and password are "" when absent;
+ *  they are percent-decoded. */
+#define API_REDIS_HOST_SIZE 256
+#define API_REDIS_PATH_SIZE 108 /* sun_path */
+#define API_REDIS_CRED_SIZE 256
+typedef struct {
+    bool unix_socket;
+    char host[API_REDIS_HOST_SIZE]; /* without IPv6 brackets */
+    int port;                       /* default 6379 */
+    char path[API_REDIS_PATH_SIZE];
+    char user[API_REDIS_CRED_SIZE];
+    char password[API_REDIS_CRED_SIZE];
+    int db; /* 0.. API_REDIS_DB_MAX */
+} api_redis_url_t;
+#define API_REDIS_DB_MAX 65535
+
+/*  Parses url (borrowed) into *out without connecting. Returns 0, or -1 with a message
+ *  in err (which never quotes the password). rediss:// (TLS) is refused: hiredis 0.14
+ *  has no TLS. */
+int api_redis_url_parse (const char *url, api_redis_url_t *out, char *err, size_t err_size);
+
 /*  Parses url (borrowed) and connects (timeout_ms for connect and every command).
  *  Returns NULL with a message in err on a malformed URL. A Redis that is down is not
  *  an error here: the handle is returned and calls fail (-1) until it comes back. */
@@ -45,7 +66,10 @@ int api_redis_rate_limit (api_redis_t *self, const char *klass, const char *prin
                           int64_t limit, int64_t window_s, int64_t now_s, api_rl_result_t *out);
 
 /*  Cache: GET / SET with PX ttl / DEL of "lss:c:<key>". get returns 1 with *value
- *  (caller frees) on a hit, 0 on a miss, -1 on failure. set/del return 0 or -1. */
+ *  (caller frees) on a hit, 0 on a miss, -1 on failure. set/del return 0 or -1.
+ *  key: 1..API_REDIS_KEY_MAX - 7 bytes without control characters; value: at most
+ *  API_REDIS_VALUE_MAX bytes (a stored value that is larger or holds a NUL byte is a
+ *  failure for get); ttl_ms: 1 ms .. 30 days. */
 int api_redis_cache_get (api_redis_t *self, const char *key, char **value);
 int api_redis_cache_set (api_redis_t *self, const char *key, const char *value, int64_t ttl_ms);
 int api_redis_cache_del (api_redis_t *self, const char *key);

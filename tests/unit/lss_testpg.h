@@ -1,6 +1,7 @@
 /*  lss_testpg — a throw-away PostgreSQL for tests (header-only): the cmocka group setup
  *  starts a private cluster with scripts/pg-tmp in a mkdtemp directory and fills s_dsn;
- *  the group teardown stops it and removes everything. Needs lss_testproc.h first.
+ *  the group teardown stops it and removes everything; s_pg_down/s_pg_up stop and restart
+ *  the server in between (same port). Needs lss_testproc.h first.
  */
 #ifndef LSS_TESTPG_H
 #define LSS_TESTPG_H
@@ -24,6 +25,17 @@ static inline int s_pg_tmp (const char *verb, char *line, size_t size)
     int rc = line ? tp_read_line (&p, line, size, 60000) : 0;
     int status = tp_wait (&p, 60000);
     return rc == 0 && status == 0 ? 0 : -1;
+}
+
+/* Outage tests: stops the server keeping its data and port, and starts it again. */
+static inline int s_pg_down (void)
+{
+    return s_pg_tmp ("down", NULL, 0);
+}
+
+static inline int s_pg_up (void)
+{
+    return s_pg_tmp ("up", NULL, 0);
 }
 
 static inline int s_group_setup (void **state)
