@@ -258,13 +258,22 @@ int lss_k8s_map_status (long http_status, const json_t *body, const char *what, 
 {
     int code;
     switch (http_status) {
-    case 404: code = LSS_STORE_NOT_FOUND; break;
-    case 409: code = LSS_STORE_CONFLICT; break;
-    case 410: code = LSS_STORE_GONE; break;
+    case 404:
+        code = LSS_STORE_NOT_FOUND;
+        break;
+    case 409:
+        code = LSS_STORE_CONFLICT;
+        break;
+    case 410:
+        code = LSS_STORE_GONE;
+        break;
     case 400:
     case 413:
-    case 422: code = LSS_STORE_INVALID; break;
-    default: code = http_status >= 200 && http_status < 300 ? LSS_STORE_OK : LSS_STORE_UNAVAILABLE;
+    case 422:
+        code = LSS_STORE_INVALID;
+        break;
+    default:
+        code = http_status >= 200 && http_status < 300 ? LSS_STORE_OK : LSS_STORE_UNAVAILABLE;
     }
     /* a Status object's message is the server's explanation; bound what is copied */
     const char *msg = json_string_value (json_object_get (body, "message"));
@@ -336,7 +345,8 @@ static CURLcode s_perform (lss_k8s_client_t *self, const char *method, const cha
         return CURLE_FAILED_INIT;
     if (payload) {
         char ct[96];
-        lss_fmt (ct, sizeof ct, "Content-Type: %s", content_type ? content_type : LSS_K8S_CONTENT_JSON);
+        lss_fmt (ct, sizeof ct, "Content-Type: %s",
+                 content_type ? content_type : LSS_K8S_CONTENT_JSON);
         struct curl_slist *t = curl_slist_append (headers, ct);
         if (!t) {
             curl_slist_free_all (headers);
@@ -454,8 +464,9 @@ int lss_k8s_client_request (lss_k8s_client_t *self, const char *method, const ch
         s_sleep_ms (wait);
     }
     if (rc != LSS_STORE_OK) {
-        lss_log_level_t level =
-            rc == LSS_STORE_NOT_FOUND || rc == LSS_STORE_CONFLICT ? LSS_LOG_DEBUG : LSS_LOG_WARN;
+        lss_log_level_t level = rc == LSS_STORE_NOT_FOUND || rc == LSS_STORE_CONFLICT
+                                    ? LSS_LOG_DEBUG
+                                    : LSS_LOG_WARN;
         lss_log (level, "kubernetes request failed", "{s:s, s:s, s:i, s:i, s:s}", "verb",
                  method, "path", path, "status", (int)status, "attempts", attempt + 1, "error",
                  msg);

@@ -235,8 +235,8 @@ static json_t *s_yaml_load (const char *text, size_t len, char *why, size_t why_
     }
     yaml_parser_set_input_string (&parser, (const unsigned char *)text, len);
     if (!yaml_parser_load (&parser, &doc)) {
-        lss_errf (why, why_size, "YAML error at line %zu: %s",
-                  parser.problem_mark.line + 1, parser.problem ? parser.problem : "?");
+        lss_errf (why, why_size, "YAML error at line %zu: %s", parser.problem_mark.line + 1,
+                  parser.problem ? parser.problem : "?");
         yaml_parser_delete (&parser);
         return NULL;
     }
@@ -245,9 +245,8 @@ static json_t *s_yaml_load (const char *text, size_t len, char *why, size_t why_
     if (!root)
         lss_errf (why, why_size, "empty document");
     else if (!(out = s_node_json (&doc, root, 0, &budget)))
-        lss_errf (why, why_size,
-                  "too deep (> %d), too many nodes (> %d) or a non-scalar key", S_DEPTH_MAX,
-                  S_NODES_MAX);
+        lss_errf (why, why_size, "too deep (> %d), too many nodes (> %d) or a non-scalar key",
+                  S_DEPTH_MAX, S_NODES_MAX);
     else if (!json_is_object (out)) {
         lss_errf (why, why_size, "not a mapping");
         json_decref (out);
@@ -312,8 +311,8 @@ static int s_set_server (lss_k8s_conf_t *conf, const char *server, char *err, si
 }
 
 /*  The cluster entry's fields into conf. */
-static int s_cluster (lss_k8s_conf_t *conf, const char *path, const char *name,
-                      const json_t *c, char *err, size_t err_size)
+static int s_cluster (lss_k8s_conf_t *conf, const char *path, const char *name, const json_t *c,
+                      char *err, size_t err_size)
 {
     const char *server, *ca, *ca_data, *insecure;
     if (s_str (c, "server", &server) != 1 || s_str (c, "certificate-authority", &ca) < 0 ||
@@ -331,8 +330,9 @@ static int s_cluster (lss_k8s_conf_t *conf, const char *path, const char *name,
         lss_errf (err, err_size, "%s: cluster \"%.64s\": %s", path, name, why);
         return -1;
     }
-    conf->insecure = insecure && (strcmp (insecure, "true") == 0 ||
-                                  strcmp (insecure, "True") == 0 || strcmp (insecure, "TRUE") == 0);
+    conf->insecure =
+        insecure && (strcmp (insecure, "true") == 0 || strcmp (insecure, "True") == 0 ||
+                     strcmp (insecure, "TRUE") == 0);
     if (ca_data) {
         if (lss_k8s_base64_decode (ca_data, &conf->ca) != 0) {
             lss_errf (err, err_size,
@@ -360,7 +360,7 @@ static int s_user (lss_k8s_conf_t *conf, const char *path, const char *name, con
                       "plugins need a Go client): give the user a token, tokenFile or "
                       "client-certificate/client-key instead",
                       path, name,
-                      i == 0 ? "an exec credential plugin"
+                      i == 0   ? "an exec credential plugin"
                       : i == 1 ? "an auth-provider plugin"
                                : "basic authentication");
             return -1;
@@ -380,8 +380,8 @@ static int s_user (lss_k8s_conf_t *conf, const char *path, const char *name, con
         goto oom;
     if (cert_data) {
         if (lss_k8s_base64_decode (cert_data, &conf->cert) != 0) {
-            lss_errf (err, err_size, "%s: user \"%.64s\": client-certificate-data is not base64",
-                      path, name);
+            lss_errf (err, err_size,
+                      "%s: user \"%.64s\": client-certificate-data is not base64", path, name);
             return -1;
         }
     } else if (cert && !(conf->cert_file = s_resolve (path, cert)))
@@ -444,8 +444,8 @@ int lss_k8s_conf_kubeconfig (lss_k8s_conf_t *conf, const char *path, const char 
     }
     const json_t *cluster = s_named (root, "clusters", cluster_name, "cluster");
     if (!cluster) {
-        lss_errf (err, err_size, "kubeconfig %s: context \"%.64s\": no cluster \"%.64s\"",
-                  path, ctx_name, cluster_name);
+        lss_errf (err, err_size, "kubeconfig %s: context \"%.64s\": no cluster \"%.64s\"", path,
+                  ctx_name, cluster_name);
         goto cleanup;
     }
     if (s_cluster (conf, path, cluster_name, cluster, err, err_size) != 0)
@@ -517,7 +517,8 @@ int lss_k8s_conf_in_cluster (lss_k8s_conf_t *conf, const char *sa_dir, char *err
         lss_errf (err, err_size, "in-cluster: %s: %s", path, strerror (errno));
         goto fail;
     }
-    if (lss_fmt (path, sizeof path, "%s/ca.crt", sa_dir) != 0 || !(conf->ca_file = strdup (path)))
+    if (lss_fmt (path, sizeof path, "%s/ca.crt", sa_dir) != 0 ||
+        !(conf->ca_file = strdup (path)))
         goto oom;
     if (lss_fmt (path, sizeof path, "%s/namespace", sa_dir) == 0 &&
         s_read_word (path, conf->ns, sizeof conf->ns) != 0)

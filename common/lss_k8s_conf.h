@@ -30,17 +30,17 @@ typedef struct {
 } lss_k8s_blob_t;
 
 typedef struct {
-    char server[LSS_K8S_SERVER_MAX + 1]; /* "https://host:port[/prefix]", no trailing '/' */
-    char ns[LSS_K8S_NAMESPACE_MAX + 1];  /* default namespace (Leases, rv probes) */
+    char server[LSS_K8S_SERVER_MAX + 1];  /* "https://host:port[/prefix]", no trailing '/' */
+    char ns[LSS_K8S_NAMESPACE_MAX + 1];   /* default namespace (Leases, rv probes) */
     char source[LSS_K8S_SERVER_MAX + 64]; /* "in-cluster" or "kubeconfig PATH context C" */
     /* TLS */
-    bool insecure;         /* insecure-skip-tls-verify */
-    char *ca_file;         /* owned or NULL */
-    lss_k8s_blob_t ca;     /* certificate-authority-data (PEM) */
-    char *cert_file;       /* client-certificate */
-    lss_k8s_blob_t cert;   /* client-certificate-data (PEM) */
-    char *key_file;        /* client-key */
-    lss_k8s_blob_t key;    /* client-key-data (PEM) */
+    bool insecure;       /* insecure-skip-tls-verify */
+    char *ca_file;       /* owned or NULL */
+    lss_k8s_blob_t ca;   /* certificate-authority-data (PEM) */
+    char *cert_file;     /* client-certificate */
+    lss_k8s_blob_t cert; /* client-certificate-data (PEM) */
+    char *key_file;      /* client-key */
+    lss_k8s_blob_t key;  /* client-key-data (PEM) */
     /* bearer token: a fixed one, or a file re-read when it changes */
     char *token;
     char *token_file;

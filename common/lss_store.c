@@ -140,9 +140,8 @@ static int s_patch_generic (lss_store_t *self, const char *kind, const char *ns,
         rc = lss_store_get (self, kind, ns, name, &cur, err, err_size);
         if (rc != LSS_STORE_OK)
             return rc;
-        const char *stored_rv =
-            json_string_value (json_object_get (json_object_get (cur, "metadata"),
-                                                "resourceVersion"));
+        const char *stored_rv = json_string_value (
+            json_object_get (json_object_get (cur, "metadata"), "resourceVersion"));
         char rv[128];
         lss_fmt (rv, sizeof rv, "%s", stored_rv ? stored_rv : "");
         if (s_merge (cur, patch, 0) != 0) {

@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define S_GENERATE_TRIES 3  /* creates retried when a generated name is taken */
+#define S_GENERATE_TRIES 3   /* creates retried when a generated name is taken */
 #define S_RV_MAX         128 /* longest resourceVersion accepted from the server */
 
 typedef struct {
@@ -48,9 +48,8 @@ void lss_store_k8s_fill_type (json_t *obj, const lss_store_kind_t *kind)
         json_object_set_new (obj, "kind", json_string (kind->kind));
 }
 
-int lss_store_k8s_check_key (const char *kind, const char *ns, const char *name,
-                             bool all_ns_ok, const lss_store_kind_t **info, char *err,
-                             size_t err_size)
+int lss_store_k8s_check_key (const char *kind, const char *ns, const char *name, bool all_ns_ok,
+                             const lss_store_kind_t **info, char *err, size_t err_size)
 {
     const lss_store_kind_t *k = lss_store_kind_info (kind);
     *info = k;
@@ -104,8 +103,9 @@ static int s_check_object (json_t *obj, const lss_store_kind_t *k, char *err, si
     if (!json_is_object (obj) || !json_is_object (meta) ||
         !json_is_string (json_object_get (meta, "name")) ||
         !json_is_string (json_object_get (meta, "resourceVersion"))) {
-        lss_errf (err, err_size, "k8s: the server answered an object without metadata.name "
-                                 "and metadata.resourceVersion");
+        lss_errf (err, err_size,
+                  "k8s: the server answered an object without metadata.name "
+                  "and metadata.resourceVersion");
         return LSS_STORE_UNAVAILABLE;
     }
     lss_store_k8s_fill_type (obj, k);
@@ -140,8 +140,8 @@ static int s_k8s_get (lss_store_t *base, const char *kind, const char *ns, const
         rc = s_path_q (k, ns, name, NULL, NULL, path, sizeof path, err, err_size);
     json_t *obj = NULL;
     if (rc == LSS_STORE_OK)
-        rc = lss_k8s_client_request (self->client, "GET", path, NULL, NULL, &obj, err,
-                                     err_size);
+        rc =
+            lss_k8s_client_request (self->client, "GET", path, NULL, NULL, &obj, err, err_size);
     if (rc == LSS_STORE_OK)
         rc = s_check_object (obj, k, err, err_size);
     if (rc == LSS_STORE_OK) {
@@ -265,7 +265,8 @@ static int s_k8s_create (lss_store_t *base, const json_t *obj, json_t **out, cha
     int rc = lss_store_validate (obj, 0, err, err_size);
     if (rc != LSS_STORE_OK)
         return rc;
-    const lss_store_kind_t *k = lss_store_kind_info (json_string_value (json_object_get (obj, "kind")));
+    const lss_store_kind_t *k =
+        lss_store_kind_info (json_string_value (json_object_get (obj, "kind")));
     json_t *o = json_deep_copy (obj);
     json_t *meta = json_object_get (o, "metadata");
     s_strip_server_fields (meta);
@@ -313,8 +314,8 @@ static int s_write (s_k8s_t *self, const char *method, const lss_store_kind_t *k
     return rc;
 }
 
-static int s_update (s_k8s_t *self, const json_t *obj, const char *sub, json_t **out,
-                     char *err, size_t err_size)
+static int s_update (s_k8s_t *self, const json_t *obj, const char *sub, json_t **out, char *err,
+                     size_t err_size)
 {
     if (out)
         *out = NULL;
@@ -326,11 +327,12 @@ static int s_update (s_k8s_t *self, const json_t *obj, const char *sub, json_t *
         lss_errf (err, err_size, "metadata.resourceVersion: must be specified for an update");
         return LSS_STORE_INVALID;
     }
-    const lss_store_kind_t *k = lss_store_kind_info (json_string_value (json_object_get (obj, "kind")));
+    const lss_store_kind_t *k =
+        lss_store_kind_info (json_string_value (json_object_get (obj, "kind")));
     const char *ns = k->cluster_scoped ? NULL : s_meta_str (obj, "namespace");
     char path[LSS_K8S_PATH_MAX];
-    rc = s_path_q (k, ns, s_meta_str (obj, "name"), sub, NULL, path, sizeof path, err,
-                   err_size);
+    rc =
+        s_path_q (k, ns, s_meta_str (obj, "name"), sub, NULL, path, sizeof path, err, err_size);
     if (rc == LSS_STORE_OK)
         rc = s_write (self, "PUT", k, path, obj, NULL, out, err, err_size);
     return rc;
@@ -358,8 +360,7 @@ static int s_k8s_patch (lss_store_t *base, const char *kind, const char *ns, con
     if (rc == LSS_STORE_OK)
         rc = s_path_q (k, ns, name, NULL, NULL, path, sizeof path, err, err_size);
     if (rc == LSS_STORE_OK)
-        rc = s_write (self, "PATCH", k, path, patch, LSS_K8S_CONTENT_MERGE, out, err,
-                      err_size);
+        rc = s_write (self, "PATCH", k, path, patch, LSS_K8S_CONTENT_MERGE, out, err, err_size);
     return rc;
 }
 
@@ -399,13 +400,12 @@ static int s_k8s_current_rv (lss_store_t *base, char *out, size_t out_size, char
 {
     s_k8s_t *self = (s_k8s_t *)base;
     json_t *list = NULL;
-    int rc = s_k8s_list (base, "Sandbox", lss_k8s_client_conf (self->client)->ns, NULL, 1,
-                         NULL, &list, err, err_size);
+    int rc = s_k8s_list (base, "Sandbox", lss_k8s_client_conf (self->client)->ns, NULL, 1, NULL,
+                         &list, err, err_size);
     if (rc == LSS_STORE_OK &&
         lss_fmt (out, out_size, "%s",
-                 json_string_value (
-                     json_object_get (json_object_get (list, "metadata"), "resourceVersion"))) !=
-            0) {
+                 json_string_value (json_object_get (json_object_get (list, "metadata"),
+                                                     "resourceVersion"))) != 0) {
         lss_errf (err, err_size, "store: output buffer too small");
         rc = LSS_STORE_INVALID;
     }

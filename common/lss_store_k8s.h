@@ -32,9 +32,8 @@ void lss_store_k8s_fill_type (json_t *obj, const lss_store_kind_t *kind);
  *  kind; ns "" for cluster-scoped kinds, a namespace otherwise (unless all_ns_ok and ns
  *  is NULL or ""); name (if not NULL) a DNS-1123 subdomain. *info receives the kind.
  *  Returns 0 or LSS_STORE_INVALID with a message. */
-int lss_store_k8s_check_key (const char *kind, const char *ns, const char *name,
-                             bool all_ns_ok, const lss_store_kind_t **info, char *err,
-                             size_t err_size);
+int lss_store_k8s_check_key (const char *kind, const char *ns, const char *name, bool all_ns_ok,
+                             const lss_store_kind_t **info, char *err, size_t err_size);
 
 /*  The watch (lss_store_k8s_watch.c): opens the stream, waiting (at most the request
  *  timeout) for the response headers so that 401/403/404/410 answers come back here.

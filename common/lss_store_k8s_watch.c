@@ -80,7 +80,8 @@ static int s_on_socket (CURL *easy, curl_socket_t fd, int what, void *arg, void 
     }
     struct epoll_event ev = {0};
     ev.data.fd = fd;
-    ev.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0u) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u);
+    ev.events =
+        ((what & CURL_POLL_IN) ? EPOLLIN : 0u) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u);
     if (epoll_ctl (self->epfd, EPOLL_CTL_MOD, fd, &ev) != 0 && errno == ENOENT)
         epoll_ctl (self->epfd, EPOLL_CTL_ADD, fd, &ev);
     return 0;
@@ -262,7 +263,8 @@ static int s_open (s_watch_t *self, char *err, size_t err_size)
     if (self->headers_done && self->status == 200)
         return LSS_STORE_OK;
     if (self->headers_done) {
-        json_t *body = json_loadb ((const char *)self->errbody.data, self->errbody.len, 0, NULL);
+        json_t *body =
+            json_loadb ((const char *)self->errbody.data, self->errbody.len, 0, NULL);
         rc = lss_k8s_map_status (self->status, json_is_object (body) ? body : NULL, what, err,
                                  err_size);
         json_decref (body);
@@ -338,7 +340,8 @@ static int s_take (s_watch_t *self, lss_store_event_t *ev)
             blank = self->buf.data[i] == ' ' || self->buf.data[i] == '\r' ||
                     self->buf.data[i] == '\t';
         if (!blank)
-            line = json_loadb ((const char *)self->buf.data, len, JSON_REJECT_DUPLICATES, &jerr);
+            line =
+                json_loadb ((const char *)self->buf.data, len, JSON_REJECT_DUPLICATES, &jerr);
         lss_buf_consume (&self->buf, len + 1);
         if (self->paused && self->buf.len < S_BUF_MAX / 2 && self->easy) {
             self->paused = false;
@@ -360,12 +363,12 @@ static int s_take (s_watch_t *self, lss_store_event_t *ev)
             json_decref (line);
             return s_fail (self, code == 410 ? LSS_STORE_GONE : LSS_STORE_UNAVAILABLE, why);
         }
-        const char *rv =
-            json_string_value (json_object_get (json_object_get (obj, "metadata"),
-                                                "resourceVersion"));
+        const char *rv = json_string_value (
+            json_object_get (json_object_get (obj, "metadata"), "resourceVersion"));
         if (!rv || !rv[0] || strlen (rv) > S_RV_MAX) {
             json_decref (line);
-            return s_fail (self, LSS_STORE_UNAVAILABLE, "a watch event without resourceVersion");
+            return s_fail (self, LSS_STORE_UNAVAILABLE,
+                           "a watch event without resourceVersion");
         }
         lss_fmt (self->rv, sizeof self->rv, "%s", rv);
         self->delivered = true;
@@ -450,8 +453,8 @@ static const lss_store_watch_ops_t s_watch_ops = {
 };
 
 /*  The current resourceVersion of the kind's collection: a one-item list. */
-static int s_current_rv (lss_k8s_client_t *client, const lss_store_kind_t *kind,
-                         const char *ns, char *out, size_t size, char *err, size_t err_size)
+static int s_current_rv (lss_k8s_client_t *client, const lss_store_kind_t *kind, const char *ns,
+                         char *out, size_t size, char *err, size_t err_size)
 {
     char path[LSS_K8S_PATH_MAX];
     if (lss_store_k8s_path (kind, ns, NULL, NULL, "limit=1", path, sizeof path) != 0 ||
@@ -461,8 +464,8 @@ static int s_current_rv (lss_k8s_client_t *client, const lss_store_kind_t *kind,
     }
     json_t *list = NULL;
     int rc = lss_k8s_client_request (client, "GET", path, NULL, NULL, &list, err, err_size);
-    const char *rv =
-        json_string_value (json_object_get (json_object_get (list, "metadata"), "resourceVersion"));
+    const char *rv = json_string_value (
+        json_object_get (json_object_get (list, "metadata"), "resourceVersion"));
     if (rc == LSS_STORE_OK && (!rv || !rv[0] || lss_fmt (out, size, "%s", rv) != 0)) {
         lss_errf (err, err_size, "k8s: the list has no usable metadata.resourceVersion");
         rc = LSS_STORE_UNAVAILABLE;
