@@ -978,7 +978,7 @@ class Handler(BaseHTTPRequestHandler):
             return True
         if "lines" in inj:
             self.start_stream()
-            for line in inj["lines"]:
+            for line in inj["lines"] * inj.get("repeat", 1):
                 self.chunk(line.encode() + (b"" if inj.get("no_newline") else b"\n"))
             end = time.monotonic() + inj.get("hold_ms", 0) / 1000.0
             while time.monotonic() < end and not STATE.stopping:

@@ -448,6 +448,71 @@ static json_t *s_owned (const char *kind, const char *name, const json_t *owner)
     return o;
 }
 
+static void test_patch (void **state)
+{
+    (void)state;
+    lss_store_t *st = s_open ();
+    char err[LSS_STORE_ERR_SIZE];
+    json_t *in = s_obj ("Sandbox", "patch", "sb");
+    json_object_set_new (s_meta (in), "labels", json_pack ("{s:s, s:s}", "a", "1", "b", "2"));
+    json_object_set_new (s_meta (in), "finalizers", json_pack ("[s]", "example.com/f"));
+    json_t *v1 = s_create (st, in);
+
+    /* labels merged key by key (null drops one), spec merged, status ignored */
+    json_t *p = json_pack ("{s:{s:{s:n, s:s}}, s:{s:i}, s:{s:s}}", "metadata", "labels", "a",
+                           "c", "3", "spec", "m", 2, "status", "phase", "Hacked");
+    json_t *v2 = NULL;
+    assert_int_equal (lss_store_patch (st, "Sandbox", "patch", "sb", p, &v2, err, sizeof err),
+                      LSS_STORE_OK);
+    json_decref (p);
+    json_t *labels = json_object_get (s_meta (v2), "labels");
+    assert_null (json_object_get (labels, "a"));
+    assert_string_equal (json_string_value (json_object_get (labels, "b")), "2");
+    assert_string_equal (json_string_value (json_object_get (labels, "c")), "3");
+    assert_int_equal (json_integer_value (json_object_get (json_object_get (v2, "spec"), "n")),
+                      1);
+    assert_int_equal (json_integer_value (json_object_get (json_object_get (v2, "spec"), "m")),
+                      2);
+    assert_null (json_object_get (v2, "status"));
+    assert_int_equal (s_gen (v2), 2);
+    assert_true (s_rv (v2) > s_rv (v1));
+
+    /* with a resourceVersion it is a precondition */
+    p = json_pack ("{s:{s:s, s:{s:s}}}", "metadata", "resourceVersion",
+                   s_mstr (v1, "resourceVersion"), "labels", "d", "4");
+    json_t *out = NULL;
+    assert_int_equal (lss_store_patch (st, "Sandbox", "patch", "sb", p, &out, err, sizeof err),
+                      LSS_STORE_CONFLICT);
+    assert_null (out);
+    json_decref (p);
+    /* a patch that breaks validation is refused */
+    p = json_pack ("{s:{s:{s:s}}}", "metadata", "labels", "bad key", "x");
+    assert_int_equal (lss_store_patch (st, "Sandbox", "patch", "sb", p, NULL, err, sizeof err),
+                      LSS_STORE_INVALID);
+    json_decref (p);
+    p = json_object ();
+    assert_int_equal (
+        lss_store_patch (st, "Sandbox", "patch", "nope", p, NULL, err, sizeof err),
+        LSS_STORE_NOT_FOUND);
+    json_decref (p);
+
+    /* the finalizer dropped by a patch while deleting: the object goes away */
+    assert_int_equal (lss_store_delete (st, "Sandbox", "patch", "sb", NULL, err, sizeof err),
+                      LSS_STORE_OK);
+    p = json_pack ("{s:{s:n}}", "metadata", "finalizers");
+    out = (json_t *)1;
+    assert_int_equal (lss_store_patch (st, "Sandbox", "patch", "sb", p, &out, err, sizeof err),
+                      LSS_STORE_OK);
+    assert_null (out);
+    json_decref (p);
+    json_t *got = NULL;
+    assert_int_equal (lss_store_get (st, "Sandbox", "patch", "sb", &got, err, sizeof err),
+                      LSS_STORE_NOT_FOUND);
+    json_decref (v1);
+    json_decref (v2);
+    lss_store_destroy (&st);
+}
+
 typedef enum { S_GONE, S_DELETING } s_settle_t;
 
 /*  Whether gc/name of kind is gone (or marked for deletion) now (PostgreSQL), or becomes
@@ -901,6 +966,7 @@ int main (void)
         cmocka_unit_test (test_update_conflict_and_generation),
         cmocka_unit_test (test_status_subresource),
         cmocka_unit_test (test_delete_and_finalizers),
+        cmocka_unit_test (test_patch),
         cmocka_unit_test (test_owner_cascade),
         cmocka_unit_test (test_watch_order_and_resume),
         cmocka_unit_test (test_watch_gone),
