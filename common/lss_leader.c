@@ -1,5 +1,9 @@
-/*  lss_leader — leader election with pg_try_advisory_lock. See lss_leader.h. */
+/*  lss_leader — leader election with pg_try_advisory_lock, or a Lease (lss_leader_lease.c).
+ *  See lss_leader.h. A candidate with a lease delegates every call to it. */
 #include "lss_leader.h"
+#include "lss_k8s_conf.h"
+#include "lss_leader_lease.h"
+#include "lss_store_k8s.h"
 
 #include <libpq-fe.h>
 #include <stdint.h>
@@ -13,6 +17,7 @@
 #define S_LOCK_CLASS 0x4c5353 /* "LSS": first half of the two-int advisory lock key */
 
 struct _lss_leader_t {
+    lss_lease_t *lease; /* non-NULL: Lease-backed; the fields below are unused */
     char *dsn;
     char name[S_NAME_MAX + 1];
     char identity[S_NAME_MAX + 1];
@@ -72,6 +77,8 @@ static int s_connect (lss_leader_t *self)
 
 int lss_leader_try (lss_leader_t *self)
 {
+    if (self->lease)
+        return lss_lease_try (self->lease);
     if (s_connect (self)) {
         s_lost (self, "database unreachable");
         return -1;
@@ -111,11 +118,17 @@ int lss_leader_try (lss_leader_t *self)
 
 bool lss_leader_is_leader (const lss_leader_t *self)
 {
+    if (self->lease)
+        return lss_lease_is_leader (self->lease);
     return self->leader;
 }
 
 void lss_leader_resign (lss_leader_t *self)
 {
+    if (self->lease) {
+        lss_lease_resign (self->lease);
+        return;
+    }
     if (self->leader && self->conn) {
         char cls[16], key[16];
         snprintf (cls, sizeof cls, "%d", S_LOCK_CLASS);
@@ -134,9 +147,69 @@ void lss_leader_destroy (lss_leader_t **self_p)
     if (!self_p || !*self_p)
         return;
     lss_leader_t *self = *self_p;
+    lss_lease_destroy (&self->lease);
     lss_leader_resign (self);
     PQfinish (self->conn);
     free (self->dsn);
     free (self);
     *self_p = NULL;
+}
+
+lss_leader_t *lss_leader_lease_new (lss_store_t **store_p, const char *ns, const char *name,
+                                    const char *identity, const lss_leader_lease_opts_t *opts)
+{
+    lss_leader_t *self = calloc (1, sizeof *self);
+    if (!self)
+        return NULL;
+    if (!(self->lease = lss_lease_new (store_p, ns, name, identity, opts))) {
+        free (self);
+        return NULL;
+    }
+    snprintf (self->name, sizeof self->name, "%s", name ? name : "");
+    snprintf (self->identity, sizeof self->identity, "%s", identity ? identity : "");
+    return self;
+}
+
+lss_leader_t *lss_leader_new_from_config (const lss_config_t *cfg, const char *name,
+                                          const char *identity)
+{
+    const char *backend = lss_config_str (cfg, "store.backend");
+    if (strcmp (backend, "postgres") == 0)
+        return lss_leader_new (lss_config_str (cfg, "store.dsn"), name, identity);
+    if (strcmp (backend, "kubernetes") != 0) {
+        lss_log_error ("leader election: unknown store.backend", "{s:s}", "backend", backend);
+        return NULL;
+    }
+    lss_leader_lease_opts_t opts = {
+        .lease_ms = lss_config_int (cfg, "k8s.lease_duration"),
+        .renew_deadline_ms = lss_config_int (cfg, "k8s.renew_deadline"),
+        .retry_ms = lss_config_int (cfg, "k8s.retry_period"),
+    };
+    char err[LSS_STORE_ERR_SIZE] = "";
+    lss_k8s_conf_t conf;
+    if (lss_k8s_conf_from_config (&conf, cfg, err, sizeof err) != 0) {
+        lss_log_error ("leader election: no Kubernetes client", "{s:s}", "error", err);
+        return NULL;
+    }
+    /* a renewal must not outlast the retry period, nor be retried past it */
+    if (conf.timeout_ms > opts.retry_ms)
+        conf.timeout_ms = opts.retry_ms;
+    conf.max_retries = 0;
+    char ns[LSS_K8S_NAMESPACE_MAX + 1];
+    snprintf (ns, sizeof ns, "%s", conf.ns);
+    lss_store_t *store = lss_store_k8s_new (&conf, err, sizeof err);
+    if (!store) {
+        lss_log_error ("leader election: no Kubernetes client", "{s:s}", "error", err);
+        return NULL;
+    }
+    lss_leader_t *self = lss_leader_lease_new (&store, ns, name, identity, &opts);
+    lss_store_destroy (&store); /* still ours if the candidate was refused */
+    return self;
+}
+
+lss_leader_t *lss_leader_open (const lss_config_t *cfg, const char *dsn, const char *name,
+                               const char *identity)
+{
+    return cfg ? lss_leader_new_from_config (cfg, name, identity)
+               : lss_leader_new (dsn, name, identity);
 }

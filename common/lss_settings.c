@@ -68,6 +68,19 @@ const lss_config_spec_t lss_settings[] = {
     {"executor.requester_timeout", LSS_CFG_DURATION, "15s",                       100, 600000,       0, "executor: a requester silent this long (no message, no ping) loses its executions"},
     {"executor.window",          LSS_CFG_SIZE,     "256Ki",                     4096, 67108864,     0, "executor: output bytes in flight per execution (credit granted to the agent ahead of the requester)"},
 
+    {"k8s.context",             LSS_CFG_STR,      "",                          0, 253,          0, "k8s: kubeconfig context to use (empty: current-context)"},
+    {"k8s.kubeconfig",          LSS_CFG_STR,      "",                          0, 1024,         0, "k8s: kubeconfig file (empty: in-cluster when KUBERNETES_SERVICE_HOST is set, else $KUBECONFIG, else ~/.kube/config)"},
+    {"k8s.lease_duration",      LSS_CFG_DURATION, "15s",                    1000, 3600000,      0, "k8s: leader election Lease duration (whole seconds; a standby takes over this long after the last renewal it saw)"},
+    {"k8s.max_response",        LSS_CFG_SIZE,     "64Mi",                1048576, 1073741824,   0, "k8s: largest response body read from the API server"},
+    {"k8s.max_retries",         LSS_CFG_INT,      "3",                         0, 10,           0, "k8s: retries of a request answered 429 or 5xx (backoff, honouring Retry-After)"},
+    {"k8s.namespace",           LSS_CFG_STR,      "",                          0, 63,           0, "k8s: namespace for Leases and resourceVersion probes (empty: the context's, the service account's, else default)"},
+    {"k8s.renew_deadline",      LSS_CFG_DURATION, "10s",                     100, 3600000,      0, "k8s: a leader that has not renewed its Lease this long stops leading"},
+    {"k8s.request_timeout",     LSS_CFG_DURATION, "10s",                     100, 600000,       0, "k8s: longest time one request may take (connect, send, answer)"},
+    {"k8s.retry_max_wait",      LSS_CFG_DURATION, "10s",                       0, 600000,       0, "k8s: longest wait before a retry, whatever Retry-After asks"},
+    {"k8s.retry_period",        LSS_CFG_DURATION, "2s",                       10, 600000,       0, "k8s: how often a leader renews and a standby tries for the Lease (standbys add up to 20% jitter)"},
+    {"k8s.serviceaccount_dir",  LSS_CFG_STR,      "/var/run/secrets/kubernetes.io/serviceaccount", 1, 1024, 0, "k8s: in-cluster token, ca.crt and namespace files (the token is re-read when it changes)"},
+    {"k8s.watch_timeout",       LSS_CFG_DURATION, "5m",                     1000, 3600000,      0, "k8s: timeoutSeconds asked of each watch request (plus up to 20% jitter); the stream is then reopened from its last resourceVersion"},
+
     {"log.level",               LSS_CFG_STR,      "info",                      1, 16,           0, "log: minimum level (debug, info, warn, error)"},
 
     {"node.admin_listen",       LSS_CFG_STR,      "127.0.0.1:9451",            0, S_ADDR_MAX,   0, "node: admin HTTP (health, metrics) listen address"},

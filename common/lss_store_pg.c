@@ -14,7 +14,7 @@
  *  continue token below it answers LSS_STORE_GONE. All SQL goes through PQexecParams with
  *  parameters; only static migration text uses PQexec.
  */
-#include "lss_store.h"
+#include "lss_store_impl.h"
 #include "lss_log.h"
 #include "lss_util.h"
 
@@ -38,12 +38,14 @@
 #define S_RV_SIZE        24
 #define S_SQL_MAX        4096
 
-struct _lss_store_t {
+typedef struct {
+    lss_store_t base; /* first: the store handle callers hold */
     PGconn *conn;
     char *dsn;
-};
+} s_pg_t;
 
-struct _lss_store_watch_t {
+typedef struct {
+    lss_store_watch_t base; /* first: the watch handle callers hold */
     PGconn *conn;
     char kind[64];
     char ns[LSS_STORE_NAMESPACE_MAX + 1];
@@ -55,7 +57,7 @@ struct _lss_store_watch_t {
     bool need_fetch;
     int failed; /* sticky LSS_STORE_GONE / LSS_STORE_UNAVAILABLE */
     char rv_text[S_RV_SIZE];
-};
+} s_pg_watch_t;
 
 static const char *s_migrations[] = {
     /* 1: objects, events, state */
@@ -157,7 +159,7 @@ static PGconn *s_connect (const char *dsn, char *err, size_t err_size)
 }
 
 /*  Reconnects a lost connection once. */
-static int s_ensure (lss_store_t *self, char *err, size_t err_size)
+static int s_ensure (s_pg_t *self, char *err, size_t err_size)
 {
     if (PQstatus (self->conn) == CONNECTION_OK)
         return LSS_STORE_OK;
@@ -181,7 +183,7 @@ static int s_lock (PGconn *conn, int id, char *err, size_t err_size)
 }
 
 /*  BEGIN and the store-wide write lock. */
-static int s_begin_write (lss_store_t *self, char *err, size_t err_size)
+static int s_begin_write (s_pg_t *self, char *err, size_t err_size)
 {
     int rc = s_ensure (self, err, err_size);
     if (rc == LSS_STORE_OK)
@@ -194,7 +196,7 @@ static int s_begin_write (lss_store_t *self, char *err, size_t err_size)
     return rc;
 }
 
-static int s_finish (lss_store_t *self, int rc, char *err, size_t err_size)
+static int s_finish (s_pg_t *self, int rc, char *err, size_t err_size)
 {
     if (rc == LSS_STORE_OK)
         return s_exec (self->conn, "COMMIT", 0, NULL, NULL, err, err_size);
@@ -220,7 +222,7 @@ static void s_set_rv (json_t *obj, int64_t rv)
                          json_string (text));
 }
 
-static int s_next_rv (lss_store_t *self, int64_t *rv, char *err, size_t err_size)
+static int s_next_rv (s_pg_t *self, int64_t *rv, char *err, size_t err_size)
 {
     PGresult *res;
     int rc =
@@ -305,8 +307,8 @@ static char *s_dump_opt (const json_t *v)
 
 /*  Inserts (insert true; *affected 0 if the name is taken) or replaces the row of obj,
  *  whose metadata is complete. */
-static int s_write_row (lss_store_t *self, const json_t *obj, bool insert, int *affected,
-                        char *err, size_t err_size)
+static int s_write_row (s_pg_t *self, const json_t *obj, bool insert, int *affected, char *err,
+                        size_t err_size)
 {
     const json_t *meta = json_object_get (obj, "metadata");
     const char *ns = s_meta_str (obj, "namespace");
@@ -378,8 +380,8 @@ cleanup:
 }
 
 /*  Appends the event, records the rv as current and wakes watchers. */
-static int s_emit (lss_store_t *self, int64_t rv, const char *type, const json_t *obj,
-                   char *err, size_t err_size)
+static int s_emit (s_pg_t *self, int64_t rv, const char *type, const json_t *obj, char *err,
+                   size_t err_size)
 {
     char *text = json_dumps (obj, JSON_COMPACT);
     if (!text) {
@@ -415,12 +417,12 @@ static int s_check_size (const json_t *obj, char *err, size_t err_size)
     return LSS_STORE_OK;
 }
 
-static int s_delete_one (lss_store_t *self, const char *kind, const char *ns, const char *name,
+static int s_delete_one (s_pg_t *self, const char *kind, const char *ns, const char *name,
                          const char *precondition_rv, int depth, char *err, size_t err_size);
 
 /*  Removes obj (the stored object, owned by the caller), emits DELETED and deletes its
  *  dependents. Inside a write transaction. */
-static int s_remove (lss_store_t *self, json_t *obj, int depth, char *err, size_t err_size)
+static int s_remove (s_pg_t *self, json_t *obj, int depth, char *err, size_t err_size)
 {
     const char *ns = s_meta_str (obj, "namespace");
     const char *p[] = {json_string_value (json_object_get (obj, "kind")), ns ? ns : "",
@@ -463,7 +465,7 @@ static int s_remove (lss_store_t *self, json_t *obj, int depth, char *err, size_
     return rc;
 }
 
-static int s_delete_one (lss_store_t *self, const char *kind, const char *ns, const char *name,
+static int s_delete_one (s_pg_t *self, const char *kind, const char *ns, const char *name,
                          const char *precondition_rv, int depth, char *err, size_t err_size)
 {
     json_t *obj = NULL;
@@ -550,37 +552,6 @@ static int s_migrate (PGconn *conn, char *err, size_t err_size)
 
 /* ------------------------------------------------------------------ store */
 
-lss_store_t *lss_store_pg_new (const char *dsn, char *err, size_t err_size)
-{
-    if (!dsn) {
-        lss_errf (err, err_size, "store: no DSN");
-        return NULL;
-    }
-    lss_store_t *self = calloc (1, sizeof *self);
-    if (!self || !(self->dsn = strdup (dsn))) {
-        lss_errf (err, err_size, "store: out of memory");
-        goto fail;
-    }
-    self->conn = s_connect (dsn, err, err_size);
-    if (!self->conn || s_migrate (self->conn, err, err_size) != LSS_STORE_OK)
-        goto fail;
-    return self;
-fail:
-    lss_store_destroy (&self);
-    return NULL;
-}
-
-void lss_store_destroy (lss_store_t **self_p)
-{
-    if (!self_p || !*self_p)
-        return;
-    lss_store_t *self = *self_p;
-    PQfinish (self->conn);
-    free (self->dsn);
-    free (self);
-    *self_p = NULL;
-}
-
 static int s_check_key (const char *kind, const char *ns, const char *name, char *err,
                         size_t err_size)
 {
@@ -600,9 +571,10 @@ static int s_check_key (const char *kind, const char *ns, const char *name, char
     return LSS_STORE_OK;
 }
 
-int lss_store_get (lss_store_t *self, const char *kind, const char *ns, const char *name,
-                   json_t **out, char *err, size_t err_size)
+static int s_pg_get (lss_store_t *store, const char *kind, const char *ns, const char *name,
+                     json_t **out, char *err, size_t err_size)
 {
+    s_pg_t *self = (s_pg_t *)store;
     *out = NULL;
     int rc = s_check_key (kind, ns, name ? name : "", err, err_size);
     if (rc == LSS_STORE_OK)
@@ -703,10 +675,11 @@ static int s_token_decode (const char *token, int64_t *rv, char *ns, size_t ns_s
     return 0;
 }
 
-int lss_store_list (lss_store_t *self, const char *kind, const char *ns,
-                    const char *label_selector, int limit, const char *continue_token,
-                    json_t **out, char *err, size_t err_size)
+static int s_pg_list (lss_store_t *store, const char *kind, const char *ns,
+                      const char *label_selector, int limit, const char *continue_token,
+                      json_t **out, char *err, size_t err_size)
 {
+    s_pg_t *self = (s_pg_t *)store;
     *out = NULL;
     const char *params[LSS_STORE_SELECTOR_MAX_TERMS + 8] = {0};
     char *owned[LSS_STORE_SELECTOR_MAX_TERMS + 8] = {0};
@@ -835,9 +808,10 @@ cleanup:
 
 /* ------------------------------------------------------------------ writes */
 
-int lss_store_create (lss_store_t *self, const json_t *obj, json_t **out, char *err,
-                      size_t err_size)
+static int s_pg_create (lss_store_t *store, const json_t *obj, json_t **out, char *err,
+                        size_t err_size)
 {
+    s_pg_t *self = (s_pg_t *)store;
     if (out)
         *out = NULL;
     int rc = lss_store_validate (obj, 0, err, err_size);
@@ -926,7 +900,7 @@ static bool s_finalizers_subset (const json_t *now, const json_t *before)
     return true;
 }
 
-static int s_update (lss_store_t *self, const json_t *obj, s_update_mode_t mode, json_t **out,
+static int s_update (s_pg_t *self, const json_t *obj, s_update_mode_t mode, json_t **out,
                      char *err, size_t err_size)
 {
     if (out)
@@ -1045,21 +1019,24 @@ done:
     return rc;
 }
 
-int lss_store_update (lss_store_t *self, const json_t *obj, json_t **out, char *err,
-                      size_t err_size)
+static int s_pg_update (lss_store_t *store, const json_t *obj, json_t **out, char *err,
+                        size_t err_size)
 {
+    s_pg_t *self = (s_pg_t *)store;
     return s_update (self, obj, S_UPDATE_SPEC, out, err, err_size);
 }
 
-int lss_store_update_status (lss_store_t *self, const json_t *obj, json_t **out, char *err,
-                             size_t err_size)
+static int s_pg_update_status (lss_store_t *store, const json_t *obj, json_t **out, char *err,
+                               size_t err_size)
 {
+    s_pg_t *self = (s_pg_t *)store;
     return s_update (self, obj, S_UPDATE_STATUS, out, err, err_size);
 }
 
-int lss_store_delete (lss_store_t *self, const char *kind, const char *ns, const char *name,
-                      const char *precondition_rv, char *err, size_t err_size)
+static int s_pg_delete (lss_store_t *store, const char *kind, const char *ns, const char *name,
+                        const char *precondition_rv, char *err, size_t err_size)
 {
+    s_pg_t *self = (s_pg_t *)store;
     int rc = s_check_key (kind, ns, name ? name : "", err, err_size);
     if (rc == LSS_STORE_OK)
         rc = s_begin_write (self, err, err_size);
@@ -1086,8 +1063,10 @@ static int s_state (PGconn *conn, int64_t *current, int64_t *compacted, char *er
     return rc;
 }
 
-int lss_store_compact (lss_store_t *self, const char *keep_after_rv, char *err, size_t err_size)
+static int s_pg_compact (lss_store_t *store, const char *keep_after_rv, char *err,
+                         size_t err_size)
 {
+    s_pg_t *self = (s_pg_t *)store;
     int64_t keep, current, compacted;
     if (!keep_after_rv || s_parse_rv (keep_after_rv, &keep) != 0) {
         lss_errf (err, err_size, "resourceVersion: must be a decimal resourceVersion");
@@ -1117,9 +1096,10 @@ int lss_store_compact (lss_store_t *self, const char *keep_after_rv, char *err, 
     return rc;
 }
 
-int lss_store_current_rv (lss_store_t *self, char *out, size_t out_size, char *err,
-                          size_t err_size)
+static int s_pg_current_rv (lss_store_t *store, char *out, size_t out_size, char *err,
+                            size_t err_size)
 {
+    s_pg_t *self = (s_pg_t *)store;
     int64_t current, compacted;
     int rc = s_ensure (self, err, err_size);
     if (rc == LSS_STORE_OK)
@@ -1133,20 +1113,25 @@ int lss_store_current_rv (lss_store_t *self, char *out, size_t out_size, char *e
 
 /* ------------------------------------------------------------------ watch */
 
-const char *lss_store_event_type_name (lss_store_event_type_t type)
-{
-    return type == LSS_STORE_ADDED      ? "ADDED"
-           : type == LSS_STORE_MODIFIED ? "MODIFIED"
-           : type == LSS_STORE_DELETED  ? "DELETED"
-                                        : "UNKNOWN";
-}
+static void s_pg_watch_destroy (lss_store_watch_t *watch);
+static int s_pg_watch_fd (lss_store_watch_t *watch);
+static int s_pg_watch_next (lss_store_watch_t *watch, lss_store_event_t *ev);
+static const char *s_pg_watch_rv (lss_store_watch_t *watch);
 
-lss_store_watch_t *lss_store_watch_new (lss_store_t *store, const char *kind, const char *ns,
-                                        const char *from_rv, int *code, char *err,
-                                        size_t err_size)
+static const lss_store_watch_ops_t s_pg_watch_ops = {
+    .destroy = s_pg_watch_destroy,
+    .fd = s_pg_watch_fd,
+    .next = s_pg_watch_next,
+    .rv = s_pg_watch_rv,
+};
+
+static lss_store_watch_t *s_pg_watch_new (lss_store_t *base, const char *kind, const char *ns,
+                                          const char *from_rv, int *code, char *err,
+                                          size_t err_size)
 {
+    s_pg_t *store = (s_pg_t *)base;
     int rc = LSS_STORE_OK;
-    lss_store_watch_t *self = NULL;
+    s_pg_watch_t *self = NULL;
     int64_t from = 0, current = 0, compacted = 0;
     int scope = lss_store_kind_scope (kind);
     if (ns && ns[0] == '\0' && scope == 0)
@@ -1161,6 +1146,8 @@ lss_store_watch_t *lss_store_watch_new (lss_store_t *store, const char *kind, co
         goto fail;
     }
     self = calloc (1, sizeof *self);
+    if (self)
+        self->base.ops = &s_pg_watch_ops;
     if (!self || !(self->queue = json_array ())) {
         lss_errf (err, err_size, "store: out of memory");
         rc = LSS_STORE_UNAVAILABLE;
@@ -1192,32 +1179,31 @@ lss_store_watch_t *lss_store_watch_new (lss_store_t *store, const char *kind, co
     self->need_fetch = true;
     if (code)
         *code = LSS_STORE_OK;
-    return self;
+    return &self->base;
 fail:
-    lss_store_watch_destroy (&self);
+    if (self)
+        s_pg_watch_destroy (&self->base);
     if (code)
         *code = rc;
     return NULL;
 }
 
-void lss_store_watch_destroy (lss_store_watch_t **self_p)
+static void s_pg_watch_destroy (lss_store_watch_t *watch)
 {
-    if (!self_p || !*self_p)
-        return;
-    lss_store_watch_t *self = *self_p;
+    s_pg_watch_t *self = (s_pg_watch_t *)watch;
     PQfinish (self->conn);
     json_decref (self->queue);
     free (self);
-    *self_p = NULL;
 }
 
-int lss_store_watch_fd (lss_store_watch_t *self)
+static int s_pg_watch_fd (lss_store_watch_t *watch)
 {
+    s_pg_watch_t *self = (s_pg_watch_t *)watch;
     return self && self->conn ? PQsocket (self->conn) : -1;
 }
 
 /*  Reads the next batch of events after fetched_rv into the queue. */
-static int s_watch_fetch (lss_store_watch_t *self)
+static int s_watch_fetch (s_pg_watch_t *self)
 {
     char from[S_RV_SIZE], limit[16];
     lss_fmt (from, sizeof from, "%" PRId64, self->fetched_rv);
@@ -1270,7 +1256,7 @@ static int s_watch_fetch (lss_store_watch_t *self)
     return LSS_STORE_OK;
 }
 
-static bool s_watch_drain_notifies (lss_store_watch_t *self)
+static bool s_watch_drain_notifies (s_pg_watch_t *self)
 {
     bool any = false;
     PGnotify *nt;
@@ -1281,8 +1267,9 @@ static bool s_watch_drain_notifies (lss_store_watch_t *self)
     return any;
 }
 
-int lss_store_watch_next (lss_store_watch_t *self, lss_store_event_t *ev)
+static int s_pg_watch_next (lss_store_watch_t *watch, lss_store_event_t *ev)
 {
+    s_pg_watch_t *self = (s_pg_watch_t *)watch;
     ev->object = NULL;
     if (self->failed)
         return self->failed;
@@ -1319,12 +1306,59 @@ int lss_store_watch_next (lss_store_watch_t *self, lss_store_event_t *ev)
     return 0;
 }
 
-const char *lss_store_watch_rv (lss_store_watch_t *self)
+static const char *s_pg_watch_rv (lss_store_watch_t *watch)
 {
+    s_pg_watch_t *self = (s_pg_watch_t *)watch;
     int64_t rv =
         self->queue_pos < json_array_size (self->queue) ? self->delivered_rv : self->fetched_rv;
     if (self->queue_pos >= json_array_size (self->queue) && rv < self->delivered_rv)
         rv = self->delivered_rv;
     lss_fmt (self->rv_text, sizeof self->rv_text, "%" PRId64, rv);
     return self->rv_text;
+}
+
+/* ------------------------------------------------------------------ the backend */
+
+static void s_pg_destroy (lss_store_t *base)
+{
+    s_pg_t *self = (s_pg_t *)base;
+    PQfinish (self->conn);
+    free (self->dsn);
+    free (self);
+}
+
+static const lss_store_ops_t s_pg_ops = {
+    .name = "postgres",
+    .destroy = s_pg_destroy,
+    .get = s_pg_get,
+    .list = s_pg_list,
+    .create = s_pg_create,
+    .update = s_pg_update,
+    .update_status = s_pg_update_status,
+    .patch = NULL, /* lss_store.c: read, merge, update */
+    .remove = s_pg_delete,
+    .compact = s_pg_compact,
+    .current_rv = s_pg_current_rv,
+    .watch_new = s_pg_watch_new,
+};
+
+lss_store_t *lss_store_pg_new (const char *dsn, char *err, size_t err_size)
+{
+    if (!dsn) {
+        lss_errf (err, err_size, "store: no DSN");
+        return NULL;
+    }
+    s_pg_t *self = calloc (1, sizeof *self);
+    if (!self || !(self->dsn = strdup (dsn))) {
+        lss_errf (err, err_size, "store: out of memory");
+        free (self);
+        return NULL;
+    }
+    self->base.ops = &s_pg_ops;
+    self->conn = s_connect (dsn, err, err_size);
+    if (!self->conn || s_migrate (self->conn, err, err_size) != LSS_STORE_OK) {
+        s_pg_destroy (&self->base);
+        return NULL;
+    }
+    return &self->base;
 }

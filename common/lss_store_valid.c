@@ -17,6 +17,7 @@
 #define S_FINALIZERS_MAX        32
 #define S_OWNER_REFS_MAX        16
 #define S_FIELD_STR_MAX         253
+#define S_SELECTOR_MAX          4096 /* bytes of a label selector */
 
 static bool s_alnum_lower (char c)
 {
@@ -112,18 +113,73 @@ int lss_store_check_label_value (const char *field, const char *value, char *err
     return -1;
 }
 
+static const lss_store_kind_t s_kinds[] = {
+    {"Sandbox", "llmsafespace.dev/v1", "sandboxes", 0},
+    {"WarmPool", "llmsafespace.dev/v1", "warmpools", 0},
+    {"WarmPod", "llmsafespace.dev/v1", "warmpods", 0},
+    {"SandboxProfile", "llmsafespace.dev/v1", "sandboxprofiles", 0},
+    {"RuntimeEnvironment", "llmsafespace.dev/v1", "runtimeenvironments", 1},
+    {"Pod", "v1", "pods", 0},
+    {"Secret", "v1", "secrets", 0},
+    {"Service", "v1", "services", 0},
+    {"Event", "v1", "events", 0},
+    {"PersistentVolumeClaim", "v1", "persistentvolumeclaims", 0},
+    {"NetworkPolicy", "networking.k8s.io/v1", "networkpolicies", 0},
+    {"Lease", "coordination.k8s.io/v1", "leases", 0},
+};
+
+const lss_store_kind_t *lss_store_kind_info (const char *kind)
+{
+    if (!kind)
+        return NULL;
+    for (size_t i = 0; i < sizeof s_kinds / sizeof s_kinds[0]; i++)
+        if (strcmp (kind, s_kinds[i].kind) == 0)
+            return &s_kinds[i];
+    return NULL;
+}
+
 int lss_store_kind_scope (const char *kind)
 {
-    static const char *namespaced[] = {"Sandbox", "WarmPool", "WarmPod", "SandboxProfile",
-                                       "Pod"};
-    if (!kind)
-        return -1;
-    if (strcmp (kind, "RuntimeEnvironment") == 0)
-        return 1;
-    for (size_t i = 0; i < sizeof namespaced / sizeof namespaced[0]; i++)
-        if (strcmp (kind, namespaced[i]) == 0)
-            return 0;
-    return -1;
+    const lss_store_kind_t *k = lss_store_kind_info (kind);
+    return k ? k->cluster_scoped : -1;
+}
+
+int lss_store_check_selector (const char *selector, char *err, size_t err_size)
+{
+    if (!selector || !selector[0])
+        return 0;
+    size_t len = strnlen (selector, S_SELECTOR_MAX + 1);
+    if (len > S_SELECTOR_MAX) {
+        lss_errf (err, err_size, "labelSelector: longer than %d bytes", S_SELECTOR_MAX);
+        return LSS_STORE_INVALID;
+    }
+    char copy[S_SELECTOR_MAX + 1];
+    memcpy (copy, selector, len + 1);
+    int terms = 0;
+    char *save = NULL;
+    for (char *t = strtok_r (copy, ",", &save); t; t = strtok_r (NULL, ",", &save)) {
+        if (++terms > LSS_STORE_SELECTOR_MAX_TERMS) {
+            lss_errf (err, err_size, "labelSelector: more than %d terms",
+                      LSS_STORE_SELECTOR_MAX_TERMS);
+            return LSS_STORE_INVALID;
+        }
+        char *key = t, *value = NULL, *op;
+        if ((op = strstr (t, "!="))) {
+            *op = '\0';
+            value = op + 2;
+        } else if ((op = strstr (t, "=="))) {
+            *op = '\0';
+            value = op + 2;
+        } else if ((op = strchr (t, '='))) {
+            *op = '\0';
+            value = op + 1;
+        } else if (t[0] == '!')
+            key = t + 1;
+        if (lss_store_check_qualified_name ("labelSelector", key, err, err_size) != 0 ||
+            (value && lss_store_check_label_value ("labelSelector", value, err, err_size) != 0))
+            return LSS_STORE_INVALID;
+    }
+    return 0;
 }
 
 static int s_check_string_field (const json_t *obj, const char *key, const char *field,
