@@ -54,11 +54,12 @@ static void s_fill_user (api_principal_t *who, const api_user_t *u)
 /*  Encodes the cacheable part of an API key lookup. */
 static char *s_key_cache_value (const api_key_t *k, const api_user_t *u)
 {
-    json_t *v = json_pack ("{s:s, s:s, s:s, s:b, s:s, s:s, s:I, s:I, s:[I,I,I]}", "u", u->id, "n",
-                           u->username, "r", u->role, "d", u->disabled, "k", k->id, "h",
-                           k->hash, "e", (json_int_t)k->expires_ms, "x",
-                           (json_int_t)k->revoked_ms, "rl", (json_int_t)k->rate_default,
-                           (json_int_t)k->rate_create_sandbox, (json_int_t)k->rate_execute_code);
+    json_t *v =
+        json_pack ("{s:s, s:s, s:s, s:b, s:s, s:s, s:I, s:I, s:[I,I,I]}", "u", u->id, "n",
+                   u->username, "r", u->role, "d", u->disabled, "k", k->id, "h", k->hash, "e",
+                   (json_int_t)k->expires_ms, "x", (json_int_t)k->revoked_ms, "rl",
+                   (json_int_t)k->rate_default, (json_int_t)k->rate_create_sandbox,
+                   (json_int_t)k->rate_execute_code);
     char *text = v ? json_dumps (v, JSON_COMPACT) : NULL;
     json_decref (v);
     return text;
@@ -74,9 +75,10 @@ static int s_key_cache_parse (const char *text, api_key_t *k, api_user_t *u)
     int disabled = 0;
     json_int_t exp = 0, rev = 0, r1 = 0, r2 = 0, r3 = 0;
     int rc = -1;
-    if (v && json_unpack (v, "{s:s, s:s, s:s, s:b, s:s, s:s, s:I, s:I, s:[I,I,I]}", "u", &uid,
-                          "n", &name, "r", &role, "d", &disabled, "k", &kid, "h", &hash, "e",
-                          &exp, "x", &rev, "rl", &r1, &r2, &r3) == 0 &&
+    if (v &&
+        json_unpack (v, "{s:s, s:s, s:s, s:b, s:s, s:s, s:I, s:I, s:[I,I,I]}", "u", &uid, "n",
+                     &name, "r", &role, "d", &disabled, "k", &kid, "h", &hash, "e", &exp, "x",
+                     &rev, "rl", &r1, &r2, &r3) == 0 &&
         strlen (uid) < sizeof u->id && strlen (name) < sizeof u->username &&
         strlen (role) < sizeof u->role && strlen (kid) < sizeof k->id &&
         strlen (hash) < sizeof k->hash) {
@@ -159,9 +161,10 @@ static int s_user_cached (api_worker_t *w, const char *id, api_user_t *u)
         json_t *v = json_loads (cached, 0, NULL);
         const char *name = NULL, *role = NULL;
         int disabled = 0;
-        int ok = v && json_unpack (v, "{s:s, s:s, s:b}", "n", &name, "r", &role, "d",
-                                   &disabled) == 0 &&
-                 strlen (name) < sizeof u->username && strlen (role) < sizeof u->role;
+        int ok =
+            v &&
+            json_unpack (v, "{s:s, s:s, s:b}", "n", &name, "r", &role, "d", &disabled) == 0 &&
+            strlen (name) < sizeof u->username && strlen (role) < sizeof u->role;
         if (ok) {
             memset (u, 0, sizeof *u);
             snprintf (u->id, sizeof u->id, "%s", id);
@@ -176,8 +179,8 @@ static int s_user_cached (api_worker_t *w, const char *id, api_user_t *u)
     }
     int rc = api_db_user_get (w->db, id, u);
     if (rc == API_DB_OK) {
-        json_t *v = json_pack ("{s:s, s:s, s:b}", "n", u->username, "r", u->role, "d",
-                               u->disabled);
+        json_t *v =
+            json_pack ("{s:s, s:s, s:b}", "n", u->username, "r", u->role, "d", u->disabled);
         char *text = v ? json_dumps (v, JSON_COMPACT) : NULL;
         if (text)
             api_redis_cache_set (w->redis, ckey, text, w->ctx->key_cache_ttl_ms);
@@ -191,11 +194,12 @@ static int s_authn_jwt (api_worker_t *w, const char *token, api_principal_t *who
                         size_t msg_size)
 {
     if (!w->ctx->jwt_secret)
-        return s_fail (msg, msg_size, 401, "invalid token (JWTs are not enabled on this server)");
+        return s_fail (msg, msg_size, 401,
+                       "invalid token (JWTs are not enabled on this server)");
     json_t *claims = NULL;
     char why[128];
-    if (api_jwt_verify (w->ctx->jwt_secret, w->ctx->jwt_secret_len, token, lss_time_now_ms () / 1000,
-                        &claims, why, sizeof why)) {
+    if (api_jwt_verify (w->ctx->jwt_secret, w->ctx->jwt_secret_len, token,
+                        lss_time_now_ms () / 1000, &claims, why, sizeof why)) {
         lss_log_info ("jwt refused", "{s:s}", "reason", why);
         return s_fail (msg, msg_size, 401,
                        strstr (why, "expired") ? "token expired" : "invalid token");
@@ -216,7 +220,8 @@ static int s_authn_jwt (api_worker_t *w, const char *token, api_principal_t *who
         char ckey[96], *cached = NULL;
         snprintf (ckey, sizeof ckey, "jwt:%s", jti);
         int hit = api_redis_cache_get (w->redis, ckey, &cached);
-        int revoked = hit == 1 ? strcmp (cached, "revoked") == 0 : api_db_jti_revoked (w->db, jti);
+        int revoked =
+            hit == 1 ? strcmp (cached, "revoked") == 0 : api_db_jti_revoked (w->db, jti);
         free (cached);
         if (revoked < 0) {
             status = s_fail (msg, msg_size, 503, "cannot check credentials now");
@@ -266,7 +271,9 @@ int api_authn (api_worker_t *w, const char *token, api_principal_t *who, char *m
     int rc = key ? s_authn_key (w, token, who, msg, msg_size)
                  : s_authn_jwt (w, token, who, msg, msg_size);
     lss_metric_inc (s_auth_metric (), 1, key ? "api_key" : "jwt",
-                    rc == 0 ? "ok" : rc == 401 ? "refused" : "unavailable");
+                    rc == 0     ? "ok"
+                    : rc == 401 ? "refused"
+                                : "unavailable");
     return rc;
 }
 
@@ -301,8 +308,8 @@ int api_rate_limit (api_worker_t *w, const api_principal_t *who, const char *kla
         limit = who->rate_default;
     int64_t window_s = c->rate_window_ms / 1000;
     api_rl_result_t rl;
-    if (api_redis_rate_limit (w->redis, klass, who->principal, limit, window_s > 0 ? window_s : 1,
-                              lss_time_now_ms () / 1000, &rl)) {
+    if (api_redis_rate_limit (w->redis, klass, who->principal, limit,
+                              window_s > 0 ? window_s : 1, lss_time_now_ms () / 1000, &rl)) {
         lss_metric_inc (s_failopen (), 1);
         int64_t now = lss_time_mono_ms ();
         if (now - w->last_rl_warn_ms > 1000) {
@@ -369,7 +376,7 @@ int api_sandbox_object (api_worker_t *w, const char *id, json_t **obj)
 }
 
 api_resp_t *api_sandbox_load (api_worker_t *w, api_req_t *req, const api_principal_t *who,
-                           const char *action, api_sandbox_row_t *row, json_t **obj)
+                              const char *action, api_sandbox_row_t *row, json_t **obj)
 {
     int st = api_sandbox_access (w, who, req->match.id, action, row);
     if (st == 0 && obj)
@@ -380,4 +387,3 @@ api_resp_t *api_sandbox_load (api_worker_t *w, api_req_t *req, const api_princip
         return api_resp_error (&req->to, 503, NULL, "dependency unavailable; retry", NULL);
     return NULL;
 }
-

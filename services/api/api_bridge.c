@@ -32,6 +32,7 @@ typedef struct {
     char endpoint[256];
     char src[LSS_PROTO_SRC_MAX + 1]; /* the executor process answering, "" until known */
     int64_t last_rx_ms, last_ping_ms;
+    int64_t last_heard_ms; /* last message really received (health) */
     int inflight;
 } s_executor_t;
 
@@ -52,11 +53,11 @@ typedef struct {
     int64_t started_wall_ms;
     int64_t deadline_mono_ms;
     bool started;
-    lss_buf_t out, err;      /* REST */
-    uint8_t hold[2][4];      /* WS: an incomplete UTF-8 sequence per stream */
+    lss_buf_t out, err; /* REST */
+    uint8_t hold[2][4]; /* WS: an incomplete UTF-8 sequence per stream */
     size_t hold_len[2];
-    int64_t seq;             /* WS output frames sent */
-    int64_t to_grant;        /* consumed bytes not yet granted back to the executor */
+    int64_t seq;      /* WS output frames sent */
+    int64_t to_grant; /* consumed bytes not yet granted back to the executor */
     int64_t out_bytes[2];
 } s_exec_t;
 
@@ -181,10 +182,18 @@ static int s_http_status (const char *code)
     static const struct {
         const char *code;
         int status;
-    } map[] = {{"sandbox_not_found", 404}, {"not_found", 404},      {"sandbox_not_running", 409},
-               {"exists", 409},            {"not_empty", 409},      {"forbidden_path", 403},
-               {"permission_denied", 403}, {"invalid_request", 400}, {"not_a_directory", 400},
-               {"is_a_directory", 400},    {"no_space", 413},       {"too_large", 413}};
+    } map[] = {{"sandbox_not_found", 404},
+               {"not_found", 404},
+               {"sandbox_not_running", 409},
+               {"exists", 409},
+               {"not_empty", 409},
+               {"forbidden_path", 403},
+               {"permission_denied", 403},
+               {"invalid_request", 400},
+               {"not_a_directory", 400},
+               {"is_a_directory", 400},
+               {"no_space", 413},
+               {"too_large", 413}};
     for (size_t i = 0; code && i < sizeof map / sizeof map[0]; i++)
         if (strcmp (map[i].code, code) == 0)
             return map[i].status;
@@ -203,15 +212,15 @@ static void s_exec_fail (api_bridge_t *self, s_exec_t *e, const char *code, cons
     lss_log_warn ("execution failed", "{s:s, s:s, s:s, s:s}", "execution", e->execution_id,
                   "sandbox", e->sandbox_id, "code", code, "error", message);
     if (e->ws) {
-        const char *wcode = strcmp (code, "sandbox_not_found") == 0 ? "sandbox_not_found"
-                                                                    : "execution_failed";
+        const char *wcode =
+            strcmp (code, "sandbox_not_found") == 0 ? "sandbox_not_found" : "execution_failed";
         s_ws_json (self, e, api_wsproto_error (wcode, message, e->execution_id), true);
     } else {
         int status = s_http_status (code);
-        s_to_lws (self, (api_msg_t *)api_resp_error (
-                            &e->to, status, s_http_code (status), message,
-                            json_pack ("{s:s, s:s}", "executionId", e->execution_id, "reason",
-                                       code)));
+        s_to_lws (self,
+                  (api_msg_t *)api_resp_error (&e->to, status, s_http_code (status), message,
+                                               json_pack ("{s:s, s:s}", "executionId",
+                                                          e->execution_id, "reason", code)));
     }
     s_audit (self, e, "error", -1, e->out_bytes[0], e->out_bytes[1],
              lss_time_now_ms () - e->started_wall_ms);
@@ -229,8 +238,8 @@ static void s_start (api_bridge_t *self, api_exec_start_msg_t *m)
                                           m->execution_id),
                        true);
         else
-            s_to_lws (self, (api_msg_t *)api_resp_error (&m->to, 503, NULL,
-                                                        "too many executions in flight", NULL));
+            s_to_lws (self, (api_msg_t *)api_resp_error (
+                                &m->to, 503, NULL, "too many executions in flight", NULL));
         return;
     }
     s_exec_t *e = calloc (1, sizeof *e);
@@ -248,8 +257,8 @@ static void s_start (api_bridge_t *self, api_exec_start_msg_t *m)
     memcpy (e->language, m->spec.language, sizeof e->language);
     const char *text = m->spec.shell ? m->spec.shell : (const char *)m->spec.code.data;
     size_t tlen = m->spec.shell ? strlen (m->spec.shell) : m->spec.code.len;
-    e->summary = strndup (text ? text : "", tlen < API_BRIDGE_SUMMARY_MAX ? tlen
-                                                                        : API_BRIDGE_SUMMARY_MAX);
+    e->summary = strndup (text ? text : "",
+                          tlen < API_BRIDGE_SUMMARY_MAX ? tlen : API_BRIDGE_SUMMARY_MAX);
     e->started_wall_ms = lss_time_now_ms ();
     e->deadline_mono_ms = lss_time_mono_ms () + m->spec.timeout_ms + API_BRIDGE_GRACE_MS;
     lss_buf_init (&e->out, (size_t)m->spec.max_output);
@@ -359,9 +368,10 @@ static void s_flush_hold (api_bridge_t *self, s_exec_t *e)
     for (int s = 0; s < 2; s++) {
         if (!e->hold_len[s])
             continue;
-        json_t *f = json_pack ("{s:s, s:s, s:s, s:I, s:I}", "type", "output", "executionId",
-                               e->execution_id, "stream", s ? "stderr" : "stdout", "seq",
-                               (json_int_t)++e->seq, "timestamp", (json_int_t)lss_time_now_ms ());
+        json_t *f =
+            json_pack ("{s:s, s:s, s:s, s:I, s:I}", "type", "output", "executionId",
+                       e->execution_id, "stream", s ? "stderr" : "stdout", "seq",
+                       (json_int_t)++e->seq, "timestamp", (json_int_t)lss_time_now_ms ());
         if (f)
             api_view_set_text (f, "content", "encoding", e->hold[s], e->hold_len[s]);
         e->hold_len[s] = 0;
@@ -377,26 +387,29 @@ static void s_on_end (api_bridge_t *self, s_exec_t *e, lss_exec_end_t *end)
     if (e->ws) {
         s_flush_hold (self, e);
         if (platform_error)
-            s_ws_json (self, e, api_wsproto_error ("execution_failed", end->error, e->execution_id),
+            s_ws_json (self, e,
+                       api_wsproto_error ("execution_failed", end->error, e->execution_id),
                        true);
         else if (end->cancelled && !end->timed_out)
             s_ws_json (self, e, api_wsproto_cancelled (e->execution_id), true);
         else {
             if (end->timed_out)
-                s_ws_json (self, e,
-                           api_wsproto_error ("execution_timeout",
-                                              "the execution passed its deadline and was killed",
-                                              e->execution_id),
-                           false);
+                s_ws_json (
+                    self, e,
+                    api_wsproto_error ("execution_timeout",
+                                       "the execution passed its deadline and was killed",
+                                       e->execution_id),
+                    false);
             json_t *f = json_pack (
                 "{s:s, s:s, s:I, s:s, s:b, s:I, s:I, s:{s:I, s:I}, s:b, s:b, s:I, s:I, s:I}",
                 "type", "execution_complete", "executionId", e->execution_id, "exitCode",
                 (json_int_t)end->exit_code, "status", status, "timedOut", end->timed_out,
-                "signal", (json_int_t)end->signal, "durationMs", (json_int_t)end->wall_ms, "usage",
-                "cpuMs", (json_int_t)end->cpu_ms, "maxRssKb", (json_int_t)end->max_rss_kb,
-                "stdoutTruncated", end->stdout_truncated, "stderrTruncated",
-                end->stderr_truncated, "stdoutBytes", (json_int_t)end->stdout_bytes,
-                "stderrBytes", (json_int_t)end->stderr_bytes, "timestamp", (json_int_t)now);
+                "signal", (json_int_t)end->signal, "durationMs", (json_int_t)end->wall_ms,
+                "usage", "cpuMs", (json_int_t)end->cpu_ms, "maxRssKb",
+                (json_int_t)end->max_rss_kb, "stdoutTruncated", end->stdout_truncated,
+                "stderrTruncated", end->stderr_truncated, "stdoutBytes",
+                (json_int_t)end->stdout_bytes, "stderrBytes", (json_int_t)end->stderr_bytes,
+                "timestamp", (json_int_t)now);
             s_ws_json (self, e, f, true);
         }
     } else if (platform_error) {
@@ -543,7 +556,8 @@ static void s_file_start (api_bridge_t *self, api_file_msg_t *m)
     self->ex[f->ex].inflight++;
     lss_buf_init (&f->acc, m->max_file ? m->max_file : 1);
     if (zhashx_size (self->execs) + zhashx_size (self->fops) >= API_BRIDGE_MAX_WORK) {
-        s_fop_done (self, f, api_resp_error (&m->to, 503, NULL, "too much work in flight", NULL));
+        s_fop_done (self, f,
+                    api_resp_error (&m->to, 503, NULL, "too much work in flight", NULL));
         return;
     }
     switch (m->op) {
@@ -561,8 +575,8 @@ static void s_file_start (api_bridge_t *self, api_file_msg_t *m)
         s_fop_write_next (self, f);
         break;
     case API_FILE_DELETE: {
-        lss_file_delete_t b = {.path = m->path, .recursive = m->recursive,
-                               .sandbox = m->sandbox_ref};
+        lss_file_delete_t b = {
+            .path = m->path, .recursive = m->recursive, .sandbox = m->sandbox_ref};
         s_fop_send (self, f, LSS_MSG_file_delete, &b);
         break;
     }
@@ -585,17 +599,15 @@ static json_t *s_entries (const json_t *entries)
             continue;
         json_t *is_dir = json_object_get (e, "isDir");
         json_t *name = json_object_get (e, "name"), *path = json_object_get (e, "path");
-        json_t *f = json_pack ("{s:O, s:O, s:I, s:b, s:b, s:I, s:o, s:o}", "name",
-                               json_is_string (name) ? name : json_null (), "path",
-                               json_is_string (path) ? path : json_null (), "size",
-                               (json_int_t)json_integer_value (json_object_get (e, "size")),
-                               "isDirectory", json_is_true (is_dir), "isDir",
-                               json_is_true (is_dir), "mode",
-                               (json_int_t)json_integer_value (json_object_get (e, "mode")),
-                               "createdAt",
-                               api_view_time (json_integer_value (json_object_get (e, "ctimeMs"))),
-                               "modifiedAt",
-                               api_view_time (json_integer_value (json_object_get (e, "mtimeMs"))));
+        json_t *f = json_pack (
+            "{s:O, s:O, s:I, s:b, s:b, s:I, s:o, s:o}", "name",
+            json_is_string (name) ? name : json_null (), "path",
+            json_is_string (path) ? path : json_null (), "size",
+            (json_int_t)json_integer_value (json_object_get (e, "size")), "isDirectory",
+            json_is_true (is_dir), "isDir", json_is_true (is_dir), "mode",
+            (json_int_t)json_integer_value (json_object_get (e, "mode")), "createdAt",
+            api_view_time (json_integer_value (json_object_get (e, "ctimeMs"))), "modifiedAt",
+            api_view_time (json_integer_value (json_object_get (e, "mtimeMs"))));
         if (f)
             json_array_append_new (files, f);
     }
@@ -621,8 +633,8 @@ static void s_on_file_reply (api_bridge_t *self, s_fop_t *f, lss_msg_kind_t kind
         if (kind != LSS_MSG_file_entries)
             break;
         lss_file_entries_t *r = body;
-        json_t *v = json_pack ("{s:s, s:o, s:b}", "path", r->path, "files", s_entries (r->entries),
-                               "truncated", r->truncated);
+        json_t *v = json_pack ("{s:s, s:o, s:b}", "path", r->path, "files",
+                               s_entries (r->entries), "truncated", r->truncated);
         s_fop_done (self, f, api_resp_with_json (&m->to, 200, v));
         return;
     }
@@ -635,11 +647,12 @@ static void s_on_file_reply (api_bridge_t *self, s_fop_t *f, lss_msg_kind_t kind
                 return;
             }
             if (r->size < 0 || (size_t)r->size > m->max_file) {
-                s_fop_done (self, f,
-                            api_resp_error (&m->to, 413, "payload_too_large",
-                                            "file larger than the server hands out",
-                                            json_pack ("{s:I, s:I}", "size", (json_int_t)r->size,
-                                                       "maxBytes", (json_int_t)m->max_file)));
+                s_fop_done (
+                    self, f,
+                    api_resp_error (&m->to, 413, "payload_too_large",
+                                    "file larger than the server hands out",
+                                    json_pack ("{s:I, s:I}", "size", (json_int_t)r->size,
+                                               "maxBytes", (json_int_t)m->max_file)));
                 return;
             }
             s_fop_read_next (self, f);
@@ -650,7 +663,8 @@ static void s_on_file_reply (api_bridge_t *self, s_fop_t *f, lss_msg_kind_t kind
             if (lss_buf_append (&f->acc, r->data.data, r->data.len)) {
                 s_fop_done (self, f,
                             api_resp_error (&m->to, 413, "payload_too_large",
-                                            "file grew larger than the server hands out", NULL));
+                                            "file grew larger than the server hands out",
+                                            NULL));
                 return;
             }
             if (!r->eof && r->data.len > 0) {
@@ -659,14 +673,16 @@ static void s_on_file_reply (api_bridge_t *self, s_fop_t *f, lss_msg_kind_t kind
             }
             api_resp_t *resp = api_resp_new (&m->to, 200);
             if (resp) {
-                api_resp_bytes (resp, (char *)f->acc.data, f->acc.len, "application/octet-stream");
+                api_resp_bytes (resp, (char *)f->acc.data, f->acc.len,
+                                "application/octet-stream");
                 lss_buf_init (&f->acc, 0);
                 char name[API_FILE_PATH_MAX];
                 snprintf (name, sizeof name, "%s", s_basename (m->path));
                 for (char *p = name; *p; p++)
                     if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20)
                         *p = '_';
-                api_resp_header (resp, "Content-Disposition", "attachment; filename=\"%s\"", name);
+                api_resp_header (resp, "Content-Disposition", "attachment; filename=\"%s\"",
+                                 name);
             }
             s_fop_done (self, f, resp);
             return;
@@ -691,10 +707,10 @@ static void s_on_file_reply (api_bridge_t *self, s_fop_t *f, lss_msg_kind_t kind
     case API_FILE_DELETE:
         if (kind != LSS_MSG_ok)
             break;
-        s_fop_done (self, f,
-                    api_resp_with_json (&m->to, 200,
-                                        json_pack ("{s:s, s:s}", "message", "deleted", "path",
-                                                   m->path)));
+        s_fop_done (
+            self, f,
+            api_resp_with_json (
+                &m->to, 200, json_pack ("{s:s, s:s}", "message", "deleted", "path", m->path)));
         return;
     case API_FILE_HEALTH: {
         if (kind != LSS_MSG_agent_usage)
@@ -702,13 +718,12 @@ static void s_on_file_reply (api_bridge_t *self, s_fop_t *f, lss_msg_kind_t kind
         lss_agent_usage_t *u = body;
         json_t *v = m->body;
         m->body = NULL;
-        json_object_set_new (v, "resources",
-                             json_pack ("{s:I, s:I, s:I, s:I, s:I}", "cpuUsage",
-                                        (json_int_t)u->cpu_ms, "memoryUsage",
-                                        (json_int_t)u->memory_bytes, "processes",
-                                        (json_int_t)u->processes, "diskUsage",
-                                        (json_int_t)u->disk_bytes, "executions",
-                                        (json_int_t)u->executions));
+        json_object_set_new (
+            v, "resources",
+            json_pack ("{s:I, s:I, s:I, s:I, s:I}", "cpuUsage", (json_int_t)u->cpu_ms,
+                       "memoryUsage", (json_int_t)u->memory_bytes, "processes",
+                       (json_int_t)u->processes, "diskUsage", (json_int_t)u->disk_bytes,
+                       "executions", (json_int_t)u->executions));
         s_fop_done (self, f, api_resp_with_json (&m->to, 200, v));
         return;
     }
@@ -759,7 +774,7 @@ static void s_on_executor (api_bridge_t *self, int ex)
         if (rc)
             return;
         s_executor_t *x = &self->ex[ex];
-        x->last_rx_ms = lss_time_mono_ms ();
+        x->last_rx_ms = x->last_heard_ms = lss_time_mono_ms ();
         if (x->src[0] && strcmp (x->src, env.src) != 0) {
             snprintf (x->src, sizeof x->src, "%s", env.src);
             s_executor_lost (self, ex, "the executor restarted");
@@ -799,7 +814,8 @@ static void s_on_executor (api_bridge_t *self, int ex)
             else if (e && m->ref && strcmp (m->ref, e->start_ref) == 0)
                 s_exec_fail (self, e, m->code, m->message);
             else if (e && strcmp (m->code, "not_found") == 0)
-                s_exec_fail (self, e, "executor_unavailable", "the executor lost the execution");
+                s_exec_fail (self, e, "executor_unavailable",
+                             "the executor lost the execution");
             else if (e && strcmp (m->code, "not_started") != 0)
                 lss_log_warn ("executor error for an execution", "{s:s, s:s, s:s}", "execution",
                               e->execution_id, "code", m->code, "error", m->message);
@@ -827,8 +843,11 @@ static void s_on_executor (api_bridge_t *self, int ex)
 static void s_tick (api_bridge_t *self)
 {
     int64_t now = lss_time_mono_ms ();
+    bool any_alive = false;
     for (int i = 0; i < self->nex; i++) {
         s_executor_t *x = &self->ex[i];
+        if (x->src[0] && now - x->last_heard_ms <= 3 * API_BRIDGE_PING_MS)
+            any_alive = true;
         if (now - x->last_ping_ms >= API_BRIDGE_PING_MS) {
             lss_agent_ping_t ping = {.nonce = now};
             s_send (self, i, LSS_MSG_agent_ping, &ping, NULL, NULL);
@@ -839,6 +858,7 @@ static void s_tick (api_bridge_t *self)
             x->last_rx_ms = now; /* one failure per silence */
         }
     }
+    atomic_store (&self->ctx->executor_ok, any_alive); /* /ready */
     zlistx_t *late = zlistx_new ();
     for (s_exec_t *e = zhashx_first (self->execs); e; e = zhashx_next (self->execs))
         if (now > e->deadline_mono_ms)
@@ -846,7 +866,8 @@ static void s_tick (api_bridge_t *self)
     for (s_exec_t *e = zlistx_first (late); e; e = zlistx_next (late)) {
         lss_exec_cancel_t c = {.exec_id = e->exec_id};
         s_send (self, e->ex, LSS_MSG_exec_cancel, &c, NULL, NULL);
-        s_exec_fail (self, e, "execution_timeout", "no end from the executor past the deadline");
+        s_exec_fail (self, e, "execution_timeout",
+                     "no end from the executor past the deadline");
     }
     zlistx_purge (late);
     for (s_fop_t *f = zhashx_first (self->fops); f; f = zhashx_next (self->fops))
@@ -891,7 +912,8 @@ static void *s_run (void *arg)
     zmq_pollitem_t items[API_BRIDGE_MAX_EXECUTORS + 1];
     int64_t last_tick = 0;
     while (!atomic_load (&self->stop)) {
-        items[0] = (zmq_pollitem_t){NULL, api_mailbox_fd (self->ctx->bridge_inbox), ZMQ_POLLIN, 0};
+        items[0] =
+            (zmq_pollitem_t){NULL, api_mailbox_fd (self->ctx->bridge_inbox), ZMQ_POLLIN, 0};
         for (int i = 0; i < self->nex; i++)
             items[i + 1] = (zmq_pollitem_t){zsock_resolve (self->ex[i].sock), 0, ZMQ_POLLIN, 0};
         int rc = zmq_poll (items, self->nex + 1, S_TICK_MS);
@@ -945,11 +967,12 @@ api_bridge_t *api_bridge_new (api_ctx_t *ctx)
     if (!self->execs || !self->fops || !ctx->bridge_inbox)
         goto fail;
     zhashx_set_destructor (self->execs, s_exec_destructor);
-    self->m_execs = lss_metrics_counter ("lss_api_executions_total",
-                                         "Executions ended, by transport and status.",
-                                         "transport,status");
-    self->m_inflight = lss_metrics_gauge ("lss_api_executions_in_flight",
-                                          "Executions and file operations at the executor.", NULL);
+    self->m_execs =
+        lss_metrics_counter ("lss_api_executions_total",
+                             "Executions ended, by transport and status.", "transport,status");
+    self->m_inflight =
+        lss_metrics_gauge ("lss_api_executions_in_flight",
+                           "Executions and file operations at the executor.", NULL);
     self->m_files = lss_metrics_counter ("lss_api_file_operations_total",
                                          "File operations answered.", "result");
     lss_bus_opts_t o = ctx->bus_opts;
@@ -965,7 +988,8 @@ api_bridge_t *api_bridge_new (api_ctx_t *ctx)
             memcpy (x->endpoint, p, n);
             x->endpoint[n] = '\0';
             char ep[300];
-            snprintf (ep, sizeof ep, ">%s", x->endpoint[0] == '>' ? x->endpoint + 1 : x->endpoint);
+            snprintf (ep, sizeof ep, ">%s",
+                      x->endpoint[0] == '>' ? x->endpoint + 1 : x->endpoint);
             x->sock = lss_bus_socket_new (ZMQ_DEALER, ep, &o);
             if (!x->sock) {
                 lss_log_error ("bad executor endpoint", "{s:s}", "endpoint", x->endpoint);

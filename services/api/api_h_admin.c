@@ -77,20 +77,22 @@ api_resp_t *api_h_catalog (api_worker_t *w, api_req_t *req, const api_principal_
         json_t *obj = NULL;
         int rc = lss_store_get (w->store, kind, ns, name, &obj, err, sizeof err);
         if (rc)
-            return s_store_fail (&req->to, rc, runtimes ? "runtime not found" : "profile not found");
+            return s_store_fail (&req->to, rc,
+                                 runtimes ? "runtime not found" : "profile not found");
         json_t *v = runtimes ? api_view_runtime (obj) : api_view_profile (obj);
         json_decref (obj);
         return api_resp_with_json (&req->to, 200, v);
     }
     json_t *list = NULL;
-    int rc = lss_store_list (w->store, kind, ns, NULL, S_LIST_MAX, NULL, &list, err, sizeof err);
+    int rc =
+        lss_store_list (w->store, kind, ns, NULL, S_LIST_MAX, NULL, &list, err, sizeof err);
     if (rc)
         return s_store_fail (&req->to, rc, "not found");
     json_t *items = json_array ();
     size_t i;
     json_t *obj;
-    json_array_foreach (json_object_get (list, "items"), i, obj)
-        json_array_append_new (items, runtimes ? api_view_runtime (obj) : api_view_profile (obj));
+    json_array_foreach (json_object_get (list, "items"), i, obj) json_array_append_new (
+        items, runtimes ? api_view_runtime (obj) : api_view_profile (obj));
     json_decref (list);
     return s_page (req, runtimes ? "runtimes" : "profiles", items);
 }
@@ -148,10 +150,9 @@ static api_resp_t *s_pool_create (api_worker_t *w, api_req_t *req, const api_pri
     if (api_valid_warmpool (body, false, name, &spec, fields))
         return api_resp_invalid (&req->to, "invalid warm pool", fields);
     json_decref (fields);
-    if (!api_principal_admin (who) &&
-        (lss_obj_int (spec, "minSize", 0) > S_USER_POOL_MIN_MAX ||
-         lss_obj_int (spec, "maxSize", 0) > S_USER_POOL_MAX_MAX ||
-         lss_obj_int (spec, "maxSize", 0) == 0)) {
+    if (!api_principal_admin (who) && (lss_obj_int (spec, "minSize", 0) > S_USER_POOL_MIN_MAX ||
+                                       lss_obj_int (spec, "maxSize", 0) > S_USER_POOL_MAX_MAX ||
+                                       lss_obj_int (spec, "maxSize", 0) == 0)) {
         json_decref (spec);
         return api_resp_error (&req->to, 403, "forbidden",
                                "pools of non-admin users keep at most 5 pods and need maxSize "
@@ -161,12 +162,13 @@ static api_resp_t *s_pool_create (api_worker_t *w, api_req_t *req, const api_pri
     char rt[64];
     lss_obj_sanitize_label (lss_obj_str (spec, "runtime"), rt, sizeof rt);
     json_t *obj = json_pack ("{s:s, s:s, s:{s:s, s:s, s:{s:s, s:s}}, s:o}", "apiVersion",
-                             LSS_OBJ_GROUP_VERSION, "kind", "WarmPool", "metadata", "name", name,
-                             "namespace", w->ctx->namespace_, "labels", LSS_LABEL_PART_OF,
+                             LSS_OBJ_GROUP_VERSION, "kind", "WarmPool", "metadata", "name",
+                             name, "namespace", w->ctx->namespace_, "labels", LSS_LABEL_PART_OF,
                              "llmsafespace", LSS_LABEL_RUNTIME, rt, "spec", spec);
     json_t *stored = NULL;
     char err[LSS_STORE_ERR_SIZE];
-    int rc = obj ? lss_store_create (w->store, obj, &stored, err, sizeof err) : LSS_STORE_INVALID;
+    int rc =
+        obj ? lss_store_create (w->store, obj, &stored, err, sizeof err) : LSS_STORE_INVALID;
     json_decref (obj);
     if (rc == LSS_STORE_CONFLICT)
         return api_resp_error (&req->to, 409, "conflict", "a warm pool with this name exists",
@@ -178,7 +180,8 @@ static api_resp_t *s_pool_create (api_worker_t *w, api_req_t *req, const api_pri
                                 sizeof dberr) != API_DB_OK) {
         lss_log_error ("warm pool owner not recorded: deleting the pool", "{s:s, s:s}", "pool",
                        name, "error", dberr);
-        lss_store_delete (w->store, "WarmPool", w->ctx->namespace_, name, NULL, err, sizeof err);
+        lss_store_delete (w->store, "WarmPool", w->ctx->namespace_, name, NULL, err,
+                          sizeof err);
         json_decref (stored);
         return api_resp_error (&req->to, 503, NULL, "database unavailable", NULL);
     }
@@ -215,14 +218,14 @@ static api_resp_t *s_pool_patch (api_worker_t *w, api_req_t *req, const api_prin
         json_t *mn = json_object_get (spec, "minSize"), *mx = json_object_get (spec, "maxSize");
         if (json_integer_value (mx) != 0 && json_integer_value (mx) < json_integer_value (mn)) {
             json_decref (obj);
-            resp = api_resp_invalid (&req->to, "invalid warm pool patch",
-                                     json_pack ("{s:s}", "maxSize",
-                                                "must be 0 (unlimited) or at least minSize"));
+            resp = api_resp_invalid (
+                &req->to, "invalid warm pool patch",
+                json_pack ("{s:s}", "maxSize", "must be 0 (unlimited) or at least minSize"));
             break;
         }
-        if (!api_principal_admin (who) && (json_integer_value (mn) > S_USER_POOL_MIN_MAX ||
-                                           json_integer_value (mx) > S_USER_POOL_MAX_MAX ||
-                                           json_integer_value (mx) == 0)) {
+        if (!api_principal_admin (who) &&
+            (json_integer_value (mn) > S_USER_POOL_MIN_MAX ||
+             json_integer_value (mx) > S_USER_POOL_MAX_MAX || json_integer_value (mx) == 0)) {
             json_decref (obj);
             resp = api_resp_error (&req->to, 403, "forbidden",
                                    "pools of non-admin users keep at most 5 pods and need "
@@ -241,8 +244,9 @@ static api_resp_t *s_pool_patch (api_worker_t *w, api_req_t *req, const api_prin
         json_decref (stored);
     }
     json_decref (patch);
-    return resp ? resp : api_resp_error (&req->to, 409, "conflict", "the pool keeps changing; retry",
-                                         NULL);
+    return resp ? resp
+                : api_resp_error (&req->to, 409, "conflict", "the pool keeps changing; retry",
+                                  NULL);
 }
 
 static api_resp_t *s_pools_status (api_worker_t *w, api_req_t *req, const api_principal_t *who)
@@ -272,14 +276,17 @@ static api_resp_t *s_pools_status (api_worker_t *w, api_req_t *req, const api_pr
                             (json_int_t)0, "assigned", (json_int_t)0, "pending", (json_int_t)0);
             json_object_set_new (stats, rt, st);
         }
-        json_object_set_new (st, "pools",
-                             json_integer (json_integer_value (json_object_get (st, "pools")) + 1));
-        json_object_set_new (st, "available",
-                             json_integer (json_integer_value (json_object_get (st, "available")) + a));
-        json_object_set_new (st, "assigned",
-                             json_integer (json_integer_value (json_object_get (st, "assigned")) + s));
-        json_object_set_new (st, "pending",
-                             json_integer (json_integer_value (json_object_get (st, "pending")) + p));
+        json_object_set_new (
+            st, "pools", json_integer (json_integer_value (json_object_get (st, "pools")) + 1));
+        json_object_set_new (
+            st, "available",
+            json_integer (json_integer_value (json_object_get (st, "available")) + a));
+        json_object_set_new (
+            st, "assigned",
+            json_integer (json_integer_value (json_object_get (st, "assigned")) + s));
+        json_object_set_new (
+            st, "pending",
+            json_integer (json_integer_value (json_object_get (st, "pending")) + p));
     }
     size_t n = json_array_size (pools);
     json_decref (pools);
@@ -334,7 +341,8 @@ api_resp_t *api_h_warmpools (api_worker_t *w, api_req_t *req, const api_principa
         return api_resp_with_json (&req->to, 200, json_pack ("{s:s}", "message", msg));
     }
     json_t *obj = NULL;
-    int rc = lss_store_get (w->store, "WarmPool", w->ctx->namespace_, name, &obj, err, sizeof err);
+    int rc =
+        lss_store_get (w->store, "WarmPool", w->ctx->namespace_, name, &obj, err, sizeof err);
     if (rc)
         return s_store_fail (&req->to, rc, "warm pool not found");
     json_t *v = route == API_R_WARMPOOL_STATUS ? api_view_warmpool_status (obj)
@@ -347,8 +355,9 @@ api_resp_t *api_h_warmpools (api_worker_t *w, api_req_t *req, const api_principa
 //  Users, keys, tokens
 
 /*  Makes a key for user_id; *out_key receives the key text (shown once). */
-static int s_new_key (api_worker_t *w, const char *user_id, const char *name, int64_t expires_ms,
-                      api_key_t *key, char out_key[API_KEY_SIZE], char *err, size_t err_size)
+static int s_new_key (api_worker_t *w, const char *user_id, const char *name,
+                      int64_t expires_ms, api_key_t *key, char out_key[API_KEY_SIZE], char *err,
+                      size_t err_size)
 {
     char hash[API_HASH_HEX_SIZE], prefix[16];
     if (api_key_generate (out_key) || api_sha256_hex (out_key, hash)) {
@@ -356,7 +365,8 @@ static int s_new_key (api_worker_t *w, const char *user_id, const char *name, in
         return API_DB_UNAVAILABLE;
     }
     snprintf (prefix, sizeof prefix, "%.*s", API_KEY_SHOWN_LEN, out_key);
-    return api_db_key_create (w->db, user_id, name, expires_ms, hash, prefix, key, err, err_size);
+    return api_db_key_create (w->db, user_id, name, expires_ms, hash, prefix, key, err,
+                              err_size);
 }
 
 static json_t *s_key_with_secret (const api_key_t *k, const char *secret)
@@ -376,15 +386,17 @@ static api_resp_t *s_key_create (api_worker_t *w, api_req_t *req, const api_prin
     int64_t expires_ms = 0;
     const char *key;
     json_t *v;
-    json_object_foreach ((json_t *)body, key, v)
-    if (strcmp (key, "name") && strcmp (key, "expiresAt"))
+    json_object_foreach ((json_t *)body, key,
+                         v) if (strcmp (key, "name") && strcmp (key, "expiresAt"))
         json_object_set_new (fields, key, json_string ("unknown field"));
     if (!name || !*name || strlen (name) > API_KEY_NAME_MAX)
         json_object_set_new (fields, "name", json_string ("is required: 1..128 bytes"));
     if (exp && !json_is_null (exp) &&
-        (!json_is_string (exp) || lss_time_parse_rfc3339 (json_string_value (exp), &expires_ms) ||
+        (!json_is_string (exp) ||
+         lss_time_parse_rfc3339 (json_string_value (exp), &expires_ms) ||
          expires_ms <= lss_time_now_ms ()))
-        json_object_set_new (fields, "expiresAt", json_string ("must be an RFC 3339 time in the future"));
+        json_object_set_new (fields, "expiresAt",
+                             json_string ("must be an RFC 3339 time in the future"));
     if (json_object_size (fields))
         return api_resp_invalid (&req->to, "invalid API key request", fields);
     json_decref (fields);
@@ -410,8 +422,9 @@ static api_resp_t *s_user_create (api_worker_t *w, api_req_t *req, const api_pri
     json_t *fields = json_object ();
     const char *key;
     json_t *v;
-    json_object_foreach ((json_t *)body, key, v)
-    if (strcmp (key, "username") && strcmp (key, "email") && strcmp (key, "role"))
+    json_object_foreach ((json_t *)body, key, v) if (strcmp (key, "username") &&
+                                                     strcmp (key, "email") &&
+                                                     strcmp (key, "role"))
         json_object_set_new (fields, key, json_string ("unknown field"));
     const char *username = json_string_value (json_object_get (body, "username"));
     const char *email = json_string_value (json_object_get (body, "email"));
@@ -428,7 +441,8 @@ static api_resp_t *s_user_create (api_worker_t *w, api_req_t *req, const api_pri
         return api_resp_invalid (&req->to, "invalid user", fields);
     api_user_t u;
     char err[256];
-    int rc = api_db_user_create (w->db, username, email ? email : "", role, &u, err, sizeof err);
+    int rc =
+        api_db_user_create (w->db, username, email ? email : "", role, &u, err, sizeof err);
     if (rc == API_DB_CONFLICT) {
         json_decref (fields);
         return api_resp_error (&req->to, 409, "conflict", "username taken", NULL);
@@ -444,7 +458,10 @@ static api_resp_t *s_user_create (api_worker_t *w, api_req_t *req, const api_pri
     api_key_t k;
     char secret[API_KEY_SIZE];
     if (s_new_key (w, u.id, "initial", 0, &k, secret, err, sizeof err) != API_DB_OK)
-        return api_resp_error (&req->to, 503, NULL, "user created but no key: retry POST /user/apikeys as that user is impossible; delete and recreate", NULL);
+        return api_resp_error (&req->to, 503, NULL,
+                               "user created but no key: retry POST /user/apikeys as that user "
+                               "is impossible; delete and recreate",
+                               NULL);
     lss_log_info ("user created", "{s:s, s:s, s:s}", "user", u.id, "role", u.role, "by",
                   who->user_id);
     json_t *out = api_view_user (&u);
@@ -465,18 +482,19 @@ static api_resp_t *s_token_create (api_worker_t *w, api_req_t *req, const api_pr
     if (in && !json_is_null (in)) {
         if (!json_is_integer (in) || json_integer_value (in) < 1 ||
             json_integer_value (in) > ttl_s)
-            return api_resp_invalid (&req->to, "invalid token request",
-                                     json_pack ("{s:s}", "expiresIn",
-                                                "must be seconds, 1 .. the configured maximum"));
+            return api_resp_invalid (
+                &req->to, "invalid token request",
+                json_pack ("{s:s}", "expiresIn",
+                           "must be seconds, 1 .. the configured maximum"));
         ttl_s = json_integer_value (in);
     }
     char jti[40];
     if (lss_id_new ("jti-", 24, jti, sizeof jti))
         return api_resp_internal (&req->to, "no randomness");
     int64_t now = lss_time_now_ms () / 1000;
-    json_t *claims = json_pack ("{s:s, s:I, s:I, s:s, s:s}", "sub", who->user_id, "iat",
-                                (json_int_t)now, "exp", (json_int_t)(now + ttl_s), "jti", jti,
-                                "iss", "llmsafespace");
+    json_t *claims =
+        json_pack ("{s:s, s:I, s:I, s:s, s:s}", "sub", who->user_id, "iat", (json_int_t)now,
+                   "exp", (json_int_t)(now + ttl_s), "jti", jti, "iss", "llmsafespace");
     char *token = NULL, err[128];
     int rc = claims ? api_jwt_sign (w->ctx->jwt_secret, w->ctx->jwt_secret_len, claims, &token,
                                     err, sizeof err)
@@ -535,7 +553,8 @@ api_resp_t *api_h_users (api_worker_t *w, api_req_t *req, const api_principal_t 
         api_authn_forget_key (w, hash);
         lss_log_info ("api key revoked", "{s:s, s:s}", "user", who->user_id, "key_id",
                       req->match.id);
-        return api_resp_with_json (&req->to, 200, json_pack ("{s:s}", "message", "API key revoked"));
+        return api_resp_with_json (&req->to, 200,
+                                   json_pack ("{s:s}", "message", "API key revoked"));
     }
     case API_R_USER_CREATE:
         return s_user_create (w, req, who, body);
@@ -550,7 +569,8 @@ api_resp_t *api_h_users (api_worker_t *w, api_req_t *req, const api_principal_t 
         if (api_db_jti_revoke (w->db, who->jti, who->token_exp_s * 1000) != API_DB_OK)
             return api_resp_error (&req->to, 503, NULL, "database unavailable", NULL);
         api_authn_forget_jti (w, who->jti, who->token_exp_s * 1000);
-        return api_resp_with_json (&req->to, 200, json_pack ("{s:s}", "message", "token revoked"));
+        return api_resp_with_json (&req->to, 200,
+                                   json_pack ("{s:s}", "message", "token revoked"));
     }
     default:
         return api_resp_error (&req->to, 404, NULL, "no such route", NULL);

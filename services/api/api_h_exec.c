@@ -24,13 +24,14 @@ static bool s_running (const json_t *obj)
 
 static api_resp_t *s_not_running (const api_req_t *req, const json_t *obj)
 {
-    const char *phase = lss_obj_deleting (obj) ? "Terminating" : lss_obj_str (obj, "status.phase");
+    const char *phase =
+        lss_obj_deleting (obj) ? "Terminating" : lss_obj_str (obj, "status.phase");
     char msg[160];
     snprintf (msg, sizeof msg, "sandbox is %s, not running",
               api_view_status_of_phase (phase ? phase : "Pending"));
-    return api_resp_error (&req->to, 409, "conflict", msg,
-                           json_pack ("{s:s}", "status",
-                                      api_view_status_of_phase (phase ? phase : "Pending")));
+    return api_resp_error (
+        &req->to, 409, "conflict", msg,
+        json_pack ("{s:s}", "status", api_view_status_of_phase (phase ? phase : "Pending")));
 }
 
 static api_exec_limits_t s_limits (const api_ctx_t *c)
@@ -127,11 +128,12 @@ api_resp_t *api_h_packages (api_worker_t *w, api_req_t *req, const api_principal
     json_decref (fields);
     if (!egress) {
         api_exec_spec_clear (&spec);
-        return api_resp_error (&req->to, 409, "conflict",
-                               "network access is off for this sandbox (no networkAccess.egress), "
-                               "so packages cannot be downloaded; create the sandbox with "
-                               "networkAccess.egress for the package index",
-                               json_pack ("{s:s}", "networkAccess", "none"));
+        return api_resp_error (
+            &req->to, 409, "conflict",
+            "network access is off for this sandbox (no networkAccess.egress), "
+            "so packages cannot be downloaded; create the sandbox with "
+            "networkAccess.egress for the package index",
+            json_pack ("{s:s}", "networkAccess", "none"));
     }
     return s_start (w, req, &row, &spec);
 }
@@ -155,7 +157,8 @@ api_resp_t *api_h_files (api_worker_t *w, api_req_t *req, const api_principal_t 
         return err;
     }
     json_decref (obj);
-    const char *given = route == API_R_FILES_LIST ? api_req_query (req, "path") : req->match.path;
+    const char *given =
+        route == API_R_FILES_LIST ? api_req_query (req, "path") : req->match.path;
     if (route == API_R_FILES_LIST && !given)
         given = "/workspace";
     char path[API_FILE_PATH_MAX];
@@ -163,9 +166,10 @@ api_resp_t *api_h_files (api_worker_t *w, api_req_t *req, const api_principal_t 
         return api_resp_invalid (&req->to, "invalid path",
                                  json_pack ("{s:s}", "path", "is required"));
     if (api_valid_file_path (given, path, sizeof path))
-        return api_resp_error (&req->to, 403, "forbidden",
-                               "path is outside the sandbox's writable roots (/workspace, /tmp)",
-                               json_pack ("{s:s}", "path", given));
+        return api_resp_error (
+            &req->to, 403, "forbidden",
+            "path is outside the sandbox's writable roots (/workspace, /tmp)",
+            json_pack ("{s:s}", "path", given));
     api_file_op_t op = route == API_R_FILES_LIST ? API_FILE_LIST
                        : route == API_R_FILE_GET ? API_FILE_GET
                        : route == API_R_FILE_PUT ? API_FILE_PUT
@@ -214,8 +218,9 @@ api_ws_auth_done_t *api_h_ws_auth (api_worker_t *w, const api_ws_auth_t *m)
     json_decref (obj);
     if (st) {
         done->frame = s_frame_text (
-            st == 404 ? api_wsproto_error ("sandbox_not_found", "sandbox not found", NULL)
-                      : api_wsproto_error ("stream_error", "dependency unavailable; retry", NULL));
+            st == 404
+                ? api_wsproto_error ("sandbox_not_found", "sandbox not found", NULL)
+                : api_wsproto_error ("stream_error", "dependency unavailable; retry", NULL));
         return done;
     }
     done->ok = true;

@@ -111,7 +111,8 @@ static int s_allocate (api_worker_t *w, const api_create_req_t *cr, const char *
         if (lss_bus_recv (w->warmpool, NULL, NULL, 0, &renv, &kind, &body, err, sizeof err))
             continue;
         int result = -1;
-        if (kind == LSS_MSG_warm_allocated && strcmp (((lss_warm_allocated_t *)body)->ref, ref) == 0) {
+        if (kind == LSS_MSG_warm_allocated &&
+            strcmp (((lss_warm_allocated_t *)body)->ref, ref) == 0) {
             lss_warm_allocated_t *a = body;
             result = lss_fmt (warm_pod, size, "%s", a->name) ? 0 : 1;
         } else if (kind == LSS_MSG_error && ((lss_error_t *)body)->ref &&
@@ -179,11 +180,10 @@ api_resp_t *api_h_sandbox_create (api_worker_t *w, api_req_t *req, const api_pri
             goto done;
         }
         if (active >= c->max_sandboxes_per_user) {
-            resp = api_resp_error (&req->to, 403, "forbidden",
-                                   "sandbox quota reached: terminate one first",
-                                   json_pack ("{s:I, s:I}", "limit",
-                                              (json_int_t)c->max_sandboxes_per_user, "active",
-                                              (json_int_t)active));
+            resp = api_resp_error (
+                &req->to, 403, "forbidden", "sandbox quota reached: terminate one first",
+                json_pack ("{s:I, s:I}", "limit", (json_int_t)c->max_sandboxes_per_user,
+                           "active", (json_int_t)active));
             goto done;
         }
     }
@@ -193,9 +193,9 @@ api_resp_t *api_h_sandbox_create (api_worker_t *w, api_req_t *req, const api_pri
     int rc = lss_store_get (w->store, "RuntimeEnvironment", "", rte, &runtime, err, sizeof err);
     json_decref (runtime);
     if (rc == LSS_STORE_NOT_FOUND) {
-        resp = api_resp_invalid (&req->to, "unknown runtime",
-                                 json_pack ("{s:s}", "runtime",
-                                            "no such runtime: GET /api/v1/runtimes lists them"));
+        resp = api_resp_invalid (
+            &req->to, "unknown runtime",
+            json_pack ("{s:s}", "runtime", "no such runtime: GET /api/v1/runtimes lists them"));
         goto done;
     }
     if (rc != LSS_STORE_OK) {
@@ -204,8 +204,8 @@ api_resp_t *api_h_sandbox_create (api_worker_t *w, api_req_t *req, const api_pri
     }
     if (cr.profile[0]) {
         json_t *profile = NULL;
-        rc = lss_store_get (w->store, "SandboxProfile", c->namespace_, cr.profile, &profile, err,
-                            sizeof err);
+        rc = lss_store_get (w->store, "SandboxProfile", c->namespace_, cr.profile, &profile,
+                            err, sizeof err);
         json_decref (profile);
         if (rc == LSS_STORE_NOT_FOUND) {
             resp = api_resp_invalid (&req->to, "unknown profile",
@@ -225,7 +225,10 @@ api_resp_t *api_h_sandbox_create (api_worker_t *w, api_req_t *req, const api_pri
     char warm_pod[API_OBJNAME_SIZE] = "";
     bool warm = cr.use_warm_pool && strcmp (cr.security_level, "custom") != 0 &&
                 s_allocate (w, &cr, id, warm_pod, sizeof warm_pod) == 1;
-    lss_metric_inc (s_warm_metric (), 1, warm ? "warm" : cr.use_warm_pool ? "cold_miss" : "cold");
+    lss_metric_inc (s_warm_metric (), 1,
+                    warm               ? "warm"
+                    : cr.use_warm_pool ? "cold_miss"
+                                       : "cold");
     obj = s_sandbox_object (w, &cr, id, who, warm ? warm_pod : NULL);
     if (!obj) {
         resp = api_resp_internal (&req->to, "sandbox object not built");
@@ -249,8 +252,8 @@ api_resp_t *api_h_sandbox_create (api_worker_t *w, api_req_t *req, const api_pri
     snprintf (row.status, sizeof row.status, "pending");
     char dberr[256];
     if (api_db_sandbox_insert (w->db, &row, dberr, sizeof dberr) != API_DB_OK) {
-        lss_log_error ("ownership row not written: deleting the sandbox again",
-                       "{s:s, s:s}", "sandbox", id, "error", dberr);
+        lss_log_error ("ownership row not written: deleting the sandbox again", "{s:s, s:s}",
+                       "sandbox", id, "error", dberr);
         if (lss_store_delete (w->store, "Sandbox", c->namespace_, id, NULL, err, sizeof err) !=
             LSS_STORE_OK)
             lss_log_error ("sandbox left without owner row: delete failed", "{s:s, s:s}",
@@ -294,8 +297,8 @@ api_resp_t *api_h_sandbox_list (api_worker_t *w, api_req_t *req, const api_princ
     api_sandbox_row_t rows[API_DB_LIST_MAX];
     int n = 0;
     int64_t total = 0;
-    const char *user = api_principal_admin (who) && api_req_query (req, "all") ? NULL
-                                                                               : who->user_id;
+    const char *user =
+        api_principal_admin (who) && api_req_query (req, "all") ? NULL : who->user_id;
     if (api_db_sandbox_list (w->db, user, limit, offset, rows, &n, &total) != API_DB_OK)
         return api_resp_error (&req->to, 503, NULL, "database unavailable", NULL);
     json_t *items = json_array ();
@@ -382,7 +385,8 @@ api_resp_t *api_h_sandbox_delete (api_worker_t *w, api_req_t *req, const api_pri
     lss_log_info ("sandbox deleted", "{s:s, s:s}", "sandbox", row.id, "user", who->user_id);
     char msg[128];
     snprintf (msg, sizeof msg, "sandbox %s is terminating", row.id);
-    return api_resp_with_json (&req->to, 200, json_pack ("{s:s, s:s}", "message", msg, "id", row.id));
+    return api_resp_with_json (&req->to, 200,
+                               json_pack ("{s:s, s:s}", "message", msg, "id", row.id));
 }
 
 api_resp_t *api_h_executions (api_worker_t *w, api_req_t *req, const api_principal_t *who,

@@ -177,9 +177,8 @@ api_resp_t *api_resp_invalid (const api_reply_to_t *to, const char *message, jso
 
 api_resp_t *api_resp_internal (const api_reply_to_t *to, const char *what)
 {
-    lss_log_error ("internal error", "{s:s, s:s, s:s}", "detail", what ? what : "",
-                   "route", api_route_pattern (to ? to->route : -1), "trace",
-                   to ? to->request_id : "");
+    lss_log_error ("internal error", "{s:s, s:s, s:s}", "detail", what ? what : "", "route",
+                   api_route_pattern (to ? to->route : -1), "trace", to ? to->request_id : "");
     return api_resp_error (to, 500, "internal_error",
                            "internal error (see the server log for this request id)", NULL);
 }

@@ -46,9 +46,9 @@ typedef struct {
     char user_id[API_ID_SIZE];
     char username[API_USERNAME_SIZE];
     char role[API_ROLE_SIZE];
-    char key_id[API_ID_SIZE]; /* "" when a JWT was used */
-    char jti[72];             /* the JWT's id, "" for API keys */
-    int64_t token_exp_s;      /* the JWT's exp, 0 for API keys */
+    char key_id[API_ID_SIZE];        /* "" when a JWT was used */
+    char jti[72];                    /* the JWT's id, "" for API keys */
+    int64_t token_exp_s;             /* the JWT's exp, 0 for API keys */
     char principal[API_ID_SIZE + 8]; /* rate-limit identity: key id or "usr:<id>" */
     int64_t rate_default, rate_create_sandbox, rate_execute_code; /* 0 = configured */
 } api_principal_t;
@@ -82,16 +82,16 @@ typedef struct {
 
 /*  What to run (shared by REST and WebSocket executions). */
 typedef struct {
-    char kind[16];                          /* code | command | packages */
-    char language[33];                      /* code: python, node, bash, ... */
-    char *shell;                            /* command line for /bin/sh -c (heap) */
-    lss_bytes_t code;                       /* code (heap) */
-    json_t *env;                            /* {name: value} or NULL */
-    char cwd[API_FILE_PATH_MAX];            /* "" = /workspace */
-    lss_bytes_t stdin_data;                 /* initial stdin (heap) */
-    bool stdin_open;                        /* more stdin follows (WebSocket) */
+    char kind[16];               /* code | command | packages */
+    char language[33];           /* code: python, node, bash, ... */
+    char *shell;                 /* command line for /bin/sh -c (heap) */
+    lss_bytes_t code;            /* code (heap) */
+    json_t *env;                 /* {name: value} or NULL */
+    char cwd[API_FILE_PATH_MAX]; /* "" = /workspace */
+    lss_bytes_t stdin_data;      /* initial stdin (heap) */
+    bool stdin_open;             /* more stdin follows (WebSocket) */
     int64_t timeout_ms;
-    int64_t max_output;                     /* bytes kept per stream */
+    int64_t max_output; /* bytes kept per stream */
 } api_exec_spec_t;
 
 void api_exec_spec_clear (api_exec_spec_t *spec);
@@ -132,10 +132,10 @@ api_ws_frame_t *api_ws_frame_json (uint64_t conn_id, json_t *value);
 typedef struct {
     api_msg_t msg;
     uint64_t xid;
-    bool ws;                                    /* stream to a WebSocket */
-    uint64_t conn_id;                           /* ws */
+    bool ws;                                     /* stream to a WebSocket */
+    uint64_t conn_id;                            /* ws */
     char execution_id[API_EXECUTION_ID_MAX + 1]; /* ws: the client's id; rest: ours */
-    api_reply_to_t to;                          /* rest */
+    api_reply_to_t to;                           /* rest */
     char sandbox_ref[API_SANDBOX_REF_MAX];
     char sandbox_id[API_SB_ID_SIZE];
     char user_id[API_ID_SIZE];

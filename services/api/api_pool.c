@@ -36,8 +36,8 @@ static json_t *s_body (api_req_t *req, api_resp_t **resp)
     if (req->body.len == 0)
         return json_object ();
     json_error_t e;
-    json_t *v = json_loadb ((const char *)req->body.data, req->body.len, JSON_REJECT_DUPLICATES,
-                            &e);
+    json_t *v =
+        json_loadb ((const char *)req->body.data, req->body.len, JSON_REJECT_DUPLICATES, &e);
     if (!v) {
         char msg[300];
         snprintf (msg, sizeof msg, "malformed JSON body: %s (line %d, column %d)", e.text,
@@ -215,8 +215,8 @@ static void *s_run (void *arg)
         if (!w->db)
             w->db = api_db_new (w->ctx->db_dsn, err, sizeof err);
         if (!w->store)
-            w->store = lss_store_pg_new (lss_config_str (w->ctx->cfg, "store.dsn"), err,
-                                         sizeof err);
+            w->store =
+                lss_store_pg_new (lss_config_str (w->ctx->cfg, "store.dsn"), err, sizeof err);
         s_job (w, m);
     }
     zsock_destroy (&w->warmpool);

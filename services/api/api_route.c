@@ -96,7 +96,7 @@ const char *api_route_pattern (int route)
 {
     pthread_once (&s_once, s_init);
     return route >= 0 && route < API_R_COUNT && s_pattern_of[route] ? s_pattern_of[route]
-                                                                     : "other";
+                                                                    : "other";
 }
 
 bool api_route_public (int route)

@@ -71,9 +71,9 @@ typedef enum {
 
 typedef struct {
     api_route_id_t route;
-    char id[256];                  /* the {id} / {name} segment, "" if none */
+    char id[256];                   /* the {id} / {name} segment, "" if none */
     char path[API_ROUTE_PARAM_MAX]; /* the {path+} rest, without a leading '/', "" if none */
-    char allow[64];                /* on API_ROUTE_BAD_METHOD: "GET, POST" */
+    char allow[64];                 /* on API_ROUTE_BAD_METHOD: "GET, POST" */
 } api_match_t;
 
 /*  Matches method and path (the URL path only, no query; already percent-decoded).

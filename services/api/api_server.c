@@ -28,7 +28,7 @@
 #include "lss_metrics.h"
 #include "lss_util.h"
 
-_Static_assert (API_WS_PRE >= LWS_PRE, "API_WS_PRE must leave room for LWS_PRE");
+_Static_assert(API_WS_PRE >= LWS_PRE, "API_WS_PRE must leave room for LWS_PRE");
 
 #define S_CHUNK        (64 * 1024) /* body bytes written per writeable callback */
 #define S_TICK_US      (250 * 1000)
@@ -291,7 +291,8 @@ static json_t *s_query (struct lws *wsi)
             *eq = '\0';
             value = eq + 1;
         }
-        if (*frag && !json_object_get (q, frag) && json_object_set_new (q, frag, json_string (value)))
+        if (*frag && !json_object_get (q, frag) &&
+            json_object_set_new (q, frag, json_string (value)))
             continue; /* not UTF-8: ignored */
     }
     return q;
@@ -334,9 +335,9 @@ static void s_public_answer (api_server_t *self, s_pss_t *pss)
              store = atomic_load (&c->store_ok), exe = atomic_load (&c->executor_ok),
              watcher = atomic_load (&c->watcher_ok), wp = atomic_load (&c->warmpool_ok);
         bool ready = db && redis && store && exe;
-        json_t *checks = json_pack ("{s:b, s:b, s:b, s:b, s:b, s:b}", "postgres", db, "redis",
-                                    redis, "store", store, "executor", exe, "watcher", watcher,
-                                    "warmpool", wp);
+        json_t *checks =
+            json_pack ("{s:b, s:b, s:b, s:b, s:b, s:b}", "postgres", db, "redis", redis,
+                       "store", store, "executor", exe, "watcher", watcher, "warmpool", wp);
         s_answer (pss, api_resp_with_json (&to, ready ? 200 : 503,
                                            json_pack ("{s:s, s:o}", "status",
                                                       ready ? "ready" : "not ready", "checks",
@@ -402,7 +403,8 @@ static int s_on_http (api_server_t *self, s_pss_t *pss, struct lws *wsi, const c
                     pss->method == API_M_PATCH || pss->method == API_M_DELETE;
     bool cl_present;
     int64_t cl = s_content_length (wsi, &cl_present);
-    if (has_body && !cl_present && lws_hdr_total_length (wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0) {
+    if (has_body && !cl_present &&
+        lws_hdr_total_length (wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0) {
         pss->close_after = true; /* the unread body must not be taken for a request */
         s_answer_error (pss, 411, "request bodies need a Content-Length");
         return 0;
@@ -532,8 +534,8 @@ static int s_ws_filter (api_server_t *self, s_pss_t *pss, struct lws *wsi)
 
 static void s_ws_kick (s_pss_t *pss)
 {
-    if (pss->ws && (api_ws_peek_out (pss->ws) || api_ws_closing (pss->ws, &(int){0},
-                                                                 &(const char *){NULL})))
+    if (pss->ws && (api_ws_peek_out (pss->ws) ||
+                    api_ws_closing (pss->ws, &(int){0}, &(const char *){NULL})))
         lws_callback_on_writable (pss->wsi);
 }
 
@@ -804,12 +806,12 @@ api_server_t *api_server_new (api_ctx_t *ctx)
     ctx->lws_inbox = api_mailbox_new (SIZE_MAX, s_wake, self);
     if (!self->tickets || !self->conns || !ctx->lws_inbox)
         goto fail;
-    self->m_requests = lss_metrics_counter ("lss_api_requests_total",
-                                            "API requests by route, method and status.",
-                                            "route,method,code");
-    self->m_latency = lss_metrics_histogram ("lss_api_request_seconds",
-                                             "API request latency, arrival to last byte.",
-                                             "route", NULL, 0);
+    self->m_requests =
+        lss_metrics_counter ("lss_api_requests_total",
+                             "API requests by route, method and status.", "route,method,code");
+    self->m_latency =
+        lss_metrics_histogram ("lss_api_request_seconds",
+                               "API request latency, arrival to last byte.", "route", NULL, 0);
     self->m_ws = lss_metrics_gauge ("lss_api_websocket_connections",
                                     "WebSocket stream connections open.", NULL);
     self->m_conns = lss_metrics_gauge ("lss_api_http_requests_in_flight",

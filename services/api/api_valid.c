@@ -252,8 +252,9 @@ static json_t *s_network (const json_t *na, json_t *fields)
                     const char *proto =
                         json_is_object (p) ? json_string_value (json_object_get (p, "protocol"))
                                            : NULL;
-                    bool proto_bad = json_is_object (p) && json_object_get (p, "protocol") &&
-                                     (!proto || (strcmp (proto, "TCP") && strcmp (proto, "UDP")));
+                    bool proto_bad =
+                        json_is_object (p) && json_object_get (p, "protocol") &&
+                        (!proto || (strcmp (proto, "TCP") && strcmp (proto, "UDP")));
                     if (!json_is_integer (port) || json_integer_value (port) < 1 ||
                         json_integer_value (port) > 65535 || proto_bad) {
                         char pname[160];
@@ -262,10 +263,9 @@ static json_t *s_network (const json_t *na, json_t *fields)
                                  "must be {port: 1..65535, protocol: \"TCP\" | \"UDP\"}");
                         continue;
                     }
-                    json_array_append_new (plist,
-                                           json_pack ("{s:I, s:s}", "port",
-                                                      json_integer_value (port), "protocol",
-                                                      proto ? proto : "TCP"));
+                    json_array_append_new (
+                        plist, json_pack ("{s:I, s:s}", "port", json_integer_value (port),
+                                          "protocol", proto ? proto : "TCP"));
                 }
                 json_object_set_new (r, "ports", plist);
             }
@@ -317,17 +317,18 @@ int api_valid_create (const json_t *body, api_create_req_t *out, json_t *fields)
         s_field (fields, "body", "must be a JSON object");
         return -1;
     }
-    static const char *const allowed[] = {
-        "runtime", "securityLevel", "timeout", "resources", "networkAccess",
-        "useWarmPool", "profile", "labels", NULL};
+    static const char *const allowed[] = {"runtime",   "securityLevel", "timeout",
+                                          "resources", "networkAccess", "useWarmPool",
+                                          "profile",   "labels",        NULL};
     s_unknown_fields (body, "", allowed, fields);
     json_t *runtime = json_object_get (body, "runtime");
     if (!runtime)
         s_field (fields, "runtime", "is required (e.g. \"python:3.11\")");
     else if (!json_is_string (runtime) || !s_runtime_ok (json_string_value (runtime)))
-        s_field (fields, "runtime",
-                 "must be a runtime name like \"python:3.11\" (lowercase name, optional :tag, at "
-                 "most 63 bytes)");
+        s_field (
+            fields, "runtime",
+            "must be a runtime name like \"python:3.11\" (lowercase name, optional :tag, at "
+            "most 63 bytes)");
     else
         snprintf (out->runtime, sizeof out->runtime, "%s", json_string_value (runtime));
     json_t *level = json_object_get (body, "securityLevel");
@@ -384,9 +385,9 @@ const char *api_agent_language (const char *name)
         return NULL;
     static const struct {
         const char *alias, *agent;
-    } map[] = {{"python", "python"}, {"python3", "python"}, {"py", "python"},
-               {"javascript", "node"}, {"js", "node"},    {"node", "node"},
-               {"nodejs", "node"},   {"bash", "bash"},    {"sh", "sh"},
+    } map[] = {{"python", "python"},   {"python3", "python"}, {"py", "python"},
+               {"javascript", "node"}, {"js", "node"},        {"node", "node"},
+               {"nodejs", "node"},     {"bash", "bash"},      {"sh", "sh"},
                {"shell", "bash"}};
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
         if (strcmp (map[i].alias, name) == 0)
@@ -458,11 +459,11 @@ int api_valid_execute (const json_t *body, bool ws, const char *runtime,
         s_field (fields, "body", "must be a JSON object");
         return -1;
     }
-    static const char *const rest_keys[] = {"type",   "content",    "language", "timeout",
-                                            "env",    "workingDir", "stdin",    NULL};
-    static const char *const ws_keys[] = {"type", "executionId", "mode",       "content",
-                                          "language", "timeout", "env", "workingDir",
-                                          "stdin", NULL};
+    static const char *const rest_keys[] = {"type", "content",    "language", "timeout",
+                                            "env",  "workingDir", "stdin",    NULL};
+    static const char *const ws_keys[] = {"type",     "executionId", "mode", "content",
+                                          "language", "timeout",     "env",  "workingDir",
+                                          "stdin",    NULL};
     s_unknown_fields (body, "", ws ? ws_keys : rest_keys, fields);
     const char *mode_key = ws ? "mode" : "type";
     json_t *mode = json_object_get (body, mode_key);
@@ -741,9 +742,8 @@ int api_valid_warmpool (const json_t *body, bool patch, char name[64], json_t **
         return -1;
     }
     static const char *const allowed[] = {
-        "name",        "runtime",         "minSize",        "maxSize",
-        "securityLevel", "ttl",           "resources",      "profileRef",
-        "preloadPackages", "preloadScripts", "autoScaling", NULL};
+        "name",      "runtime",    "minSize",         "maxSize",        "securityLevel", "ttl",
+        "resources", "profileRef", "preloadPackages", "preloadScripts", "autoScaling",   NULL};
     s_unknown_fields (body, "", allowed, fields);
     json_t *out = json_object ();
     json_t *n = json_object_get (body, "name");
@@ -759,7 +759,8 @@ int api_valid_warmpool (const json_t *body, bool patch, char name[64], json_t **
         s_field (fields, "runtime", "is required (e.g. \"python:3.11\")");
     else if (runtime && patch)
         s_field (fields, "runtime", "cannot be changed; create another pool");
-    else if (runtime && (!json_is_string (runtime) || !s_runtime_ok (json_string_value (runtime))))
+    else if (runtime &&
+             (!json_is_string (runtime) || !s_runtime_ok (json_string_value (runtime))))
         s_field (fields, "runtime", "must be a runtime name like \"python:3.11\"");
     else if (runtime)
         json_object_set (out, "runtime", runtime);
@@ -781,7 +782,8 @@ int api_valid_warmpool (const json_t *body, bool patch, char name[64], json_t **
             json_object_set (out, ints[i].key, v);
     }
     json_t *mn = json_object_get (out, "minSize"), *mx = json_object_get (out, "maxSize");
-    if (mn && mx && json_integer_value (mx) != 0 && json_integer_value (mx) < json_integer_value (mn))
+    if (mn && mx && json_integer_value (mx) != 0 &&
+        json_integer_value (mx) < json_integer_value (mn))
         s_field (fields, "maxSize", "must be 0 (unlimited) or at least minSize");
     json_t *level = json_object_get (body, "securityLevel");
     if (level) {
@@ -850,9 +852,10 @@ int api_valid_warmpool (const json_t *body, bool patch, char name[64], json_t **
                     json_integer_value (tu) > 100)) ||
             (sd && (!json_is_integer (sd) || json_integer_value (sd) < 0 ||
                     json_integer_value (sd) > 86400)))
-            s_field (fields, "autoScaling",
-                     "must be {enabled: bool, targetUtilization: 1..100, scaleDownDelay: 0..86400 "
-                     "s}");
+            s_field (
+                fields, "autoScaling",
+                "must be {enabled: bool, targetUtilization: 1..100, scaleDownDelay: 0..86400 "
+                "s}");
         else {
             json_t *a = json_object ();
             if (en)

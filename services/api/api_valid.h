@@ -17,26 +17,26 @@
 
 #include "api_msgs.h"
 
-#define API_TIMEOUT_MAX_S        3600
-#define API_TIMEOUT_DEFAULT_S    300
-#define API_LABELS_MAX           64
-#define API_LABEL_KEY_MAX        63
-#define API_LABEL_VALUE_MAX      256
-#define API_EGRESS_RULES_MAX     64
-#define API_PORTS_MAX            16
-#define API_ENV_MAX              256
-#define API_ENV_VALUE_MAX        (32 * 1024)
-#define API_CONTENT_MAX          (1024 * 1024) /* code or command text */
-#define API_STDIN_MAX            (1024 * 1024)
-#define API_PACKAGES_MAX         64
-#define API_PACKAGE_NAME_MAX     214
-#define API_CPU_MAX_MILLI        16000
-#define API_CPU_MIN_MILLI        10
-#define API_MEMORY_MIN           (32LL << 20)
-#define API_MEMORY_MAX           (32LL << 30)
-#define API_STORAGE_MIN          (16LL << 20)
-#define API_STORAGE_MAX          (100LL << 30)
-#define API_KEY_NAME_MAX         128
+#define API_TIMEOUT_MAX_S     3600
+#define API_TIMEOUT_DEFAULT_S 300
+#define API_LABELS_MAX        64
+#define API_LABEL_KEY_MAX     63
+#define API_LABEL_VALUE_MAX   256
+#define API_EGRESS_RULES_MAX  64
+#define API_PORTS_MAX         16
+#define API_ENV_MAX           256
+#define API_ENV_VALUE_MAX     (32 * 1024)
+#define API_CONTENT_MAX       (1024 * 1024) /* code or command text */
+#define API_STDIN_MAX         (1024 * 1024)
+#define API_PACKAGES_MAX      64
+#define API_PACKAGE_NAME_MAX  214
+#define API_CPU_MAX_MILLI     16000
+#define API_CPU_MIN_MILLI     10
+#define API_MEMORY_MIN        (32LL << 20)
+#define API_MEMORY_MAX        (32LL << 30)
+#define API_STORAGE_MIN       (16LL << 20)
+#define API_STORAGE_MAX       (100LL << 30)
+#define API_KEY_NAME_MAX      128
 
 typedef struct {
     char runtime[64];

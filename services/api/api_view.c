@@ -41,25 +41,22 @@ const char *api_view_status_of_phase (const char *phase)
 {
     static const struct {
         const char *phase, *status;
-    } map[] = {{"Pending", "pending"},         {"Creating", "creating"},
-               {"Running", "running"},         {"Terminating", "terminating"},
-               {"Terminated", "terminated"},   {"Failed", "failed"}};
+    } map[] = {{"Pending", "pending"},       {"Creating", "creating"},
+               {"Running", "running"},       {"Terminating", "terminating"},
+               {"Terminated", "terminated"}, {"Failed", "failed"}};
     for (size_t i = 0; phase && i < sizeof map / sizeof map[0]; i++)
         if (strcmp (map[i].phase, phase) == 0)
             return map[i].status;
     return "pending";
 }
 
-static const char *s_phase (const json_t *obj, const api_sandbox_row_t *row)
+const char *api_view_phase (const json_t *obj)
 {
     if (!obj)
         return "Terminated";
-    if (lss_obj_deleting (obj)) {
-        const char *p = lss_obj_str (obj, "status.phase");
-        return p && strcmp (p, "Terminated") == 0 ? "Terminated" : "Terminating";
-    }
     const char *p = lss_obj_str (obj, "status.phase");
-    (void)row;
+    if (lss_obj_deleting (obj))
+        return p && strcmp (p, "Terminated") == 0 ? "Terminated" : "Terminating";
     return p && *p ? p : "Pending";
 }
 
@@ -73,7 +70,7 @@ static int64_t s_time_at (const json_t *obj, const char *path)
 json_t *api_view_sandbox (const json_t *obj, const api_sandbox_row_t *row)
 {
     const char *id = obj ? lss_obj_str (obj, "metadata.name") : (row ? row->id : "");
-    const char *phase = s_phase (obj, row);
+    const char *phase = api_view_phase (obj);
     int64_t created = row && row->created_ms ? row->created_ms
                                              : s_time_at (obj, "metadata.creationTimestamp");
     int64_t started = s_time_at (obj, "status.startTime");
@@ -114,7 +111,7 @@ json_t *api_view_sandbox (const json_t *obj, const api_sandbox_row_t *row)
 
 json_t *api_view_sandbox_status (const json_t *obj, const api_sandbox_row_t *row)
 {
-    const char *phase = s_phase (obj, row);
+    const char *phase = api_view_phase (obj);
     const char *id = obj ? lss_obj_str (obj, "metadata.name") : (row ? row->id : "");
     int64_t created = row && row->created_ms ? row->created_ms
                                              : s_time_at (obj, "metadata.creationTimestamp");
@@ -125,8 +122,8 @@ json_t *api_view_sandbox_status (const json_t *obj, const api_sandbox_row_t *row
     return json_pack ("{s:s, s:s, s:s, s:o, s:o, s:o, s:{s:n, s:n}}", "id", id ? id : "",
                       "status", api_view_status_of_phase (phase), "phase", phase, "conditions",
                       json_is_array (conds) ? json_deep_copy (conds) : json_array (),
-                      "createdAt", api_view_time (created), "startedAt", api_view_time (started),
-                      "resources", "cpuUsage", "memoryUsage");
+                      "createdAt", api_view_time (created), "startedAt",
+                      api_view_time (started), "resources", "cpuUsage", "memoryUsage");
 }
 
 /*  Strict UTF-8: no overlongs, no surrogates, nothing past U+10FFFF. */
@@ -177,7 +174,10 @@ size_t api_view_utf8_complete (const uint8_t *data, size_t len)
         uint8_t c = data[len - back];
         if ((c & 0xC0) == 0x80)
             continue; /* continuation: keep looking */
-        size_t need = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 1;
+        size_t need = (c & 0xE0) == 0xC0   ? 2
+                      : (c & 0xF0) == 0xE0 ? 3
+                      : (c & 0xF8) == 0xF0 ? 4
+                                           : 1;
         return need > back ? len - back : len;
     }
     return len;
@@ -219,12 +219,11 @@ json_t *api_view_execution (const char *execution_id, const lss_exec_end_t *end,
                             const uint8_t *err, size_t err_len, int64_t started_ms,
                             int64_t ended_ms)
 {
-    json_t *v = json_pack ("{s:s, s:s, s:o, s:o, s:I, s:I}", "executionId", execution_id,
-                           "status", api_view_exec_status (end), "startedAt",
-                           api_view_time (started_ms), "completedAt", api_view_time (ended_ms),
-                           "exitCode", (json_int_t)(end ? end->exit_code : -1), "durationMs",
-                           (json_int_t)(end && end->wall_ms ? end->wall_ms
-                                                            : ended_ms - started_ms));
+    json_t *v = json_pack (
+        "{s:s, s:s, s:o, s:o, s:I, s:I}", "executionId", execution_id, "status",
+        api_view_exec_status (end), "startedAt", api_view_time (started_ms), "completedAt",
+        api_view_time (ended_ms), "exitCode", (json_int_t)(end ? end->exit_code : -1),
+        "durationMs", (json_int_t)(end && end->wall_ms ? end->wall_ms : ended_ms - started_ms));
     if (!v)
         return NULL;
     api_view_set_text (v, "stdout", "stdoutEncoding", out, out_len);
@@ -238,7 +237,8 @@ json_t *api_view_execution (const char *execution_id, const lss_exec_end_t *end,
     json_object_set_new (v, "usage",
                          json_pack ("{s:I, s:I}", "cpuMs", (json_int_t)(end ? end->cpu_ms : 0),
                                     "maxRssKb", (json_int_t)(end ? end->max_rss_kb : 0)));
-    const char *why = error && *error ? error : (end && end->error && *end->error ? end->error : NULL);
+    const char *why =
+        error && *error ? error : (end && end->error && *end->error ? end->error : NULL);
     if (why)
         json_object_set_new (v, "error", json_string (why));
     return v;
@@ -270,16 +270,15 @@ json_t *api_view_runtime (const json_t *obj)
 json_t *api_view_profile (const json_t *obj)
 {
     const char *name = lss_obj_str (obj, "metadata.name");
-    return json_pack ("{s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "id", name ? name : "",
-                      "name", name ? name : "", "language", s_str_or_null (obj, "spec.language"),
-                      "securityLevel", s_str_or_null (obj, "spec.securityLevel"),
-                      "seccompProfile", s_str_or_null (obj, "spec.seccompProfile"),
-                      "networkPolicies", s_copy_or (obj, "spec.networkPolicies", json_array ()),
-                      "preInstalledPackages",
-                      s_copy_or (obj, "spec.preInstalledPackages", json_array ()),
-                      "resourceDefaults", s_copy_or (obj, "spec.resourceDefaults", json_object ()),
-                      "filesystemConfig",
-                      s_copy_or (obj, "spec.filesystemConfig", json_object ()));
+    return json_pack (
+        "{s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "id", name ? name : "", "name",
+        name ? name : "", "language", s_str_or_null (obj, "spec.language"), "securityLevel",
+        s_str_or_null (obj, "spec.securityLevel"), "seccompProfile",
+        s_str_or_null (obj, "spec.seccompProfile"), "networkPolicies",
+        s_copy_or (obj, "spec.networkPolicies", json_array ()), "preInstalledPackages",
+        s_copy_or (obj, "spec.preInstalledPackages", json_array ()), "resourceDefaults",
+        s_copy_or (obj, "spec.resourceDefaults", json_object ()), "filesystemConfig",
+        s_copy_or (obj, "spec.filesystemConfig", json_object ()));
 }
 
 json_t *api_view_warmpool_status (const json_t *obj)

@@ -18,6 +18,9 @@ json_t *api_view_sandbox (const json_t *obj, const api_sandbox_row_t *row);
 
 /*  "running", "pending", ... from a Sandbox phase ("Running"); "pending" for none. */
 const char *api_view_status_of_phase (const char *phase);
+/*  The phase of a Sandbox object: status.phase, "Terminating" while it is being deleted,
+ *  "Terminated" for NULL (gone), "Pending" before any status. */
+const char *api_view_phase (const json_t *obj);
 
 /*  GET /sandboxes/{id}/status: {id, status, phase, conditions, createdAt, startedAt,
  *  resources: {cpuUsage, memoryUsage}} (resources null until filled by the caller). */

@@ -173,8 +173,8 @@ static void s_on_execute (api_ws_t *self, api_wsf_t *f)
     api_exec_start_msg_t *start = api_exec_start_msg_new ();
     if (!start || !fields ||
         api_valid_execute (f->body, true, self->runtime, &lim, &start->spec, fields)) {
-        json_t *err = api_wsproto_error ("invalid_request", "invalid execute frame",
-                                         f->execution_id);
+        json_t *err =
+            api_wsproto_error ("invalid_request", "invalid execute frame", f->execution_id);
         if (err && fields)
             json_object_set_new (err, "details", json_pack ("{s:O}", "fields", fields));
         s_send_json (self, err);

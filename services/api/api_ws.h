@@ -22,8 +22,8 @@
 #include "api_ctx.h"
 #include "api_msgs.h"
 
-#define API_WS_HELD_MAX       16          /* client frames held before authorisation */
-#define API_WS_HELD_BYTES_MAX (4u << 20)  /* their bytes, and stdin held per execution */
+#define API_WS_HELD_MAX       16         /* client frames held before authorisation */
+#define API_WS_HELD_BYTES_MAX (4u << 20) /* their bytes, and stdin held per execution */
 
 typedef struct _api_ws_t api_ws_t;
 

@@ -28,8 +28,7 @@ int api_wsproto_parse (const char *text, size_t len, api_wsf_t *out, char code[3
 {
     memset (out, 0, sizeof *out);
     json_error_t jerr;
-    json_t *v = json_loadb (text, len, JSON_REJECT_DUPLICATES,
-                            &jerr);
+    json_t *v = json_loadb (text, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!v) {
         char m[256];
         snprintf (m, sizeof m, "not valid JSON: %s", jerr.text);
@@ -91,8 +90,8 @@ int api_wsproto_parse (const char *text, size_t len, api_wsf_t *out, char code[3
 
 static json_t *s_frame (const char *type, const char *execution_id)
 {
-    json_t *f = json_pack ("{s:s, s:I}", "type", type, "timestamp",
-                           (json_int_t)lss_time_now_ms ());
+    json_t *f =
+        json_pack ("{s:s, s:I}", "type", type, "timestamp", (json_int_t)lss_time_now_ms ());
     if (f && execution_id && *execution_id)
         json_object_set_new (f, "executionId", json_string (execution_id));
     return f;
