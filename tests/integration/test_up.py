@@ -9,7 +9,6 @@ deadlines (lss_harness.wait_until); a test that fails prints lss up's output. Wh
 test leaves running is stopped (SIGTERM, then SIGKILL) by the fixture.
 """
 
-import json
 import os
 import re
 import shutil
@@ -21,10 +20,8 @@ from pathlib import Path
 import pytest
 
 import lss_harness as h
+from lss_up import API, Up, alive, processes_of
 
-API = h.binary("api").exists()
-UP_TIMEOUT = 120
-STOP_TIMEOUT = 60
 SERVICES = [s for s in h.SERVICES if API or s != "api"]
 PROCESSES = ["postgres", "redis", *SERVICES]
 
@@ -36,112 +33,6 @@ pytestmark = [
                        reason="PostgreSQL or Redis is not installed (scripts/install-deps)"),
 ]
 needs_api = pytest.mark.skipif(not API, reason="build/bin/lss-api does not exist yet")
-
-
-class Up:
-    """One `lss up` process on a data directory; its output goes to <data>.out."""
-
-    def __init__(self, data, args=()):
-        self.data = Path(data)
-        self.args = list(args)
-        self.out_path = Path(f"{data}.out")
-        self.proc = None
-        self.offset = 0  # where this run's output starts (a second run appends)
-        self.seen_pids = set()
-
-    def argv(self):
-        base = ["--listen", "127.0.0.1:0"] + ([] if API else ["--without", "api"])
-        return [str(h.LSS), "up", "--data-dir", str(self.data), *base, *self.args]
-
-    def start(self):
-        self.offset = self.out_path.stat().st_size if self.out_path.exists() else 0
-        with open(self.out_path, "ab") as out:
-            self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=out,
-                                         stderr=subprocess.STDOUT, env=h.clean_environ(),
-                                         start_new_session=True)
-        return self
-
-    def output(self):
-        """This run's output."""
-        try:
-            with open(self.out_path, "rb") as f:
-                f.seek(self.offset)
-                return f.read().decode("utf-8", "replace")
-        except FileNotFoundError:
-            return ""
-
-    def wait_output(self, pattern, timeout=UP_TIMEOUT, start=0):
-        def found():
-            if re.search(pattern, self.output()[start:]):
-                return True
-            if self.proc.poll() is not None:
-                raise h.HarnessError(f"lss up exited with {self.proc.returncode} while "
-                                     f"waiting for {pattern!r}")
-            return False
-        h.wait_until(found, timeout, f"lss up output matching {pattern!r}")
-
-    def wait_up(self):
-        self.wait_output(r"LLMSafeSpace is up")
-        self.record_pids()
-        return self.status()
-
-    def status(self):
-        return json.loads((self.data / "status.json").read_text())
-
-    def record_pids(self):
-        for p in self.status()["processes"].values():
-            if p["pid"]:
-                self.seen_pids.add(p["pid"])
-
-    def signal(self, sig):
-        os.kill(self.proc.pid, sig)
-
-    def wait_exit(self, timeout=STOP_TIMEOUT):
-        return self.proc.wait(timeout)
-
-    def stop(self):
-        """SIGINT (Ctrl-C); returns the exit code."""
-        self.record_pids()
-        self.signal(signal.SIGINT)
-        return self.wait_exit()
-
-    def cleanup(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
-
-
-def processes_of(data):
-    """pids of processes still tied to the data dir: its path in their command line
-    (postgres -D, redis-server's config, bwrap binds of sandboxes) or environment."""
-    needle = str(data).encode()
-    found = []
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit() or int(d.name) == os.getpid():
-            continue
-        for what in ("cmdline", "environ"):
-            try:
-                if needle in (d / what).read_bytes():
-                    found.append(int(d.name))
-                    break
-            except OSError:
-                pass
-    return found
-
-
-def alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:  # a zombie waiting for its reaper is not alive
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 @pytest.fixture
@@ -321,7 +212,7 @@ def test_second_run_reuses_the_data(up):
     second = up()
     st2 = second.wait_up()
     out = second.output()
-    assert "first run" not in out
+    assert "first run: creating" not in out
     assert re.search(r"RuntimeEnvironment python-\S+ .*: exists", out)
     assert re.search(r"WarmPool default/python-default .*: exists", out)
     assert ": created" not in out  # nothing seeded twice
