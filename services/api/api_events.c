@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "api_db.h"
 #include "api_msgs.h"
@@ -50,6 +51,7 @@ struct _api_events_t {
     api_redis_t *redis;
     lss_store_t *store;
     zsock_t *sub, *wp_probe; /* the probe DEALER never sends: reachability only */
+    lss_bus_pub_t *pub;      /* api.pub_endpoint: audit events (NULL if none) */
     s_monitor_t mon_sub, mon_wp;
 
     zlistx_t *waiters;  /* s_waiter_t * */
@@ -213,10 +215,8 @@ static void s_check_seq (api_events_t *self, const lss_envelope_t *env)
     snprintf (self->last_src, sizeof self->last_src, "%s", env->src);
 }
 
-static void s_on_event (api_events_t *self, const char *topic, const lss_envelope_t *env,
-                        lss_object_event_t *ev)
+static void s_on_event (api_events_t *self, const char *topic, lss_object_event_t *ev)
 {
-    s_check_seq (self, env);
     if (!ev->kind || strcmp (ev->kind, "Sandbox") != 0 || !ev->name ||
         !json_is_object (ev->object))
         return;
@@ -250,8 +250,9 @@ static void s_on_sub (api_events_t *self)
         }
         if (rc)
             return;
-        if (kind == LSS_MSG_object_event)
-            s_on_event (self, topic, &env, body);
+        s_check_seq (self, &env);
+        if (kind == LSS_MSG_object_event && strncmp (topic, "sandbox.", 8) == 0)
+            s_on_event (self, topic, body);
         lss_proto_body_free (kind, &body);
     }
 }
@@ -300,6 +301,25 @@ static void s_on_wait (api_events_t *self, api_wait_msg_t *w)
     zlistx_add_end (self->waiters, x);
 }
 
+static void s_on_publish (api_events_t *self, const api_publish_msg_t *p)
+{
+    char topic[LSS_BUS_TOPIC_MAX];
+    if (!self->pub || lss_fmt (topic, sizeof topic, "api.%s.%s.%s", p->reason,
+                               self->ctx->namespace_, p->name) != 0)
+        return;
+    json_t *details = p->details ? json_incref (p->details) : json_object ();
+    if (p->user_id[0])
+        json_object_set_new (details, "userId", json_string (p->user_id));
+    lss_event_t ev = {.reason = (char *)p->reason,
+                      .kind = (char *)"Sandbox",
+                      .namespace = self->ctx->namespace_,
+                      .name = (char *)p->name,
+                      .details = details};
+    lss_bus_pub_send (self->pub, topic, LSS_MSG_event, "api.event", &ev,
+                      p->trace[0] ? p->trace : NULL);
+    json_decref (details);
+}
+
 static void s_on_inbox (api_events_t *self)
 {
     api_msg_t *m = api_mailbox_take_all (self->ctx->events_inbox);
@@ -308,8 +328,11 @@ static void s_on_inbox (api_events_t *self)
         m->next = NULL;
         if (m->type == API_MSG_WAIT_RUNNING)
             s_on_wait (self, (api_wait_msg_t *)m);
-        else
+        else {
+            if (m->type == API_MSG_PUBLISH)
+                s_on_publish (self, (api_publish_msg_t *)m);
             api_msg_destroy (m);
+        }
         m = next;
     }
 }
@@ -455,7 +478,9 @@ api_events_t *api_events_new (api_ctx_t *ctx)
                        ctx->watcher_endpoint ? ctx->watcher_endpoint : "");
         goto fail;
     }
-    zsock_set_subscribe (self->sub, "sandbox.");
+    /* everything the watcher publishes, not only "sandbox.": its seq counts all its
+     * messages, so a gap can only be seen on the whole stream */
+    zsock_set_subscribe (self->sub, "");
     self->wp_probe = s_connect (ctx, ZMQ_DEALER, ctx->warmpool_endpoint);
     if (!self->wp_probe) {
         lss_log_error ("bad warm-pool endpoint", "{s:s}", "api.warmpool_endpoint",
@@ -466,6 +491,16 @@ api_events_t *api_events_new (api_ctx_t *ctx)
         s_monitor_open (&self->mon_wp, self->wp_probe, "wp")) {
         lss_log_error ("socket monitor not started", "{s:s}", "error", zmq_strerror (errno));
         goto fail;
+    }
+    const char *pub = lss_config_str (ctx->cfg, "api.pub_endpoint");
+    if (pub && *pub) {
+        char src[LSS_PROTO_SRC_MAX + 1];
+        snprintf (src, sizeof src, "api/%d", (int)getpid ());
+        self->pub = lss_bus_pub_new (pub, src, &ctx->bus_opts);
+        if (!self->pub) {
+            lss_log_error ("api.pub_endpoint not bound", "{s:s}", "endpoint", pub);
+            goto fail;
+        }
     }
     char err[256];
     self->db = api_db_new (ctx->db_dsn, err, sizeof err);
@@ -507,6 +542,7 @@ void api_events_destroy (api_events_t **self_p)
     s_monitor_close (&self->mon_wp, self->wp_probe);
     zsock_destroy (&self->sub);
     zsock_destroy (&self->wp_probe);
+    lss_bus_pub_destroy (&self->pub);
     zhashx_destroy (&self->seqs);
     zhashx_destroy (&self->recorded);
     api_db_destroy (&self->db);

@@ -265,6 +265,8 @@ api_resp_t *api_h_sandbox_create (api_worker_t *w, api_req_t *req, const api_pri
     api_cache_put_sandbox (c->cache, id, stored);
     lss_log_info ("sandbox created", "{s:s, s:s, s:s, s:b}", "sandbox", id, "user",
                   who->user_id, "runtime", cr.runtime, "warm", warm);
+    api_publish (w, "SandboxCreated", id, who->user_id, req->to.request_id,
+                 json_pack ("{s:s, s:b}", "runtime", cr.runtime, "warmPool", warm));
     api_wait_msg_t *wait = c->create_wait_ms > 0 ? calloc (1, sizeof *wait) : NULL;
     if (wait) {
         wait->msg.type = API_MSG_WAIT_RUNNING;
@@ -383,6 +385,7 @@ api_resp_t *api_h_sandbox_delete (api_worker_t *w, api_req_t *req, const api_pri
     }
     api_db_sandbox_update (w->db, row.id, "terminating", 0, lss_time_now_ms ());
     lss_log_info ("sandbox deleted", "{s:s, s:s}", "sandbox", row.id, "user", who->user_id);
+    api_publish (w, "SandboxDeleted", row.id, who->user_id, req->to.request_id, NULL);
     char msg[128];
     snprintf (msg, sizeof msg, "sandbox %s is terminating", row.id);
     return api_resp_with_json (&req->to, 200,

@@ -2,6 +2,7 @@
  */
 #include "api_msgs.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -178,4 +179,29 @@ api_audit_msg_t *api_audit_msg_new (void)
         m->msg.destroy = s_audit_destroy;
     }
     return m;
+}
+
+static void s_publish_destroy (api_msg_t *m)
+{
+    api_publish_msg_t *p = (api_publish_msg_t *)m;
+    json_decref (p->details);
+    free (p);
+}
+
+api_publish_msg_t *api_publish_msg_new (const char *reason, const char *name,
+                                        const char *user_id, const char *trace, json_t *details)
+{
+    api_publish_msg_t *p = calloc (1, sizeof *p);
+    if (!p) {
+        json_decref (details);
+        return NULL;
+    }
+    p->msg.type = API_MSG_PUBLISH;
+    p->msg.destroy = s_publish_destroy;
+    snprintf (p->reason, sizeof p->reason, "%s", reason ? reason : "");
+    snprintf (p->name, sizeof p->name, "%s", name ? name : "");
+    snprintf (p->user_id, sizeof p->user_id, "%s", user_id ? user_id : "");
+    snprintf (p->trace, sizeof p->trace, "%s", trace ? trace : "");
+    p->details = details;
+    return p;
 }

@@ -3,7 +3,7 @@
  *
  *      lws ──WS_AUTH, WS_ADMIT, HTTP_REQ──► workers ──EXEC_START, FILE_OP──► bridge
  *      lws ──EXEC_START, EXEC_STDIN, EXEC_CANCEL, EXEC_CONSUMED, CONN_CLOSED──► bridge
- *      workers ──WAIT_RUNNING──► events          bridge ──AUDIT──► workers
+ *      workers ──WAIT_RUNNING, PUBLISH──► events  bridge ──AUDIT──► workers
  *      workers, bridge, events ──HTTP_RESP, WS_AUTH_DONE, WS_ADMIT_DONE, WS_FRAME──► lws
  *
  *  Every struct starts with an api_msg_t and has a destroy function set by its _new.
@@ -39,6 +39,7 @@ enum {
     API_MSG_FILE_OP,
     API_MSG_AUDIT,
     API_MSG_WAIT_RUNNING,
+    API_MSG_PUBLISH,
 };
 
 /*  Who made a request, once authenticated. */
@@ -190,6 +191,22 @@ typedef struct {
     api_sandbox_row_t row;
     int64_t deadline_mono_ms;
 } api_wait_msg_t;
+
+/*  workers → events: an audit event for the api's PUB (api.pub_endpoint), published as
+ *  type "api.event", topic api.<reason>.<namespace>.<name>. */
+typedef struct {
+    api_msg_t msg;
+    char reason[64];           /* SandboxCreated, SandboxDeleted, ExecEnded, ... */
+    char name[API_SB_ID_SIZE]; /* the sandbox */
+    char user_id[API_ID_SIZE]; /* who */
+    char trace[API_REQUEST_ID_MAX + 1];
+    json_t *details; /* owned, may be NULL */
+} api_publish_msg_t;
+
+/*  details is taken (may be NULL). NULL on allocation failure (details freed). */
+api_publish_msg_t *api_publish_msg_new (const char *reason, const char *name,
+                                        const char *user_id, const char *trace,
+                                        json_t *details);
 
 api_exec_start_msg_t *api_exec_start_msg_new (void);
 api_exec_ctl_t *api_exec_ctl_new (int type, uint64_t xid, uint64_t conn_id);

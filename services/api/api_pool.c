@@ -146,6 +146,25 @@ api_resp_t *api_dispatch (api_worker_t *w, api_req_t *req)
     return resp;
 }
 
+static lss_metric_t *s_m_publish_dropped;
+
+static void s_metrics_init (void)
+{
+    s_m_publish_dropped = lss_metrics_counter (
+        "lss_api_audit_events_dropped_total",
+        "Audit events not published: the events thread was saturated.", NULL);
+}
+
+void api_publish (api_worker_t *w, const char *reason, const char *name, const char *user_id,
+                  const char *trace, json_t *details)
+{
+    api_publish_msg_t *p = api_publish_msg_new (reason, name, user_id, trace, details);
+    if (p && api_mailbox_post (w->ctx->events_inbox, &p->msg) != 0) {
+        lss_metric_inc (s_m_publish_dropped, 1);
+        api_msg_destroy (&p->msg);
+    }
+}
+
 static void s_post_lws (api_worker_t *w, api_msg_t *m)
 {
     if (m && api_mailbox_post_always (w->ctx->lws_inbox, m))
@@ -183,6 +202,11 @@ static void s_job (api_worker_t *w, api_msg_t *m)
         if (api_db_exec_record (w->db, &a->row, err, sizeof err) != API_DB_OK)
             lss_log_warn ("execution audit row not written", "{s:s, s:s}", "execution",
                           a->row.id, "error", err);
+        api_publish (w, "ExecEnded", a->row.sandbox_id, a->row.user_id, NULL,
+                     json_pack ("{s:s, s:s, s:s, s:I, s:I, s:s}", "executionId", a->row.id,
+                                "kind", a->row.kind, "status", a->row.status, "exitCode",
+                                (json_int_t)a->row.exit_code, "durationMs",
+                                (json_int_t)a->row.duration_ms, "transport", a->row.transport));
         break;
     }
     default:
@@ -203,7 +227,8 @@ static void *s_run (void *arg)
     w->redis = api_redis_new (w->ctx->redis_url, w->ctx->redis_timeout_ms, err, sizeof err);
     if (!w->redis)
         lss_log_error ("worker: bad redis.url", "{s:s}", "error", err);
-    w->store = lss_store_pg_new (lss_config_str (w->ctx->cfg, "store.dsn"), err, sizeof err);
+    w->store = lss_store_open (w->ctx->cfg, lss_config_str (w->ctx->cfg, "store.dsn"), err,
+                               sizeof err);
     if (!w->store)
         lss_log_warn ("worker: store not reachable yet", "{s:i, s:s}", "worker", w->index,
                       "error", err);
@@ -215,8 +240,8 @@ static void *s_run (void *arg)
         if (!w->db)
             w->db = api_db_new (w->ctx->db_dsn, err, sizeof err);
         if (!w->store)
-            w->store =
-                lss_store_pg_new (lss_config_str (w->ctx->cfg, "store.dsn"), err, sizeof err);
+            w->store = lss_store_open (w->ctx->cfg, lss_config_str (w->ctx->cfg, "store.dsn"),
+                                       err, sizeof err);
         s_job (w, m);
     }
     zsock_destroy (&w->warmpool);
@@ -228,6 +253,8 @@ static void *s_run (void *arg)
 
 api_pool_t *api_pool_new (api_ctx_t *ctx)
 {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once (&once, s_metrics_init);
     api_pool_t *self = calloc (1, sizeof *self);
     if (!self)
         return NULL;

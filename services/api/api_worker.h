@@ -109,5 +109,9 @@ const char *api_store_error_message (int code);
 int api_store_status (int code);
 /*  Posts m to the bridge (taken). -1 (m destroyed) if the bridge is stopping. */
 int api_to_bridge (api_worker_t *w, api_msg_t *m);
+/*  Publishes an audit event on the api's PUB through the events thread (details taken,
+ *  may be NULL). Never blocks; dropped (counted) when the events thread is saturated. */
+void api_publish (api_worker_t *w, const char *reason, const char *name, const char *user_id,
+                  const char *trace, json_t *details);
 
 #endif

@@ -121,6 +121,8 @@ done:
     api_server_destroy (&server);
     if (ctx) {
         api_mailbox_destroy (&ctx->jobs);
+        api_mailbox_destroy (&ctx->bridge_inbox); /* closed by the bridge; freed last, as
+                                                   * closing sessions still post to it */
         api_cache_destroy (&ctx->cache);
         free (ctx->jwt_secret);
         free (ctx->origins);

@@ -266,8 +266,8 @@ static inline void ts_stack_stop (ts_stack_t *s)
         snprintf (
             cmd, sizeof cmd,
             "[ ! -d '%s/s' ] || LSS_NODE_STATE_DIR='%s/s' '%s' sandbox ls --json 2>/dev/null"
-            " | python3 -c 'import json,sys; print(\" \".join(b[\"id\"] for b in "
-            "json.load(sys.stdin)))' | xargs -r env LSS_NODE_STATE_DIR='%s/s' '%s' "
+            " | python3 -c 'import json,sys; print(\" \".join(json.loads(l)[\"id\"] for l in "
+            "sys.stdin if l.strip()))' | xargs -r env LSS_NODE_STATE_DIR='%s/s' '%s' "
             "sandbox rm >/dev/null 2>&1",
             s->dir, s->dir, lss, s->dir, lss);
         if (ts_sh (cmd) != 0)
