@@ -201,7 +201,7 @@ static int s_open (s_watch_t *self, char *err, size_t err_size)
     lss_random_bytes (&r, sizeof r);
     timeout_s += (int64_t)(r % (uint16_t)(timeout_s / 5 + 1)); /* up to +20% */
     char *rv = curl_easy_escape (NULL, self->rv, 0);
-    char query[S_RV_MAX * 3 + 128], path[LSS_K8S_PATH_MAX];
+    char query[S_RV_MAX * 3 + 128], path[LSS_K8S_PATH_MAX] = "";
     int rc = rv ? lss_fmt (query, sizeof query,
                            "watch=true&allowWatchBookmarks=true&resourceVersion=%s"
                            "&timeoutSeconds=%lld",

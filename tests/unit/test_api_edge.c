@@ -161,7 +161,7 @@ static json_t *s_create (const char *text, int want_rc, api_create_req_t *out)
 {
     json_t *body = s_json (text);
     json_t *fields = json_object ();
-    api_create_req_t local;
+    api_create_req_t local = {0};
     api_create_req_t *req = out ? out : &local;
     memset (req, 0, sizeof *req);
     int rc = api_valid_create (body, req, fields);
