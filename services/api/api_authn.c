@@ -10,6 +10,7 @@
  *  When Redis is down every lookup goes to PostgreSQL and rate limits let requests
  *  through (logged at most once a second, counted in lss_api_ratelimit_failopen_total).
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -19,23 +20,30 @@
 #include "lss_metrics.h"
 #include "lss_util.h"
 
+static lss_metric_t *s_m_failopen, *s_m_auth;
+
+static void s_metrics_init (void)
+{
+    s_m_failopen =
+        lss_metrics_counter ("lss_api_ratelimit_failopen_total",
+                             "Requests let through because Redis could not count them.", NULL);
+    s_m_auth = lss_metrics_counter ("lss_api_auth_total",
+                                    "Authentications by method and result.", "method,result");
+}
+
+/*  Registered once whichever worker asks first (workers run in parallel). */
+static pthread_once_t s_metrics_once = PTHREAD_ONCE_INIT;
+
 static lss_metric_t *s_failopen (void)
 {
-    static lss_metric_t *m;
-    if (!m)
-        m = lss_metrics_counter ("lss_api_ratelimit_failopen_total",
-                                 "Requests let through because Redis could not count them.",
-                                 NULL);
-    return m;
+    pthread_once (&s_metrics_once, s_metrics_init);
+    return s_m_failopen;
 }
 
 static lss_metric_t *s_auth_metric (void)
 {
-    static lss_metric_t *m;
-    if (!m)
-        m = lss_metrics_counter ("lss_api_auth_total", "Authentications by method and result.",
-                                 "method,result");
-    return m;
+    pthread_once (&s_metrics_once, s_metrics_init);
+    return s_m_auth;
 }
 
 static int s_fail (char *msg, size_t size, int status, const char *text)

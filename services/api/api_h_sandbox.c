@@ -6,6 +6,7 @@
  *  again if the row cannot be written) → the events thread answers once the sandbox is
  *  Running or api.create_wait passed (202 with the current state).
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -17,15 +18,22 @@
 #include "lss_obj.h"
 #include "lss_util.h"
 
+static lss_metric_t *s_m_creates;
+
+static void s_metrics_init (void)
+{
+    s_m_creates = lss_metrics_counter ("lss_api_sandbox_creates_total",
+                                       "Sandboxes created, by start (warm, cold) and whether a "
+                                       "warm pod was asked for.",
+                                       "start");
+}
+
+/*  The counter, registered once whichever worker asks first (workers run in parallel). */
 static lss_metric_t *s_warm_metric (void)
 {
-    static lss_metric_t *m;
-    if (!m)
-        m = lss_metrics_counter ("lss_api_sandbox_creates_total",
-                                 "Sandboxes created, by start (warm, cold) and whether a warm "
-                                 "pod was asked for.",
-                                 "start");
-    return m;
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once (&once, s_metrics_init);
+    return s_m_creates;
 }
 
 const char *api_store_error_message (int code)
