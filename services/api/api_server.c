@@ -502,6 +502,14 @@ static bool s_origin_allowed (const char *list, const char *origin)
     return false;
 }
 
+/*  An Origin naming this server itself (scheme://<Host header>): the same origin, which
+ *  non-browser clients such as websocket-client also send by default. */
+static bool s_same_origin (const char *origin, const char *host)
+{
+    const char *sep = strstr (origin, "://");
+    return host[0] && sep && (size_t)(sep - origin) <= 5 && strcasecmp (sep + 3, host) == 0;
+}
+
 static int s_ws_filter (api_server_t *self, s_pss_t *pss, struct lws *wsi)
 {
     char path[API_ROUTE_PATH_MAX];
@@ -514,9 +522,12 @@ static int s_ws_filter (api_server_t *self, s_pss_t *pss, struct lws *wsi)
     char origin[512] = "";
     int on = lws_hdr_total_length (wsi, WSI_TOKEN_ORIGIN);
     if (on > 0) {
+        char host[256] = "";
+        if (lws_hdr_total_length (wsi, WSI_TOKEN_HOST) < (int)sizeof host)
+            lws_hdr_copy (wsi, host, sizeof host, WSI_TOKEN_HOST);
         if (on >= (int)sizeof origin ||
             lws_hdr_copy (wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN) < 0 ||
-            !s_origin_allowed (self->ctx->origins, origin)) {
+            (!s_same_origin (origin, host) && !s_origin_allowed (self->ctx->origins, origin))) {
             lss_log_warn ("websocket refused: origin not allowed", "{s:s}", "origin", origin);
             return 1;
         }
