@@ -26,6 +26,7 @@
 #include "lss_util.h"
 
 #define S_TICK_MS 100
+#define S_STDIN_HELD_MAX (4u << 20) /* stdin held per execution until exec.started */
 
 typedef struct {
     zsock_t *sock;
@@ -53,6 +54,8 @@ typedef struct {
     int64_t started_wall_ms;
     int64_t deadline_mono_ms;
     bool started;
+    lss_buf_t stdin_held; /* stdin that came before exec.started (the executor refuses it) */
+    bool eof_held;
     lss_buf_t out, err; /* REST */
     uint8_t hold[2][4]; /* WS: an incomplete UTF-8 sequence per stream */
     size_t hold_len[2];
@@ -132,6 +135,7 @@ static void s_exec_free (s_exec_t *e)
 {
     lss_buf_free (&e->out);
     lss_buf_free (&e->err);
+    lss_buf_free (&e->stdin_held);
     free (e->summary);
     free (e);
 }
@@ -263,6 +267,7 @@ static void s_start (api_bridge_t *self, api_exec_start_msg_t *m)
     e->deadline_mono_ms = lss_time_mono_ms () + m->spec.timeout_ms + API_BRIDGE_GRACE_MS;
     lss_buf_init (&e->out, (size_t)m->spec.max_output);
     lss_buf_init (&e->err, (size_t)m->spec.max_output);
+    lss_buf_init (&e->stdin_held, S_STDIN_HELD_MAX);
     e->ex = s_pick (self);
     zhashx_insert (self->execs, e->exec_id, e);
     self->ex[e->ex].inflight++;
@@ -453,6 +458,18 @@ static void s_on_ctl (api_bridge_t *self, api_exec_ctl_t *c)
         return;
     switch (c->msg.type) {
     case API_MSG_EXEC_STDIN: {
+        if (!e->started) { /* held until exec.started, in order */
+            if (e->eof_held || lss_buf_append (&e->stdin_held, c->data.data, c->data.len)) {
+                lss_exec_cancel_t m = {.exec_id = e->exec_id};
+                s_send (self, e->ex, LSS_MSG_exec_cancel, &m, NULL, NULL);
+                s_exec_fail (self, e, "invalid_request",
+                             e->eof_held ? "stdin after eof"
+                                         : "too much stdin before the execution started");
+                break;
+            }
+            e->eof_held = c->eof;
+            break;
+        }
         lss_exec_stdin_t m = {.exec_id = e->exec_id, .data = c->data, .eof = c->eof};
         s_send (self, e->ex, LSS_MSG_exec_stdin, &m, NULL, NULL);
         break;
@@ -788,6 +805,15 @@ static void s_on_executor (api_bridge_t *self, int ex)
                 e->started = true;
                 if (e->ws)
                     s_ws_json (self, e, api_wsproto_start (e->execution_id), false);
+                if (e->stdin_held.len || e->eof_held) {
+                    lss_exec_stdin_t in = {
+                        .exec_id = e->exec_id,
+                        .data = {e->stdin_held.data, e->stdin_held.len},
+                        .eof = e->eof_held,
+                    };
+                    s_send (self, e->ex, LSS_MSG_exec_stdin, &in, NULL, NULL);
+                    lss_buf_free (&e->stdin_held);
+                }
             }
             break;
         }
