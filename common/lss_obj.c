@@ -366,3 +366,12 @@ int lss_obj_parse_bytes (const char *text, int64_t *bytes)
     }
     return -1;
 }
+
+const char *lss_obj_agent_language (const char *lang)
+{
+    if (!lang)
+        return NULL;
+    if (strcmp (lang, "nodejs") == 0 || strcmp (lang, "javascript") == 0)
+        return "node";
+    return lang;
+}

@@ -75,6 +75,12 @@ int lss_obj_remove_finalizer (json_t *obj, const char *name);
 /*  True if metadata.deletionTimestamp is set. */
 bool lss_obj_deleting (const json_t *obj);
 
+/*  The agent's interpreter name (--interpreter NAME=PATH) for a RuntimeEnvironment's
+ *  spec.language: "nodejs" and "javascript" are "node"; others are themselves. NULL in,
+ *  NULL out. Every process that builds an agent's interpreter list uses this, so the
+ *  names the api sends (api_agent_language) always match. */
+const char *lss_obj_agent_language (const char *lang);
+
 /*  Quantities as the CRDs accept them. CPU: "1", "0.5", "500m" → millicores.
  *  Memory / storage: "512", "1Gi", "1G", "128Mi", "1e3" (no fractions of bytes) → bytes.
  *  Return 0, or -1 on anything else (negative, overflow, unknown suffix). */

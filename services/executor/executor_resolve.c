@@ -33,7 +33,12 @@ bool exec_endpoint_valid (const char *ep)
     return false;
 }
 
-static void s_resolve (lss_store_t **store, const char *dsn, const char *ref, char *code,
+typedef struct {
+    const lss_config_t *cfg; /* borrowed; NULL: PostgreSQL at dsn */
+    char *dsn;
+} s_args_t;
+
+static void s_resolve (lss_store_t **store, const s_args_t *a, const char *ref, char *code,
                        size_t code_size, char *text, size_t text_size)
 {
     char ns[64], name[256], err[LSS_STORE_ERR_SIZE] = "";
@@ -43,7 +48,7 @@ static void s_resolve (lss_store_t **store, const char *dsn, const char *ref, ch
         return;
     }
     if (!*store)
-        *store = lss_store_pg_new (dsn, err, sizeof err);
+        *store = lss_store_open (a->cfg, a->dsn, err, sizeof err);
     if (!*store) {
         snprintf (code, code_size, "store_unavailable");
         snprintf (text, text_size, "store: %s", err);
@@ -80,7 +85,7 @@ static void s_resolve (lss_store_t **store, const char *dsn, const char *ref, ch
 
 static void s_actor (zsock_t *pipe, void *args)
 {
-    char *dsn = args;
+    s_args_t *a = args;
     lss_store_t *store = NULL;
     zsock_signal (pipe, 0);
     for (;;) {
@@ -94,23 +99,29 @@ static void s_actor (zsock_t *pipe, void *args)
             break;
         }
         char code[64], text[600];
-        s_resolve (&store, dsn, ref, code, sizeof code, text, sizeof text);
+        s_resolve (&store, a, ref, code, sizeof code, text, sizeof text);
         zstr_sendm (pipe, ref);
         zstr_sendm (pipe, code);
         zstr_send (pipe, text);
         free (ref);
     }
     lss_store_destroy (&store);
-    free (dsn);
+    free (a->dsn);
+    free (a);
 }
 
-zactor_t *exec_resolver_new (const char *dsn)
+zactor_t *exec_resolver_new (const lss_config_t *cfg, const char *dsn)
 {
-    char *copy = strdup (dsn ? dsn : "");
-    if (!copy)
+    s_args_t *a = calloc (1, sizeof *a);
+    if (!a || !(a->dsn = strdup (dsn ? dsn : ""))) {
+        free (a);
         return NULL;
-    zactor_t *actor = zactor_new (s_actor, copy);
-    if (!actor)
-        free (copy);
+    }
+    a->cfg = cfg;
+    zactor_t *actor = zactor_new (s_actor, a);
+    if (!actor) {
+        free (a->dsn);
+        free (a);
+    }
     return actor;
 }

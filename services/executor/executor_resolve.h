@@ -16,6 +16,8 @@
 #include <czmq.h>
 #include <stdbool.h>
 
+#include "lss_config.h"
+
 #define EXEC_RESOLVE_MAX_INFLIGHT 256
 #define EXEC_ENDPOINT_MAX         256 /* bytes of an agent endpoint */
 
@@ -25,8 +27,10 @@
  *  EXEC_ENDPOINT_MAX bytes. */
 bool exec_endpoint_valid (const char *endpoint);
 
-/*  Starts the resolver with its own store connection to dsn (copied). NULL on failure.
- *  Destroy with zactor_destroy. A failed connection is retried on the next request. */
-zactor_t *exec_resolver_new (const char *dsn);
+/*  Starts the resolver with its own store connection: the backend cfg's store.backend
+ *  names (cfg borrowed, must outlive the actor), or PostgreSQL at dsn (copied) when cfg
+ *  is NULL. NULL on failure. Destroy with zactor_destroy. A failed connection is retried
+ *  on the next request. */
+zactor_t *exec_resolver_new (const lss_config_t *cfg, const char *dsn);
 
 #endif

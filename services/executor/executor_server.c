@@ -108,6 +108,7 @@ void executor_conf_from_config (executor_conf_t *conf, const lss_config_t *cfg)
     snprintf (conf->pub_endpoint, sizeof conf->pub_endpoint, "%s",
               lss_config_str (cfg, "executor.pub_endpoint"));
     snprintf (conf->store_dsn, sizeof conf->store_dsn, "%s", lss_config_str (cfg, "store.dsn"));
+    conf->cfg = cfg;
     conf->agent_timeout_ms = lss_config_int (cfg, "executor.agent_timeout");
     conf->default_timeout_ms = lss_config_int (cfg, "executor.default_timeout");
     conf->max_timeout_ms = lss_config_int (cfg, "executor.max_timeout");
@@ -1135,7 +1136,7 @@ int executor_server_run (const executor_conf_t *conf, lss_service_t *svc)
     self.cache = zhash_new ();
     self.router = lss_bus_socket_new (ZMQ_ROUTER, conf->router_endpoint, &ropts);
     self.pub = lss_bus_pub_new (conf->pub_endpoint, conf->src, &conf->bus);
-    self.resolver = exec_resolver_new (conf->store_dsn);
+    self.resolver = exec_resolver_new (conf->cfg, conf->store_dsn);
     if (!self.router || !self.pub || !self.resolver) {
         lss_log_error ("cannot set up the executor's sockets", "{s:s, s:s}", "router",
                        conf->router_endpoint, "pub", conf->pub_endpoint);

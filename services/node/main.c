@@ -31,6 +31,7 @@ int main (int argc, char **argv)
     }
     node_server_conf_t conf = {
         .dsn = lss_config_str (cfg, "store.dsn"),
+        .cfg = cfg,
         .state_dir = lss_config_str (cfg, "node.state_dir"),
         .agent_path = real,
         .node_name = lss_config_str (cfg, "node.name"),

@@ -40,6 +40,7 @@ struct _node_server_t {
     char agent_path[PATH_MAX];
     char node_name[64];
     char dsn[4096];
+    const lss_config_t *cfg; /* borrowed: the store backend (NULL: PostgreSQL at dsn) */
     int max_sandboxes;
     lss_sandbox_runtime_t *rt;
     lss_store_t *store;
@@ -505,7 +506,7 @@ static void s_ensure_watch (node_server_t *self, lss_service_t *svc)
     char err[LSS_STORE_ERR_SIZE] = "";
     int ok = -1;
     if (!self->store) {
-        self->store = lss_store_pg_new (self->dsn, err, sizeof err);
+        self->store = lss_store_open (self->cfg, self->dsn, err, sizeof err);
         if (!self->store)
             lss_log_warn ("store unavailable", "{s:s}", "error", err);
     }
@@ -642,6 +643,7 @@ node_server_t *node_server_new (const node_server_conf_t *conf)
     snprintf (self->agent_path, sizeof self->agent_path, "%s", conf->agent_path);
     snprintf (self->node_name, sizeof self->node_name, "%s", conf->node_name);
     snprintf (self->dsn, sizeof self->dsn, "%s", conf->dsn);
+    self->cfg = conf->cfg;
     self->max_sandboxes = conf->max_sandboxes;
     self->need_relist = true;
     self->backoff_ms = NODE_BACKOFF_MIN_MS;

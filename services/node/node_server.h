@@ -31,6 +31,7 @@
 
 typedef struct {
     const char *dsn;        /* store.dsn */
+    const lss_config_t *cfg; /* borrowed for the store backend; NULL: PostgreSQL at dsn */
     const char *state_dir;  /* node.state_dir */
     const char *agent_path; /* absolute path of lss-agent on the host */
     const char *node_name;  /* node.name */

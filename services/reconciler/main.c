@@ -60,6 +60,7 @@ int main (int argc, char **argv)
         workers[started] = (reconciler_worker_t){
             .index = started,
             .dsn = lss_config_str (cfg, "store.dsn"),
+            .cfg = cfg,
             .queue_endpoint = lss_config_str (cfg, "reconciler.queue_endpoint"),
             .node_name = "",
             .stop = &stop,

@@ -88,16 +88,6 @@ static int s_fail (s_ctx_t *c, const char *reason, const char *message)
 
 /* ------------------------------------------------------------------ the Pod */
 
-/*  The agent's name for a runtime language. */
-static const char *s_agent_language (const char *lang)
-{
-    if (!lang)
-        return NULL;
-    if (strcmp (lang, "nodejs") == 0 || strcmp (lang, "javascript") == 0)
-        return "node";
-    return lang;
-}
-
 static const char *s_first (const char *a, const char *b, const char *dflt)
 {
     return a ? a : b ? b : dflt;
@@ -160,7 +150,7 @@ json_t *reconciler_pod_for (const json_t *sandbox, const json_t *runtime, const 
 
     /* interpreter of the runtime's language */
     char interp[S_INTERP_MAX] = "";
-    const char *lang = s_agent_language (lss_obj_str (runtime, "spec.language"));
+    const char *lang = lss_obj_agent_language (lss_obj_str (runtime, "spec.language"));
     const char *path = lss_obj_str (runtime, "spec.interpreter");
     if (lang && path) {
         bool ok = path[0] == '/' && !strpbrk (path, ",= \t\n") && !strpbrk (lang, ",=/ \t\n");

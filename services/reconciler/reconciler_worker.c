@@ -107,7 +107,7 @@ static void *s_run (void *arg)
     while (!atomic_load (self->stop)) {
         if (!store) {
             char err[LSS_STORE_ERR_SIZE] = "";
-            store = lss_store_pg_new (self->dsn, err, sizeof err);
+            store = lss_store_open (self->cfg, self->dsn, err, sizeof err);
             if (!store) {
                 lss_log_warn ("store unreachable: retrying", "{s:i, s:s}", "worker",
                               self->index, "error", err);

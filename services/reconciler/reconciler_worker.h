@@ -11,12 +11,14 @@
 #include <stdbool.h>
 
 #include "reconciler_sync.h"
+#include "lss_config.h"
 
 #define RECONCILER_EVENTS_ENDPOINT "inproc://reconciler-events"
 
 typedef struct {
     int index;                  /* worker number in this process */
     const char *dsn;            /* store DSN (borrowed) */
+    const lss_config_t *cfg;    /* borrowed: the store backend (NULL: PostgreSQL at dsn) */
     const char *queue_endpoint; /* watcher ROUTER endpoint list (borrowed) */
     const char *node_name;      /* Pod spec.nodeName */
     atomic_bool *stop;          /* set by the main thread to end the worker */

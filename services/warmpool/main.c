@@ -68,7 +68,7 @@ typedef struct {
 } s_metrics_t;
 
 /*  One request on the ROUTER: decode, allocate, answer. */
-static void s_serve_one (zsock_t *router, lss_store_t **store, const char *dsn, const char *src,
+static void s_serve_one (zsock_t *router, lss_store_t **store, const lss_config_t *cfg, const char *src,
                          s_metrics_t *m, s_events_t *ev)
 {
     zframe_t *route = NULL;
@@ -95,7 +95,7 @@ static void s_serve_one (zsock_t *router, lss_store_t **store, const char *dsn, 
     lss_log_set_trace (env.trace);
     int64_t t0 = lss_time_mono_ns ();
     if (!*store) {
-        *store = lss_store_pg_new (dsn, err, sizeof err);
+        *store = lss_store_open (cfg, NULL, err, sizeof err);
         if (!*store) {
             s_reply_error (router, route, src, env.id, "unavailable", "store unreachable");
             lss_metric_inc (m->allocs, 1, "unavailable");
@@ -191,6 +191,7 @@ int main (int argc, char **argv)
     }
 
     worker.dsn = dsn;
+    worker.cfg = cfg;
     worker.queue_endpoints = lss_config_str (cfg, "warmpool.queue_endpoint");
     worker.identity = src;
     worker.leader_check_ms = lss_config_int (cfg, "warmpool.leader_check");
@@ -219,7 +220,7 @@ int main (int argc, char **argv)
     while (!lss_service_stopping (svc)) {
         lss_service_heartbeat (svc);
         if (!store && lss_time_mono_ms () >= next_connect) {
-            store = lss_store_pg_new (dsn, err, sizeof err);
+            store = lss_store_open (cfg, NULL, err, sizeof err);
             if (!store) {
                 lss_log_warn ("store unreachable", "{s:s}", "error", err);
                 lss_service_set_ready (svc, false, "store unreachable");
@@ -237,7 +238,7 @@ int main (int argc, char **argv)
         /* serve what is queued, bounded per turn so the heartbeat keeps going */
         for (int k = 0; k < 100 && (zsock_events (router) & ZMQ_POLLIN); k++) {
             bool had = store != NULL;
-            s_serve_one (router, &store, dsn, src, &m, &ev);
+            s_serve_one (router, &store, cfg, src, &m, &ev);
             if (had && !store)
                 lss_service_set_ready (svc, false, "store unreachable");
         }

@@ -211,7 +211,8 @@ static int s_parse_runtime (const json_t *rt, s_spec_t *s, char *msg, size_t msg
         return -1;
     }
     snprintf (s->image, sizeof s->image, "%s", image);
-    if (lss_fmt (s->interpreters, sizeof s->interpreters, "%s=%s", lang, interp)) {
+    if (lss_fmt (s->interpreters, sizeof s->interpreters, "%s=%s",
+                 lss_obj_agent_language (lang), interp)) {
         lss_errf (msg, msg_size, "RuntimeEnvironment %s: interpreter too long", s->runtime);
         return -1;
     }

@@ -80,7 +80,7 @@ void *warmpool_worker_run (void *arg)
         lss_metrics_counter ("lss_warmpool_syncs_total", "Scaler passes, by result.", "result");
     lss_metric_t *leading = lss_metrics_gauge ("lss_warmpool_scaler_leader",
                                                "1 while this replica runs the scaler.", NULL);
-    lss_leader_t *leader = lss_leader_new (self->dsn, S_ELECTION, self->identity);
+    lss_leader_t *leader = lss_leader_open (self->cfg, self->dsn, S_ELECTION, self->identity);
     lss_store_t *store = NULL;
     lss_queue_client_t *q = NULL;
     int64_t next_check = 0;
@@ -102,7 +102,7 @@ void *warmpool_worker_run (void *arg)
             continue;
         }
         if (!store) {
-            store = lss_store_pg_new (self->dsn, err, sizeof err);
+            store = lss_store_open (self->cfg, self->dsn, err, sizeof err);
             if (!store) {
                 lss_log_warn ("scaler cannot reach the store", "{s:s}", "error", err);
                 s_sleep_until (self, lss_time_mono_ms () + S_RETRY_MS);

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "lss_bus.h"
+#include "lss_config.h"
 
 /*  Called from the worker thread; details is borrowed. Must be thread-safe. */
 typedef void (warmpool_event_fn) (void *arg, const char *reason, const char *ns,
@@ -24,6 +25,7 @@ typedef void (warmpool_event_fn) (void *arg, const char *reason, const char *ns,
 
 typedef struct {
     const char *dsn;             /* store and leader election (borrowed) */
+    const lss_config_t *cfg;     /* borrowed: store backend and election (NULL: PostgreSQL at dsn) */
     const char *queue_endpoints; /* watcher ROUTER(s) (borrowed) */
     const char *identity;        /* worker id / candidate identity (borrowed) */
     int64_t leader_check_ms;

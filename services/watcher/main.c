@@ -146,10 +146,10 @@ int main (int argc, char **argv)
     qopts.backoff_max_ms = lss_config_int (cfg, "watcher.backoff_max");
     qopts.lease_ms = lss_config_int (cfg, "watcher.queue_lease");
     self->server = watcher_server_new (router, identity, &qopts, 0);
-    self->leader = lss_leader_new (dsn, "watcher", identity);
+    self->leader = lss_leader_open (cfg, dsn, "watcher", identity);
     if (!self->server || !self->leader)
         goto cleanup;
-    watcher_informer_args_t args = {.dsn = dsn, .pub = pub, .leader = &self->leading};
+    watcher_informer_args_t args = {.dsn = dsn, .cfg = cfg, .pub = pub, .leader = &self->leading};
     self->informer = zactor_new (watcher_informer_actor, &args);
     if (!self->informer)
         goto cleanup;

@@ -420,7 +420,7 @@ void watcher_informer_actor (zsock_t *pipe, void *arg)
         int64_t now = lss_time_mono_ms ();
         if (!self->store && now >= self->store_next_ms) {
             char err[LSS_STORE_ERR_SIZE] = "";
-            self->store = lss_store_pg_new (self->args.dsn, err, sizeof err);
+            self->store = lss_store_open (self->args.cfg, self->args.dsn, err, sizeof err);
             if (!self->store) {
                 lss_log_warn ("store unavailable", "{s:s}", "error", err);
                 self->store_next_ms = now + s_backoff (&self->store_backoff_ms);

@@ -198,7 +198,7 @@ static inline int ts_stack_start (ts_stack_t *s, const char *const *services,
     const char *d = s->dir;
     ts_env_add (s, "LSS_STORE_DSN", "%s", s_dsn);
     ts_env_add (s, "LSS_LOG_LEVEL", "%s",
-                getenv ("LSS_STACK_LOG_LEVEL") ? getenv ("LSS_STACK_LOG_LEVEL") : "info");
+                getenv ("TS_STACK_LOG_LEVEL") ? getenv ("TS_STACK_LOG_LEVEL") : "info");
     ts_env_add (s, "LSS_WATCHER_PUB_ENDPOINT", "ipc://%s/watcher.pub", d);
     ts_env_add (s, "LSS_WATCHER_QUEUE_ENDPOINT", "ipc://%s/watcher.queue", d);
     ts_env_add (s, "LSS_RECONCILER_QUEUE_ENDPOINT", "ipc://%s/watcher.queue", d);

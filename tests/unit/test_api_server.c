@@ -190,7 +190,7 @@ static int s_teardown (void **state)
     (void)state;
     if (s_skip)
         return 0;
-    if (getenv ("LSS_STACK_LOGS"))
+    if (getenv ("TS_STACK_LOGS"))
         ts_stack_dump_logs (&s_stack);
     ts_stack_stop (&s_stack);
     s_redis_teardown ();

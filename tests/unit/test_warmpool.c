@@ -535,6 +535,21 @@ static void test_missing_runtime (void **state)
                              "ruby", "interpreter", "/usr/bin/ruby"));
     s_sync (st, ns, "rb", now, NULL);
     assert_int_equal (s_count (st, "WarmPod", ns, "rb", NULL), 2);
+    /* a nodejs runtime's pods name the interpreter as the agent and the api do: node */
+    s_create (st, json_pack ("{s:s, s:s, s:{s:s}, s:{s:s, s:s, s:s}}", "apiVersion",
+                             LSS_OBJ_GROUP_VERSION, "kind", "RuntimeEnvironment", "metadata",
+                             "name", "nodejs-20", "spec", "image", "node:20", "language",
+                             "nodejs", "interpreter", "/usr/bin/node"));
+    s_pool (st, ns, "js", json_pack ("{s:s, s:i}", "runtime", "nodejs:20", "minSize", 1));
+    s_sync (st, ns, "js", now, NULL);
+    json_t *js = NULL;
+    char err[LSS_STORE_ERR_SIZE];
+    assert_int_equal (
+        lss_store_list (st, "Pod", ns, LSS_LABEL_POOL "=js", 0, NULL, &js, err, sizeof err), 0);
+    json_t *jpod = json_array_get (json_object_get (js, "items"), 0);
+    assert_non_null (jpod);
+    assert_string_equal (lss_obj_annotation (jpod, LSS_ANN_INTERPRETERS), "node=/usr/bin/node");
+    json_decref (js);
     /* a hostile interpreter is refused, not put into annotations */
     s_pool (st, ns, "bad", json_pack ("{s:s, s:i}", "runtime", "evil:1", "minSize", 1));
     s_create (st, json_pack ("{s:s, s:s, s:{s:s}, s:{s:s, s:s, s:s}}", "apiVersion",
