@@ -4,7 +4,10 @@
  *  drive them. Needs root and working sandboxes (skips otherwise, like the sandbox
  *  tests): a Sandbox object becomes Running with a working agent, warm pools fill and
  *  refill, expiry and deletion clean up, and kill -9 of each service in turn during
- *  activity converges with nothing lost and no sandbox stuck.
+ *  activity converges with nothing lost and no sandbox stuck. All of it twice: with the
+ *  store on PostgreSQL, and with every service on the fake Kubernetes API server
+ *  (store.backend=kubernetes, elections by Lease) — cluster mode's control plane, with
+ *  lss-node standing in for the kubelet (it runs the Pods it watches).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -22,6 +25,7 @@
 #include "lss_util.h"
 #include "node_pod.h"
 
+#include "lss_testk8s.h"
 #include "lss_testpg.h"
 #include "lss_teststack.h"
 
@@ -32,6 +36,8 @@
 static ts_stack_t s_stack;
 static lss_store_t *s_store;
 static bool s_skip;
+static bool s_k8s; /* second group: every service on the fake Kubernetes API server */
+static tk_fake_t s_fake;
 
 /* ------------------------------------------------------------------ helpers */
 
@@ -217,15 +223,43 @@ static int s_setup (void **state)
     }
     setenv ("TS_STACK_LOG_LEVEL", STACK_LEVEL, 0);
     const char *services[] = {"watcher", "reconciler", "node", "warmpool", "executor", NULL};
-    const char *env[] = {"LSS_WATCHER_LEADER_CHECK=200", "LSS_WARMPOOL_LEADER_CHECK=200",
-                         "LSS_RECONCILER_WORKERS=2", "LSS_NODE_MAX_SANDBOXES=64", NULL};
-    if (ts_stack_start (&s_stack, services, env)) {
+    char kubeconfig[600] = "";
+    if (s_k8s) {
+        if (tk_start (&s_fake) != 0) {
+            tk_stop (&s_fake);
+            return -1;
+        }
+        snprintf (kubeconfig, sizeof kubeconfig, "LSS_K8S_KUBECONFIG=%s", s_fake.kubeconfig);
+    }
+    /* on Kubernetes: the store and the elections (Leases, short times so a kill -9'd
+     * leader is replaced within the waits) go to the fake; PostgreSQL stays unused */
+    const char *pg_env[] = {"LSS_WATCHER_LEADER_CHECK=200", "LSS_WARMPOOL_LEADER_CHECK=200",
+                            "LSS_RECONCILER_WORKERS=2", "LSS_NODE_MAX_SANDBOXES=64", NULL};
+    const char *k8s_env[] = {"LSS_WATCHER_LEADER_CHECK=200",
+                             "LSS_WARMPOOL_LEADER_CHECK=200",
+                             "LSS_RECONCILER_WORKERS=2",
+                             "LSS_NODE_MAX_SANDBOXES=64",
+                             "LSS_STORE_BACKEND=kubernetes",
+                             kubeconfig,
+                             "LSS_K8S_NAMESPACE=lss-system",
+                             "LSS_K8S_LEASE_DURATION=2s",
+                             "LSS_K8S_RENEW_DEADLINE=1s",
+                             "LSS_K8S_RETRY_PERIOD=200ms",
+                             NULL};
+    if (ts_stack_start (&s_stack, services, s_k8s ? k8s_env : pg_env)) {
         ts_stack_dump_logs (&s_stack);
         ts_stack_stop (&s_stack);
+        if (s_k8s)
+            tk_stop (&s_fake);
         return -1;
     }
     char err[LSS_STORE_ERR_SIZE] = "";
-    s_store = lss_store_pg_new (s_dsn, err, sizeof err);
+    if (s_k8s) {
+        lss_config_t *cfg = tk_config (&s_fake, NULL, NULL);
+        s_store = cfg ? lss_store_new_from_config (cfg, err, sizeof err) : NULL;
+        lss_config_destroy (&cfg);
+    } else
+        s_store = lss_store_pg_new (s_dsn, err, sizeof err);
     if (!s_store) {
         fprintf (stderr, "store: %s\n", err);
         return -1;
@@ -246,6 +280,8 @@ static int s_teardown (void **state)
     if (getenv ("TS_STACK_LOGS"))
         ts_stack_dump_logs (&s_stack);
     ts_stack_stop (&s_stack);
+    if (s_k8s)
+        tk_stop (&s_fake);
     return 0;
 }
 
@@ -408,5 +444,9 @@ int main (void)
         cmocka_unit_test (test_expiry_and_delete_clean_up),
         cmocka_unit_test (test_kill9_each_service_converges),
     };
-    return cmocka_run_group_tests (tests, s_setup, s_teardown);
+    int failed = cmocka_run_group_tests_name ("on PostgreSQL", tests, s_setup, s_teardown);
+    s_k8s = true;
+    failed += cmocka_run_group_tests_name ("on Kubernetes (the fake API server)", tests,
+                                           s_setup, s_teardown);
+    return failed;
 }
