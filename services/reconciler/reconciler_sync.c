@@ -5,6 +5,8 @@
 
 #include "lss_log.h"
 #include "lss_obj.h"
+#include "lss_pod.h"
+#include "reconciler_netpol.h"
 #include "lss_util.h"
 
 #define S_DEFAULT_TIMEOUT_S 300
@@ -180,8 +182,20 @@ json_t *reconciler_pod_for (const json_t *sandbox, const json_t *runtime, const 
         opts && opts->agent_command ? opts->agent_command : "/opt/lss/lss-agent", "resources",
         "limits", limits, "securityContext", "runAsUser", uid, "runAsGroup", gid,
         "runAsNonRoot", 1, "readOnlyRootFilesystem", 1, "allowPrivilegeEscalation", 0);
-    if (!pod)
+    if (!pod) {
         lss_errf (err, err_size, "out of memory building the Pod");
+        return NULL;
+    }
+    lss_pod_security_t sec = {
+        .uid = uid,
+        .gid = gid,
+        .seccomp_localhost = lss_obj_str (profile, "spec.seccompProfile"),
+        .runtime_class = lss_obj_str (profile, "spec.runtimeClassName"),
+    };
+    if (lss_pod_harden (pod, &sec, err, err_size)) {
+        json_decref (pod);
+        return NULL;
+    }
     return pod;
 }
 
@@ -353,6 +367,27 @@ static int s_adopt_warm (s_ctx_t *c, const char *warm)
     return 1;
 }
 
+/*  Creates the sandbox's NetworkPolicy when opts ask for them (an existing one is kept:
+ *  it was made from the same spec). 0, 1 when the sandbox was failed (a bad grant), or a
+ *  negative LSS_STORE_* code. */
+static int s_ensure_netpol (s_ctx_t *c, const json_t *profile)
+{
+    if (!c->opts || !c->opts->network_policies)
+        return 0;
+    json_t *egress = lss_obj_at (c->sb, "spec.networkAccess.egress");
+    bool net = strcmp (s_level (c->sb, profile), "high") != 0 && json_is_array (egress) &&
+               json_array_size (egress) > 0;
+    char why[LSS_STORE_ERR_SIZE];
+    json_t *np = reconciler_netpol_for (c->sb, net, why, sizeof why);
+    if (!np) {
+        int rc = s_fail (c, "InvalidSpec", why);
+        return rc < 0 ? rc : 1;
+    }
+    int rc = lss_store_create (c->store, np, NULL, c->err, c->err_size);
+    json_decref (np);
+    return rc == LSS_STORE_CONFLICT ? 0 : rc;
+}
+
 /*  Resolves runtime and profile; on a missing one the Sandbox is Failed (reason set) and
  *  1 is returned. */
 static int s_resolve (s_ctx_t *c, json_t **runtime, json_t **profile)
@@ -481,6 +516,14 @@ static int s_sync (s_ctx_t *c)
         json_decref (runtime);
         json_decref (profile);
         return rc < 0 ? rc : 0;
+    }
+    /* the NetworkPolicy comes before the Pod it guards (fail closed) */
+    if (!lss_obj_str (c->sb, "status.podName")) {
+        rc = s_ensure_netpol (c, profile);
+        if (rc) {
+            rc = rc < 0 ? rc : 0;
+            goto cleanup;
+        }
     }
     /* a warm pod claimed for us and not adopted yet */
     const char *warm = s_warm_name (c);

@@ -55,8 +55,14 @@ static void s_work (reconciler_worker_t *self, lss_store_t **store, lss_queue_cl
         lss_queue_client_done (q, key, "done", 0, NULL, S_DONE_TIMEOUT_MS);
         return;
     }
-    reconciler_opts_t opts = {.node_name = self->node_name,
-                              .agent_command = "/opt/lss/lss-agent"};
+    /* on Kubernetes every sandbox gets its NetworkPolicy; lss-node (local mode) applies
+     * the network annotation itself and would never read one */
+    reconciler_opts_t opts = {
+        .node_name = self->node_name,
+        .agent_command = "/opt/lss/lss-agent",
+        .network_policies = self->cfg && strcmp (lss_config_str (self->cfg, "store.backend"),
+                                                 "kubernetes") == 0,
+    };
     reconciler_result_t res;
     int64_t t0 = lss_time_mono_ns ();
     int rc =

@@ -16,6 +16,7 @@
 
 #include "lss_log.h"
 #include "lss_obj.h"
+#include "lss_pod.h"
 #include "lss_util.h"
 
 #define S_LIST_MAX_ITEMS  (2 * WARMPOOL_HARD_MAX) /* objects read per list */
@@ -285,6 +286,13 @@ static json_t *s_new_pod (const json_t *warmpod, const char *pool, const s_spec_
         "command", S_AGENT_COMMAND, "resources", "limits", "cpu", s->cpu, "memory", s->memory,
         "ephemeral-storage", s->storage, "securityContext", "runAsUser", 1000, "runAsGroup",
         1000, "runAsNonRoot", 1, "readOnlyRootFilesystem", 1, "allowPrivilegeEscalation", 0);
+    lss_pod_security_t sec = {.uid = 1000, .gid = 1000};
+    char herr[256];
+    if (pod && lss_pod_harden (pod, &sec, herr, sizeof herr)) {
+        lss_log_error ("warm pod not hardened: not created", "{s:s}", "error", herr);
+        json_decref (pod);
+        return NULL;
+    }
     if (!pod)
         return NULL;
     s_set_labels (pod, pool, s);

@@ -14,6 +14,7 @@
 #include "lss_store.h"
 #include "lss_testproc.h"
 #include "lss_util.h"
+#include "reconciler_netpol.h"
 #include "reconciler_sync.h"
 
 #include "lss_testpg.h"
@@ -302,6 +303,7 @@ static void test_profile_and_high_level (void **state)
     s_create (st, "{\"apiVersion\":\"llmsafespace.dev/v1\",\"kind\":\"SandboxProfile\","
                   "\"metadata\":{\"name\":\"strict\",\"namespace\":\"prof\"},"
                   "\"spec\":{\"language\":\"python\",\"securityLevel\":\"high\","
+                  "\"seccompProfile\":\"lss/python.json\",\"runtimeClassName\":\"gvisor\","
                   "\"resourceDefaults\":{\"cpu\":\"250m\",\"memory\":\"128Mi\"}}}");
     s_sandbox (st, "prof", "sb-1",
                "\"profileRef\":{\"name\":\"strict\"},\"networkAccess\":{\"egress\":"
@@ -316,7 +318,43 @@ static void test_profile_and_high_level (void **state)
     json_t *c0 = json_array_get (lss_obj_at (pod, "spec.containers"), 0);
     assert_string_equal (lss_obj_str (c0, "resources.limits.cpu"), "250m");
     assert_string_equal (lss_obj_str (c0, "resources.limits.memory"), "128Mi");
+    /* hardened (lss_pod): the profile's seccomp profile and runtime class, no token, no
+     * host namespaces, every capability dropped, requests = limits, emptyDir volumes */
+    assert_string_equal (lss_obj_str (pod, "spec.runtimeClassName"), "gvisor");
+    assert_string_equal (lss_obj_str (pod, "spec.securityContext.seccompProfile.type"),
+                         "Localhost");
+    assert_string_equal (
+        lss_obj_str (pod, "spec.securityContext.seccompProfile.localhostProfile"),
+        "lss/python.json");
+    assert_true (json_is_false (lss_obj_at (pod, "spec.automountServiceAccountToken")));
+    assert_true (json_is_false (lss_obj_at (pod, "spec.enableServiceLinks")));
+    assert_true (json_is_false (lss_obj_at (pod, "spec.hostNetwork")));
+    assert_true (json_is_true (lss_obj_at (pod, "spec.securityContext.runAsNonRoot")));
+    assert_string_equal (json_string_value (json_array_get (
+                             lss_obj_at (c0, "securityContext.capabilities.drop"), 0)),
+                         "ALL");
+    assert_true (json_is_false (lss_obj_at (c0, "securityContext.allowPrivilegeEscalation")));
+    assert_true (json_is_true (lss_obj_at (c0, "securityContext.readOnlyRootFilesystem")));
+    assert_string_equal (lss_obj_str (c0, "resources.requests.memory"), "128Mi");
+    assert_string_equal (
+        lss_obj_str (json_array_get (lss_obj_at (pod, "spec.volumes"), 0), "name"),
+        "workspace");
+    assert_non_null (lss_obj_str (json_array_get (lss_obj_at (pod, "spec.volumes"), 0),
+                                  "emptyDir.sizeLimit"));
+    assert_string_equal (
+        lss_obj_str (json_array_get (lss_obj_at (c0, "volumeMounts"), 1), "mountPath"), "/tmp");
     json_decref (pod);
+
+    /* a seccomp path escaping the kubelet's directory fails the sandbox, no Pod */
+    s_create (st, "{\"apiVersion\":\"llmsafespace.dev/v1\",\"kind\":\"SandboxProfile\","
+                  "\"metadata\":{\"name\":\"escape\",\"namespace\":\"prof\"},"
+                  "\"spec\":{\"language\":\"python\",\"seccompProfile\":\"../../etc/x\"}}");
+    s_sandbox (st, "prof", "sb-esc", "\"profileRef\":{\"name\":\"escape\"}", NULL);
+    assert_int_equal (s_sync (st, "prof", "sb-esc", T0, NULL), 0);
+    assert_null (s_get (st, "Pod", "prof", "sb-esc"));
+    json_t *esc = s_get (st, "Sandbox", "prof", "sb-esc");
+    assert_string_equal (lss_obj_str (esc, "status.phase"), "Failed");
+    json_decref (esc);
 
     s_sandbox (st, "prof", "sb-net",
                "\"networkAccess\":{\"egress\":[{\"domain\":\"pypi.org\"}]}", NULL);
@@ -324,6 +362,92 @@ static void test_profile_and_high_level (void **state)
     pod = s_get (st, "Pod", "prof", "sb-net");
     assert_string_equal (lss_obj_annotation (pod, LSS_ANN_NETWORK), "egress");
     json_decref (pod);
+}
+
+/*  With network policies on (cluster mode): each sandbox's NetworkPolicy exists before its
+ *  Pod; ingress only from the executor on the agent port; egress only when granted (and
+ *  never at level high), then DNS and public addresses on the granted ports; a bad grant
+ *  fails the sandbox with no Pod. */
+static void test_network_policies (void **state)
+{
+    lss_store_t *st = *state;
+    reconciler_opts_t opts = s_opts;
+    opts.network_policies = true;
+    char err[LSS_STORE_ERR_SIZE];
+    reconciler_result_t res;
+    s_sandbox (st, "np", "sb-closed", NULL, NULL);
+    s_sandbox (st, "np", "sb-open",
+               "\"networkAccess\":{\"egress\":[{\"domain\":\"pypi.org\",\"ports\":"
+               "[{\"port\":443,\"protocol\":\"TCP\"}]}]}",
+               NULL);
+    s_sandbox (st, "np", "sb-high",
+               "\"securityLevel\":\"high\",\"networkAccess\":{\"egress\":[{\"domain\":"
+               "\"pypi.org\"}]}",
+               NULL);
+    s_sandbox (st, "np", "sb-bad",
+               "\"networkAccess\":{\"egress\":[{\"domain\":\"x.org\",\"ports\":[{\"port\":"
+               "70000}]}]}",
+               NULL);
+    const char *names[] = {"sb-closed", "sb-open", "sb-high", "sb-bad"};
+    for (int i = 0; i < 4; i++)
+        assert_int_equal (
+            reconciler_sync (st, &opts, "np", names[i], T0, &res, err, sizeof err), 0);
+
+    json_t *np = s_get (st, "NetworkPolicy", "np", "sb-closed");
+    assert_non_null (np);
+    assert_string_equal (
+        json_string_value (json_object_get (lss_obj_at (np, "spec.podSelector.matchLabels"),
+                                            LSS_LABEL_SANDBOX)),
+        "sb-closed");
+    json_t *in = json_array_get (lss_obj_at (np, "spec.ingress"), 0);
+    json_t *from = json_array_get (json_object_get (in, "from"), 0);
+    assert_string_equal (
+        json_string_value (json_object_get (lss_obj_at (from, "podSelector.matchLabels"),
+                                            "app.kubernetes.io/name")),
+        "lss-executor");
+    assert_int_equal (
+        lss_obj_int (json_array_get (json_object_get (in, "ports"), 0), "port", 0), 7430);
+    assert_int_equal (json_array_size (lss_obj_at (np, "spec.egress")), 0);
+    assert_int_equal (json_array_size (lss_obj_at (np, "spec.policyTypes")), 2);
+    json_t *closed = s_get (st, "Sandbox", "np", "sb-closed");
+    assert_true (lss_obj_owned_by (np, lss_obj_str (closed, "metadata.uid")));
+    json_decref (closed);
+    json_decref (np);
+    json_t *pod = s_get (st, "Pod", "np", "sb-closed");
+    assert_non_null (pod);
+    json_decref (pod);
+
+    np = s_get (st, "NetworkPolicy", "np", "sb-open");
+    json_t *eg = lss_obj_at (np, "spec.egress");
+    assert_int_equal (json_array_size (eg), 2); /* DNS, then public addresses on 443 */
+    json_t *pub = json_array_get (eg, 1);
+    json_t *block = lss_obj_at (json_array_get (json_object_get (pub, "to"), 0), "ipBlock");
+    assert_string_equal (lss_obj_str (block, "cidr"), "0.0.0.0/0");
+    bool metadata_closed = false;
+    size_t i;
+    json_t *ex;
+    json_array_foreach (json_object_get (block, "except"), i, ex) metadata_closed |=
+        strcmp (json_string_value (ex), "169.254.0.0/16") == 0;
+    assert_true (metadata_closed);
+    assert_int_equal (
+        lss_obj_int (json_array_get (json_object_get (pub, "ports"), 0), "port", 0), 443);
+    assert_string_equal (lss_obj_annotation (np, RECONCILER_ANN_DOMAINS), "pypi.org");
+    json_decref (np);
+
+    np = s_get (st, "NetworkPolicy", "np", "sb-high");
+    assert_int_equal (json_array_size (lss_obj_at (np, "spec.egress")), 0);
+    json_decref (np);
+
+    assert_null (s_get (st, "NetworkPolicy", "np", "sb-bad"));
+    assert_null (s_get (st, "Pod", "np", "sb-bad"));
+    json_t *bad = s_get (st, "Sandbox", "np", "sb-bad");
+    assert_string_equal (lss_obj_str (bad, "status.phase"), "Failed");
+    json_decref (bad);
+
+    /* off (local mode): none is made */
+    s_sandbox (st, "np", "sb-local", NULL, NULL);
+    assert_int_equal (s_sync (st, "np", "sb-local", T0, NULL), 0);
+    assert_null (s_get (st, "NetworkPolicy", "np", "sb-local"));
 }
 
 static void test_pod_failure_fails_sandbox (void **state)
@@ -546,6 +670,7 @@ int main (void)
                                          s_teardown),
         cmocka_unit_test_setup_teardown (test_concurrent_workers_converge, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_bad_keys, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_network_policies, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, s_group_setup, s_group_teardown);
 }
