@@ -23,7 +23,8 @@ typedef struct {
     char router_endpoint[512];
     char pub_endpoint[512];
     char store_dsn[4096];
-    const lss_config_t *cfg; /* borrowed, for the store backend; NULL: PostgreSQL at store_dsn */
+    const lss_config_t
+        *cfg; /* borrowed, for the store backend; NULL: PostgreSQL at store_dsn */
     int64_t agent_timeout_ms;
     int64_t default_timeout_ms;
     int64_t max_timeout_ms;

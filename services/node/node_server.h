@@ -30,13 +30,13 @@
 #define NODE_UID_COUNT       1024 /* host uids reserved from node.uid_base when root */
 
 typedef struct {
-    const char *dsn;        /* store.dsn */
+    const char *dsn;         /* store.dsn */
     const lss_config_t *cfg; /* borrowed for the store backend; NULL: PostgreSQL at dsn */
-    const char *state_dir;  /* node.state_dir */
-    const char *agent_path; /* absolute path of lss-agent on the host */
-    const char *node_name;  /* node.name */
-    int max_sandboxes;      /* node.max_sandboxes */
-    uint32_t uid_base;      /* node.uid_base (used when root) */
+    const char *state_dir;   /* node.state_dir */
+    const char *agent_path;  /* absolute path of lss-agent on the host */
+    const char *node_name;   /* node.name */
+    int max_sandboxes;       /* node.max_sandboxes */
+    uint32_t uid_base;       /* node.uid_base (used when root) */
 } node_server_conf_t;
 
 typedef struct _node_server_t node_server_t;

@@ -68,8 +68,8 @@ typedef struct {
 } s_metrics_t;
 
 /*  One request on the ROUTER: decode, allocate, answer. */
-static void s_serve_one (zsock_t *router, lss_store_t **store, const lss_config_t *cfg, const char *src,
-                         s_metrics_t *m, s_events_t *ev)
+static void s_serve_one (zsock_t *router, lss_store_t **store, const lss_config_t *cfg,
+                         const char *src, s_metrics_t *m, s_events_t *ev)
 {
     zframe_t *route = NULL;
     lss_envelope_t env;

@@ -24,8 +24,9 @@ typedef void (warmpool_event_fn) (void *arg, const char *reason, const char *ns,
                                   const char *name, const char *message, json_t *details);
 
 typedef struct {
-    const char *dsn;             /* store and leader election (borrowed) */
-    const lss_config_t *cfg;     /* borrowed: store backend and election (NULL: PostgreSQL at dsn) */
+    const char *dsn; /* store and leader election (borrowed) */
+    const lss_config_t
+        *cfg; /* borrowed: store backend and election (NULL: PostgreSQL at dsn) */
     const char *queue_endpoints; /* watcher ROUTER(s) (borrowed) */
     const char *identity;        /* worker id / candidate identity (borrowed) */
     int64_t leader_check_ms;

@@ -149,7 +149,8 @@ int main (int argc, char **argv)
     self->leader = lss_leader_open (cfg, dsn, "watcher", identity);
     if (!self->server || !self->leader)
         goto cleanup;
-    watcher_informer_args_t args = {.dsn = dsn, .cfg = cfg, .pub = pub, .leader = &self->leading};
+    watcher_informer_args_t args = {
+        .dsn = dsn, .cfg = cfg, .pub = pub, .leader = &self->leading};
     self->informer = zactor_new (watcher_informer_actor, &args);
     if (!self->informer)
         goto cleanup;

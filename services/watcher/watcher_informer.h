@@ -35,11 +35,11 @@
 #define WATCHER_KIND_COUNT 6
 
 typedef struct {
-    const char *dsn;     /* store DSN (borrowed; outlives the actor) */
+    const char *dsn;         /* store DSN (borrowed; outlives the actor) */
     const lss_config_t *cfg; /* borrowed: the store backend (NULL: PostgreSQL at dsn) */
-    lss_bus_pub_t *pub;  /* the PUB: ownership passes to the actor, which destroys it */
-    atomic_bool *leader; /* publish and send keys only while true (borrowed) */
-    int64_t page_size;   /* list page size (0 = LSS_STORE_LIST_DEFAULT_LIMIT) */
+    lss_bus_pub_t *pub;      /* the PUB: ownership passes to the actor, which destroys it */
+    atomic_bool *leader;     /* publish and send keys only while true (borrowed) */
+    int64_t page_size;       /* list page size (0 = LSS_STORE_LIST_DEFAULT_LIMIT) */
 } watcher_informer_args_t;
 
 /*  The actor: zactor_new (watcher_informer_actor, &args). */
