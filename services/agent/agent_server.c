@@ -51,6 +51,7 @@ typedef struct {
 typedef struct {
     const agent_conf_t *conf;
     zsock_t *sock;
+    zactor_t *zap; /* CURVE allow-list (cluster mode), NULL in plaintext */
     int sigfd;
     agent_files_t *files;
     agent_exec_t *execs[AGENT_MAX_EXECS_CAP];
@@ -566,9 +567,24 @@ int agent_server_run (const agent_conf_t *conf)
     sigaddset (&mask, SIGINT);
     sigaddset (&mask, SIGHUP);
     self.sigfd = signalfd (-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-    char ep[600];
-    snprintf (ep, sizeof ep, "@%s", conf->endpoint);
-    self.sock = self.sigfd >= 0 ? lss_bus_socket_new (ZMQ_ROUTER, ep, &conf->bus) : NULL;
+    /* CURVE: the ZAP handler and the server keys before the bind */
+    char cerr[128] = "";
+    if (conf->curve_secret[0]) {
+        self.zap = lss_curve_zap_new (conf->curve_clients, conf->curve_client_count, cerr,
+                                      sizeof cerr);
+        if (!self.zap) {
+            lss_log_error ("CURVE not set up", "{s:s}", "error", cerr);
+            goto cleanup;
+        }
+    }
+    self.sock = self.sigfd >= 0 ? lss_bus_socket_new (ZMQ_ROUTER, NULL, &conf->bus) : NULL;
+    if (self.sock && conf->curve_secret[0] &&
+        lss_curve_server_apply (self.sock, conf->curve_secret, cerr, sizeof cerr)) {
+        lss_log_error ("CURVE not set up", "{s:s}", "error", cerr);
+        zsock_destroy (&self.sock);
+    }
+    if (self.sock && zsock_bind (self.sock, "%s", conf->endpoint) < 0)
+        zsock_destroy (&self.sock);
     if (!self.sock) {
         lss_log_error ("cannot bind the agent endpoint", "{s:s}", "endpoint", conf->endpoint);
         goto cleanup;
@@ -636,6 +652,7 @@ cleanup:
         }
     }
     zsock_destroy (&self.sock);
+    zactor_destroy (&self.zap);
     if (self.sigfd >= 0)
         close (self.sigfd);
     agent_files_destroy (&self.files);

@@ -6,6 +6,7 @@
 
 #include "agent_exec.h"
 #include "lss_bus.h"
+#include "lss_curve.h"
 
 #define AGENT_MAX_EXECS_CAP 256
 #define AGENT_MAX_PEERS     64
@@ -19,6 +20,11 @@ typedef struct {
     int64_t requester_timeout_ms; /* a requester silent this long loses its executions */
     lss_bus_opts_t bus;
     char src[64]; /* envelope src, e.g. "agent/sb-abc" */
+    /* CURVE (cluster mode): the agent's secret key ("" = plaintext) and the public keys
+     * of the executors it answers */
+    char curve_secret[LSS_CURVE_KEY_LEN + 1];
+    const char *curve_clients[LSS_CURVE_CLIENTS];
+    size_t curve_client_count;
 } agent_conf_t;
 
 /*  Defaults: ipc:///run/lss/agent.sock, roots /workspace and /tmp, 32 executions,

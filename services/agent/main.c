@@ -6,10 +6,17 @@
  *    lss-agent [--endpoint EP] [--root /VIRT=DIR]... [--interpreter LANG=PATH]...
  *              [--max-execs N] [--max-output BYTES] [--default-timeout MS]
  *              [--requester-timeout MS] [--src NAME] [--log-level LEVEL]
+ *              [--curve-client KEY]...
+ *  CURVE (cluster mode): with --curve-client (the executors' public keys, Z85), the
+ *  agent's secret key comes from the environment variable LSS_AGENT_CURVE_SECRET (a
+ *  Kubernetes Secret), which is removed from the environment at once — executions
+ *  inherit the agent's environment — and the process is made non-dumpable, so code in
+ *  the sandbox cannot read it from /proc/1/environ or /proc/1/mem either.
  */
 #include <czmq.h>
 #include <getopt.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +33,7 @@ static void s_usage (FILE *out)
         "usage: lss-agent [--endpoint EP] [--root /VIRT=DIR]... [--interpreter LANG=PATH]...\n"
         "                 [--max-execs N] [--max-output BYTES] [--default-timeout MS]\n"
         "                 [--requester-timeout MS] [--src NAME] [--log-level LEVEL]\n"
+        "                 [--curve-client KEY]...  (secret key in LSS_AGENT_CURVE_SECRET)\n"
         "defaults: ipc:///run/lss/agent.sock, roots /workspace=/workspace and /tmp=/tmp,\n"
         "python, node, bash and sh at their Debian paths, 32 executions, 16 MiB output\n"
         "kept per stream, 300000 ms default timeout, 30000 ms requester timeout.\n");
@@ -66,6 +74,7 @@ int main (int argc, char **argv)
                                          {"requester-timeout", required_argument, NULL, 'q'},
                                          {"src", required_argument, NULL, 's'},
                                          {"log-level", required_argument, NULL, 'l'},
+                                         {"curve-client", required_argument, NULL, 'c'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     int c;
@@ -128,6 +137,16 @@ int main (int argc, char **argv)
             lss_log_set_level (level);
             break;
         }
+        case 'c':
+            if (!lss_curve_key_valid (optarg) || conf.curve_client_count >= LSS_CURVE_CLIENTS) {
+                fprintf (stderr,
+                         "lss-agent: --curve-client wants a 40-character Z85 public key (at "
+                         "most %d)\n",
+                         LSS_CURVE_CLIENTS);
+                return 2;
+            }
+            conf.curve_clients[conf.curve_client_count++] = optarg;
+            break;
         case 'h':
             s_usage (stdout);
             return 0;
@@ -140,6 +159,26 @@ int main (int argc, char **argv)
         s_usage (stderr);
         return 2;
     }
+    const char *secret = getenv ("LSS_AGENT_CURVE_SECRET");
+    if (secret && *secret) {
+        if (!lss_curve_key_valid (secret) || conf.curve_client_count == 0) {
+            fprintf (stderr, "lss-agent: LSS_AGENT_CURVE_SECRET needs a 40-character Z85 "
+                             "secret key and at least one --curve-client\n");
+            unsetenv ("LSS_AGENT_CURVE_SECRET");
+            return 2;
+        }
+        snprintf (conf.curve_secret, sizeof conf.curve_secret, "%s", secret);
+        /* wipe the whole NAME=value string in the original environment block (what
+         * /proc/<pid>/environ shows), after taking it out of environ */
+        char *entry = (char *)secret - strlen ("LSS_AGENT_CURVE_SECRET=");
+        unsetenv ("LSS_AGENT_CURVE_SECRET");
+        explicit_bzero (entry, strlen (entry));
+        prctl (PR_SET_DUMPABLE, 0);
+    } else if (conf.curve_client_count > 0) {
+        fprintf (stderr, "lss-agent: --curve-client needs LSS_AGENT_CURVE_SECRET\n");
+        return 2;
+    }
+    unsetenv ("LSS_AGENT_CURVE_SECRET"); /* executions inherit our environment */
     if (conf.root_count == 0) {
         conf.roots[conf.root_count++] = "/workspace=/workspace";
         conf.roots[conf.root_count++] = "/tmp=/tmp";

@@ -12,6 +12,7 @@
 #include <dirent.h>
 
 #include "lss_bus.h"
+#include "lss_curve.h"
 #include "lss_log.h"
 #include "lss_testproc.h"
 #include "lss_util.h"
@@ -28,7 +29,11 @@ typedef struct {
 static tp_proc_t s_live_proc;
 static zsock_t *s_live_dealer;
 
-static void s_agent_start (agent_t *a, const char *const *extra)
+/*  Starts lss-agent on endpoint (NULL: ipc in its directory) with extra flags and envp
+ *  (NULL: ours), and a DEALER to it — a CURVE client with key pair sec to server key
+ *  server_pub when sec is set. */
+static void s_agent_start_ex (agent_t *a, const char *endpoint, const char *const *extra,
+                              char *const *envp, const char *sec, const char *server_pub)
 {
     memset (a, 0, sizeof *a);
     snprintf (a->dir, sizeof a->dir, "/tmp/lss-agent-XXXXXX");
@@ -37,24 +42,35 @@ static void s_agent_start (agent_t *a, const char *const *extra)
     snprintf (ws, sizeof ws, "%s/ws", a->dir);
     mkdir (ws, 0700);
     snprintf (root, sizeof root, "/workspace=%s", ws);
-    snprintf (a->endpoint, sizeof a->endpoint, "ipc://%s/agent.sock", a->dir);
+    if (endpoint)
+        snprintf (a->endpoint, sizeof a->endpoint, "%s", endpoint);
+    else
+        snprintf (a->endpoint, sizeof a->endpoint, "ipc://%s/agent.sock", a->dir);
     char *argv[32] = {(char *)tp_build_path (path, sizeof path, "bin/lss-agent"), "--endpoint",
                       a->endpoint, "--root", root};
     int n = 5;
     for (int i = 0; extra && extra[i] && n < 30; i++)
         argv[n++] = (char *)extra[i];
     argv[n] = NULL;
-    assert_int_equal (tp_spawn (&a->proc, argv, NULL, true), 0);
+    assert_int_equal (tp_spawn (&a->proc, argv, envp, true), 0);
     char line[512];
     if (tp_read_line (&a->proc, line, sizeof line, 10000))
         fail_msg ("agent did not become ready: '%s'", line);
     assert_non_null (strstr (line, "ready "));
-    char ep[300];
-    snprintf (ep, sizeof ep, ">%s", a->endpoint);
-    a->dealer = lss_bus_socket_new (ZMQ_DEALER, ep, NULL);
+    a->dealer = lss_bus_socket_new (ZMQ_DEALER, NULL, NULL);
     assert_non_null (a->dealer);
+    char err[128];
+    if (sec)
+        assert_int_equal (lss_curve_client_apply (a->dealer, sec, server_pub, err, sizeof err),
+                          0);
+    assert_int_equal (zsock_connect (a->dealer, "%s", a->endpoint), 0);
     s_live_proc = a->proc;
     s_live_dealer = a->dealer;
+}
+
+static void s_agent_start (agent_t *a, const char *const *extra)
+{
+    s_agent_start_ex (a, NULL, extra, NULL, NULL, NULL);
 }
 
 static void s_agent_stop (agent_t *a)
@@ -565,6 +581,75 @@ static void test_files_and_health_over_socket (void **state)
     s_agent_stop (&a);
 }
 
+/*  CURVE on TCP: the allowed executor key is served; the agent's secret never reaches
+ *  an execution (environment, /proc/<agent>/environ); a plain client and a client with
+ *  another key get nothing; bad CURVE settings are refused at start. */
+static void test_curve (void **state)
+{
+    (void)state;
+    char apub[41], asec[41], xpub[41], xsec[41], opub[41], osec[41];
+    assert_int_equal (lss_curve_keypair (apub, asec), 0);
+    assert_int_equal (lss_curve_keypair (xpub, xsec), 0);
+    assert_int_equal (lss_curve_keypair (opub, osec), 0);
+    zsock_t *probe = zsock_new (ZMQ_ROUTER); /* a free port */
+    int port = zsock_bind (probe, "tcp://127.0.0.1:*");
+    assert_true (port > 0);
+    zsock_destroy (&probe);
+    char ep[64], env_secret[80];
+    snprintf (ep, sizeof ep, "tcp://127.0.0.1:%d", port);
+    snprintf (env_secret, sizeof env_secret, "LSS_AGENT_CURVE_SECRET=%s", asec);
+    char *envp[] = {env_secret, "PATH=/usr/bin:/bin", NULL};
+    const char *extra[] = {"--curve-client", xpub, NULL};
+    agent_t a;
+    s_agent_start_ex (&a, ep, extra, envp, xsec, apub);
+    result_t r;
+    s_shell (&a, "c1", "env; cat /proc/$PPID/environ 2>/dev/null | tr '\\0' '\\n'", 0);
+    s_collect (&a, &r, 5000);
+    assert_non_null (r.end);
+    assert_int_equal (r.end->exit_code, 0);
+    lss_buf_append (&r.out, "", 1);
+    assert_non_null (strstr ((char *)r.out.data, "PATH=/usr/bin:/bin")); /* env was read */
+    assert_null (strstr ((char *)r.out.data, "LSS_AGENT_CURVE_SECRET"));
+    assert_null (strstr ((char *)r.out.data, asec));
+    s_result_free (&r);
+
+    /* others are not heard: a plain DEALER and one with a key the agent does not allow */
+    const char *secs[] = {NULL, osec};
+    for (int i = 0; i < 2; i++) {
+        zsock_t *d = zsock_new (ZMQ_DEALER);
+        char err[128];
+        zsock_set_linger (d, 0);
+        if (secs[i])
+            assert_int_equal (lss_curve_client_apply (d, secs[i], apub, err, sizeof err), 0);
+        assert_int_equal (zsock_connect (d, "%s", ep), 0);
+        agent_t other = {.dealer = d};
+        s_shell (&other, "c2", "echo hi", 0);
+        void *body;
+        assert_int_equal (s_recv (&other, 1000, &body), LSS_MSG_NONE);
+        zsock_destroy (&d);
+    }
+    s_agent_stop (&a);
+
+    /* refused at start: a client key without a secret, a malformed secret or client */
+    char path[PATH_MAX];
+    char *argv1[] = {(char *)tp_build_path (path, sizeof path, "bin/lss-agent"),
+                     "--endpoint",
+                     ep,
+                     "--curve-client",
+                     xpub,
+                     NULL};
+    char *plain_env[] = {"PATH=/usr/bin:/bin", NULL};
+    char *bad_env[] = {"LSS_AGENT_CURVE_SECRET=short", NULL};
+    char *argv2[] = {argv1[0], "--endpoint", ep, "--curve-client", "nope", NULL};
+    char *const *cases[][2] = {{argv1, plain_env}, {argv1, bad_env}, {argv2, envp}};
+    for (int i = 0; i < 3; i++) {
+        tp_proc_t p;
+        assert_int_equal (tp_spawn (&p, cases[i][0], cases[i][1], true), 0);
+        int st = tp_wait (&p, 5000);
+        assert_true (WIFEXITED (st) && WEXITSTATUS (st) == 2);
+    }
+}
+
 static int s_zombie_children (pid_t parent)
 {
     int zombies = 0;
@@ -627,6 +712,7 @@ int main (void)
         cmocka_unit_test_teardown (test_bad_requests, s_teardown),
         cmocka_unit_test_teardown (test_files_and_health_over_socket, s_teardown),
         cmocka_unit_test_teardown (test_orphans_reaped, s_teardown),
+        cmocka_unit_test_teardown (test_curve, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
