@@ -60,6 +60,7 @@ const lss_config_spec_t lss_settings[] = {
 
     {"executor.admin_listen",   LSS_CFG_STR,      "127.0.0.1:9431",            0, S_ADDR_MAX,   0, "executor: admin HTTP (health, metrics) listen address"},
     {"executor.agent_timeout",   LSS_CFG_DURATION, "5s",                        100, 600000,       0, "executor: an agent that does not answer (connect, ping) this long fails its executions"},
+    {"executor.curve_secret",   LSS_CFG_STR,      "",                          0, 40,           LSS_CFG_SECRET, "executor: CURVE secret key (Z85) for agents that publish status.agentPublicKey (cluster mode); its public key must be in the reconciler's reconciler.executor_public_keys"},
     {"executor.default_timeout", LSS_CFG_DURATION, "60s",                       100, 86400000,     0, "executor: execution deadline when the request gives none"},
     {"executor.max_streams",     LSS_CFG_INT,      "1024",                        1, 100000,       0, "executor: executions and file requests in flight at once"},
     {"executor.max_timeout",     LSS_CFG_DURATION, "1h",                        100, 86400000,     0, "executor: longest execution deadline a request may ask for"},

@@ -4,6 +4,7 @@
 
 #include <string.h>
 
+#include "lss_curve.h"
 #include "lss_log.h"
 #include "lss_obj.h"
 #include "lss_store.h"
@@ -67,6 +68,7 @@ static void s_resolve (lss_store_t **store, const s_args_t *a, const char *ref, 
     } else {
         const char *phase = lss_obj_str (obj, "status.phase");
         const char *ep = lss_obj_str (obj, "status.endpoint");
+        const char *key = lss_obj_str (obj, "status.agentPublicKey");
         if (!phase || strcmp (phase, "Running") != 0 || !ep || !*ep) {
             snprintf (code, code_size, "sandbox_not_running");
             snprintf (text, text_size, "sandbox %s is %s", ref,
@@ -75,9 +77,13 @@ static void s_resolve (lss_store_t **store, const s_args_t *a, const char *ref, 
             snprintf (code, code_size, "invalid_endpoint");
             snprintf (text, text_size,
                       "sandbox %s names an agent endpoint the executor refuses", ref);
+        } else if (key && *key && !lss_curve_key_valid (key)) {
+            snprintf (code, code_size, "invalid_endpoint");
+            snprintf (text, text_size, "sandbox %s has a malformed status.agentPublicKey", ref);
         } else {
+            /* "ENDPOINT" or "ENDPOINT KEY" (CURVE); endpoints never contain spaces */
             snprintf (code, code_size, "ok");
-            snprintf (text, text_size, "%s", ep);
+            snprintf (text, text_size, "%s%s%s", ep, key && *key ? " " : "", key ? key : "");
         }
     }
     json_decref (obj);

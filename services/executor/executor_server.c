@@ -41,7 +41,7 @@ typedef struct {
 } s_req_t;
 
 typedef struct {
-    char endpoint[EXEC_ENDPOINT_MAX + 1];
+    char endpoint[EXEC_ENDPOINT_MAX + LSS_CURVE_KEY_LEN + 2]; /* "EP" or "EP KEY" */
     zsock_t *sock;
     int64_t last_rx, last_ping, last_used;
     int nexec, nfile;
@@ -109,6 +109,8 @@ void executor_conf_from_config (executor_conf_t *conf, const lss_config_t *cfg)
               lss_config_str (cfg, "executor.pub_endpoint"));
     snprintf (conf->store_dsn, sizeof conf->store_dsn, "%s", lss_config_str (cfg, "store.dsn"));
     conf->cfg = cfg;
+    snprintf (conf->curve_secret, sizeof conf->curve_secret, "%s",
+              lss_config_str (cfg, "executor.curve_secret"));
     conf->agent_timeout_ms = lss_config_int (cfg, "executor.agent_timeout");
     conf->default_timeout_ms = lss_config_int (cfg, "executor.default_timeout");
     conf->max_timeout_ms = lss_config_int (cfg, "executor.max_timeout");
@@ -240,10 +242,26 @@ static s_agent_t *s_agent_get (s_server_t *self, const char *endpoint, int64_t n
     if (!a)
         return NULL;
     snprintf (a->endpoint, sizeof a->endpoint, "%s", endpoint);
-    char ep[EXEC_ENDPOINT_MAX + 2];
-    snprintf (ep, sizeof ep, ">%s", endpoint);
-    a->sock = lss_bus_socket_new (ZMQ_DEALER, ep, &self->agent_opts);
-    if (!a->sock) {
+    /* "ENDPOINT KEY": the agent is a CURVE server with that public key */
+    char ep[EXEC_ENDPOINT_MAX + 1], err[128] = "";
+    const char *key = strchr (endpoint, ' ');
+    snprintf (ep, sizeof ep, "%.*s", key ? (int)(key - endpoint) : (int)strlen (endpoint),
+              endpoint);
+    a->sock = lss_bus_socket_new (ZMQ_DEALER, NULL, &self->agent_opts);
+    int rc = a->sock ? 0 : -1;
+    if (rc == 0 && key && !self->conf->curve_secret[0]) {
+        lss_errf (err, sizeof err, "the agent wants CURVE and executor.curve_secret is empty");
+        rc = -1;
+    } else if (rc == 0 && key)
+        rc = lss_curve_client_apply (a->sock, self->conf->curve_secret, key + 1, err,
+                                     sizeof err);
+    if (rc == 0 && zsock_connect (a->sock, "%s", ep) != 0) {
+        lss_errf (err, sizeof err, "cannot connect");
+        rc = -1;
+    }
+    if (rc) {
+        lss_log_error ("agent not connected", "{s:s, s:s}", "endpoint", ep, "error", err);
+        zsock_destroy (&a->sock);
         free (a);
         return NULL;
     }
@@ -1097,6 +1115,14 @@ int executor_server_run (const executor_conf_t *conf, lss_service_t *svc)
 {
     s_server_t self = {.conf = conf, .svc = svc};
     int rc = 1;
+    char pub[LSS_CURVE_KEY_LEN + 1];
+    if (conf->curve_secret[0]) {
+        if (lss_curve_public_of (conf->curve_secret, pub)) {
+            lss_log_error ("executor.curve_secret is not a 40-character Z85 key", NULL);
+            return 1;
+        }
+        lss_log_info ("CURVE to agents that ask for it", "{s:s}", "public_key", pub);
+    }
     self.ping_ivl_ms = conf->agent_timeout_ms / 4;
     if (self.ping_ivl_ms > 5000)
         self.ping_ivl_ms = 5000;

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "lss_bus.h"
+#include "lss_curve.h"
 #include "lss_service.h"
 
 #define EXEC_MAX_AGENTS      1024  /* agent connections at once */
@@ -23,8 +24,9 @@ typedef struct {
     char router_endpoint[512];
     char pub_endpoint[512];
     char store_dsn[4096];
-    const lss_config_t
-        *cfg; /* borrowed, for the store backend; NULL: PostgreSQL at store_dsn */
+    /* borrowed, for the store backend; NULL: PostgreSQL at store_dsn */
+    const lss_config_t *cfg;
+    char curve_secret[LSS_CURVE_KEY_LEN + 1]; /* executor.curve_secret ("" = none) */
     int64_t agent_timeout_ms;
     int64_t default_timeout_ms;
     int64_t max_timeout_ms;

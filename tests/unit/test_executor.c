@@ -15,6 +15,7 @@
 
 #include "executor_flow.h"
 #include "lss_bus.h"
+#include "lss_curve.h"
 #include "lss_exec_client.h"
 #include "lss_store.h"
 #include "lss_testproc.h"
@@ -32,6 +33,10 @@ static tp_proc_t s_agents[2];
 static char s_agent_ep[2][256];
 static lss_store_t *s_store;
 static const char *s_max_timeout; /* NULL = MAX_TIMEOUT_MS */
+/* CURVE: the executor's key pair, one agent on TCP that allows it, that agent's public key */
+static char s_exec_pub[41], s_exec_sec[41], s_agent_pub[41], s_agent_sec[41];
+static tp_proc_t s_curve_agent;
+static char s_curve_ep[64];
 
 /* ------------------------------------------------------------------ fixture */
 static void s_rmrf (const char *dir)
@@ -69,7 +74,47 @@ static int s_agent_start (int i)
                : -1;
 }
 
+static int s_sandbox_key (const char *name, const char *phase, const char *endpoint,
+                          const char *key);
 static int s_sandbox (const char *name, const char *phase, const char *endpoint)
+{
+    return s_sandbox_key (name, phase, endpoint, NULL);
+}
+
+/*  An agent on loopback TCP that speaks CURVE and allows only the executor's key. */
+static int s_curve_agent_start (void)
+{
+    zsock_t *probe = zsock_new (ZMQ_ROUTER); /* a free port */
+    int port = probe ? zsock_bind (probe, "tcp://127.0.0.1:*") : -1;
+    zsock_destroy (&probe);
+    if (port <= 0)
+        return -1;
+    snprintf (s_curve_ep, sizeof s_curve_ep, "tcp://127.0.0.1:%d", port);
+    char ws[200], root[256], path[PATH_MAX], env_secret[80];
+    snprintf (ws, sizeof ws, "%s/wscurve", s_tmp);
+    mkdir (ws, 0700);
+    snprintf (root, sizeof root, "/workspace=%s", ws);
+    snprintf (env_secret, sizeof env_secret, "LSS_AGENT_CURVE_SECRET=%s", s_agent_sec);
+    char *envp[] = {env_secret, "PATH=/usr/bin:/bin", NULL};
+    char *argv[] = {(char *)tp_build_path (path, sizeof path, "bin/lss-agent"),
+                    "--endpoint",
+                    s_curve_ep,
+                    "--root",
+                    root,
+                    "--curve-client",
+                    s_exec_pub,
+                    NULL};
+    if (tp_spawn (&s_curve_agent, argv, envp, true))
+        return -1;
+    char line[512];
+    return tp_read_line (&s_curve_agent, line, sizeof line, 10000) == 0 &&
+                   strstr (line, "ready ")
+               ? 0
+               : -1;
+}
+
+static int s_sandbox_key (const char *name, const char *phase, const char *endpoint,
+                          const char *key)
 {
     char err[LSS_STORE_ERR_SIZE];
     json_t *o = json_pack ("{s:s, s:s, s:{s:s, s:s}, s:{s:s}}", "apiVersion",
@@ -86,6 +131,9 @@ static int s_sandbox (const char *name, const char *phase, const char *endpoint)
                          endpoint
                              ? json_pack ("{s:s, s:s}", "phase", phase, "endpoint", endpoint)
                              : json_pack ("{s:s}", "phase", phase));
+    if (key)
+        json_object_set_new (json_object_get (out, "status"), "agentPublicKey",
+                             json_string (key));
     rc = lss_store_update_status (s_store, out, NULL, err, sizeof err);
     json_decref (out);
     if (rc)
@@ -109,6 +157,7 @@ static int s_executor_start (void)
     snprintf (v, sizeof v, "%d", MAX_TIMEOUT_MS);
     setenv ("LSS_EXECUTOR_MAX_TIMEOUT", s_max_timeout ? s_max_timeout : v, 1);
     setenv ("LSS_EXECUTOR_WINDOW", "256Ki", 1);
+    setenv ("LSS_EXECUTOR_CURVE_SECRET", s_exec_sec, 1);
     setenv ("LSS_LOG_LEVEL", "warn", 1);
     setenv ("LSS_TEST_PORT_FILE", portfile, 1);
     /* A small ASan quarantine, so the RSS measured is the executor's, not freed memory
@@ -152,6 +201,14 @@ static int s_setup (void **state)
         fprintf (stderr, "store: %s\n", err);
         return -1;
     }
+    char other_pub[41], other_sec[41];
+    if (lss_curve_keypair (s_exec_pub, s_exec_sec) ||
+        lss_curve_keypair (s_agent_pub, s_agent_sec) ||
+        lss_curve_keypair (other_pub, other_sec) || s_curve_agent_start () ||
+        s_sandbox_key ("sb-curve", "Running", s_curve_ep, s_agent_pub) ||
+        s_sandbox_key ("sb-curve-wrong", "Running", s_curve_ep, other_pub) ||
+        s_sandbox_key ("sb-curve-bad", "Running", s_curve_ep, "not-a-key"))
+        return -1;
     if (s_agent_start (0) || s_sandbox ("sb-a", "Running", s_agent_ep[0]) ||
         s_sandbox ("sb-pending", "Pending", NULL) ||
         s_sandbox ("sb-badep", "Running", "ipc://relative,tcp://x:1") || s_executor_start ())
@@ -166,6 +223,10 @@ static int s_teardown (void **state)
         int st = tp_wait (&s_executor, 10000);
         if (!WIFEXITED (st) || WEXITSTATUS (st) != 0)
             fprintf (stderr, "executor did not stop cleanly (status %d)\n", st);
+    }
+    if (s_curve_agent.pid > 0) {
+        kill (s_curve_agent.pid, SIGTERM);
+        tp_wait (&s_curve_agent, 5000);
     }
     for (int i = 0; i < 2; i++)
         if (s_agents[i].pid > 0) {
@@ -443,6 +504,32 @@ static void test_bad_sandboxes (void **state)
     assert_string_equal (((lss_error_t *)rep)->code, "sandbox_not_running");
     lss_proto_body_free (k, &rep);
     lss_exec_client_destroy (&c);
+}
+
+/*  CURVE (cluster mode): a Sandbox whose status names agentPublicKey is reached over
+ *  CURVE with executor.curve_secret and works; with the wrong public key the handshake
+ *  never completes and the executor ends the execution with an error (agent lost), no
+ *  output; a malformed key is
+ *  refused before any connection. */
+static void test_curve (void **state)
+{
+    (void)state;
+    lss_exec_result_t res;
+    s_shell ("default/sb-curve", "echo secure", &res, 0);
+    assert_non_null (res.end);
+    assert_int_equal (res.end->exit_code, 0);
+    assert_int_equal (res.out.len, 7);
+    assert_memory_equal (res.out.data, "secure\n", 7);
+    lss_exec_result_clear (&res);
+    s_shell ("default/sb-curve-wrong", "echo never", &res, 0);
+    assert_non_null (res.end); /* ended by the executor: the agent never answered */
+    assert_int_equal (res.end->exit_code, -1);
+    assert_non_null (res.end->error);
+    assert_int_equal (res.out.len, 0);
+    lss_exec_result_clear (&res);
+    s_shell ("default/sb-curve-bad", "true", &res, -1);
+    assert_string_equal (res.error_code, "invalid_endpoint");
+    lss_exec_result_clear (&res);
 }
 
 static void test_duplicate_and_unknown_ids (void **state)
@@ -851,6 +938,7 @@ int main (void)
         cmocka_unit_test (test_files),
         cmocka_unit_test (test_agent_killed),
         cmocka_unit_test (test_requester_silent),
+        cmocka_unit_test (test_curve),
         cmocka_unit_test (test_executor_killed),
         cmocka_unit_test (test_concurrent_streams),
         cmocka_unit_test (test_100mb_slow_consumer),
