@@ -14,8 +14,12 @@
 #define LSS_POD_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "lss_curve.h"
+#include "lss_store.h"
 
 #define LSS_POD_TMP_SIZE "64Mi" /* the memory-backed /tmp of every sandbox Pod */
 
@@ -31,5 +35,32 @@ typedef struct {
  *  are overwritten. 0, or -1 with err (a bad uid/gid, seccomp path or runtime class, or a
  *  Pod without a container). */
 int lss_pod_harden (json_t *pod, const lss_pod_security_t *sec, char *err, size_t err_size);
+
+/*  CURVE between the executor and the agent (cluster mode). Each sandbox Pod has its own
+ *  key pair: the secret key in the Secret <pod>-agent-key (owned by the Pod's owner, so
+ *  it goes with it), handed to the agent as the environment variable
+ *  LSS_AGENT_CURVE_SECRET (lss-agent wipes it at start), the public key in the Pod's
+ *  annotation LSS_ANN_AGENT_KEY (the reconciler copies it to the Sandbox's
+ *  status.agentPublicKey, where the executor finds it). */
+#define LSS_ANN_AGENT_KEY      "llmsafespace.dev/agent-public-key"
+#define LSS_POD_AGENT_PORT     7430
+#define LSS_POD_KEY_SECRET_MAX 253
+
+/*  True if csv is 1..LSS_CURVE_CLIENTS comma-separated Z85 public keys. */
+bool lss_pod_curve_clients_valid (const char *csv);
+
+/*  Makes sure the Secret <pod_name>-agent-key exists in ns, owned by owner (a Sandbox or
+ *  WarmPod object): creates it with a fresh key pair, or reads the one a previous pass
+ *  created (refusing one owned by someone else). pub gets its public key. 0, or a
+ *  negative LSS_STORE_* code with err. */
+int lss_pod_curve_secret (lss_store_t *store, const json_t *owner, const char *ns,
+                          const char *pod_name, char pub[LSS_CURVE_KEY_LEN + 1], char *err,
+                          size_t err_size);
+
+/*  Points the Pod's agent at TCP with CURVE: args --endpoint tcp://0.0.0.0:7430 and one
+ *  --curve-client per key of clients (csv), the secret from <pod name>-agent-key in the
+ *  environment, the public key pub in the annotation. 0 or -1 with err. */
+int lss_pod_curve_apply (json_t *pod, const char *pub, const char *clients, char *err,
+                         size_t err_size);
 
 #endif

@@ -247,6 +247,28 @@ static void s_uuid (char *out, size_t size)
              b[13], b[14], b[15]);
 }
 
+/*  This backend keeps apiVersion, kind, metadata, spec and status: any other top-level
+ *  field (a Secret's data, an Event's message) is refused by name rather than dropped.
+ *  Such objects belong to cluster mode (the Kubernetes backend keeps them). */
+static int s_check_fields (const json_t *obj, char *err, size_t err_size)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach ((json_t *)obj, key, v)
+    {
+        (void)v;
+        if (strcmp (key, "apiVersion") && strcmp (key, "kind") && strcmp (key, "metadata") &&
+            strcmp (key, "spec") && strcmp (key, "status")) {
+            lss_errf (err, err_size,
+                      "%.64s: the postgres store keeps only apiVersion, kind, metadata, spec "
+                      "and status",
+                      key);
+            return LSS_STORE_INVALID;
+        }
+    }
+    return LSS_STORE_OK;
+}
+
 /*  Builds {apiVersion, kind, metadata, spec?, status?} from columns col..col+4. */
 static json_t *s_row_object (PGresult *res, int row, int col)
 {
@@ -815,6 +837,8 @@ static int s_pg_create (lss_store_t *store, const json_t *obj, json_t **out, cha
     if (out)
         *out = NULL;
     int rc = lss_store_validate (obj, 0, err, err_size);
+    if (rc == LSS_STORE_OK)
+        rc = s_check_fields (obj, err, err_size);
     if (rc != LSS_STORE_OK)
         return rc;
     json_t *o = json_deep_copy (obj);
@@ -1023,7 +1047,8 @@ static int s_pg_update (lss_store_t *store, const json_t *obj, json_t **out, cha
                         size_t err_size)
 {
     s_pg_t *self = (s_pg_t *)store;
-    return s_update (self, obj, S_UPDATE_SPEC, out, err, err_size);
+    int rc = s_check_fields (obj, err, err_size);
+    return rc ? rc : s_update (self, obj, S_UPDATE_SPEC, out, err, err_size);
 }
 
 static int s_pg_update_status (lss_store_t *store, const json_t *obj, json_t **out, char *err,

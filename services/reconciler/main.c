@@ -14,6 +14,7 @@
 #include "lss_log.h"
 #include "lss_service.h"
 #include "lss_util.h"
+#include "lss_pod.h"
 #include "reconciler_worker.h"
 
 #define S_MAX_WORKERS 256
@@ -51,6 +52,13 @@ int main (int argc, char **argv)
     zsock_t *events = zsock_new_pull ("@" RECONCILER_EVENTS_ENDPOINT);
     zpoller_t *poller = NULL;
     int stop_fd = lss_service_stop_fd (svc);
+    const char *keys = lss_config_str (cfg, "reconciler.executor_public_keys");
+    if (*keys && !lss_pod_curve_clients_valid (keys)) {
+        lss_log_error ("reconciler.executor_public_keys: 1..8 comma-separated 40-character Z85 "
+                       "keys",
+                       NULL);
+        goto cleanup;
+    }
     if (!pub || !events) {
         lss_log_error ("cannot bind sockets", "{s:s}", "pub_endpoint",
                        lss_config_str (cfg, "reconciler.pub_endpoint"));

@@ -454,6 +454,10 @@ static int s_follow_pod (s_ctx_t *c, const json_t *pod)
         char ep[128];
         if (ip && lss_fmt (ep, sizeof ep, "tcp://%s:7430", ip) == 0)
             json_object_set_new (st, "endpoint", json_string (ep));
+        /* the agent's CURVE key, for the executor (cold or warm pod alike) */
+        const char *key = lss_obj_annotation (pod, LSS_ANN_AGENT_KEY);
+        if (key && lss_curve_key_valid (key))
+            json_object_set_new (st, "agentPublicKey", json_string (key));
     } else
         json_object_set_new (st, "endpoint", json_string (endpoint));
     if (!lss_obj_str (c->sb, "status.startTime")) {
@@ -555,6 +559,18 @@ static int s_sync (s_ctx_t *c)
         if (!tmpl) {
             rc = s_fail (c, "InvalidSpec", why);
             goto cleanup;
+        }
+        if (c->opts && c->opts->curve_clients) {
+            char pub[LSS_CURVE_KEY_LEN + 1];
+            rc = lss_pod_curve_secret (c->store, c->sb, c->ns, c->name, pub, c->err,
+                                       c->err_size);
+            if (rc == 0 &&
+                lss_pod_curve_apply (tmpl, pub, c->opts->curve_clients, c->err, c->err_size))
+                rc = LSS_STORE_INVALID;
+            if (rc) {
+                json_decref (tmpl);
+                goto cleanup;
+            }
         }
         rc = lss_store_create (c->store, tmpl, &pod, c->err, c->err_size);
         json_decref (tmpl);

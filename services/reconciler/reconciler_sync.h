@@ -19,6 +19,7 @@ typedef struct {
     const char *node_name;     /* Pod spec.nodeName ("" = any node) */
     const char *agent_command; /* the Pod's command (the agent inside the sandbox) */
     bool network_policies;     /* one NetworkPolicy per sandbox (cluster mode) */
+    const char *curve_clients; /* executors' CURVE keys (csv): agents speak CURVE; NULL: no */
 } reconciler_opts_t;
 
 typedef struct {

@@ -63,6 +63,10 @@ static void s_work (reconciler_worker_t *self, lss_store_t **store, lss_queue_cl
         .network_policies = self->cfg && strcmp (lss_config_str (self->cfg, "store.backend"),
                                                  "kubernetes") == 0,
     };
+    /* CURVE to the agents: cluster mode only (lss-node builds its agents' argv itself and
+     * they listen on ipc, reachable by root only) */
+    if (opts.network_policies && *lss_config_str (self->cfg, "reconciler.executor_public_keys"))
+        opts.curve_clients = lss_config_str (self->cfg, "reconciler.executor_public_keys");
     reconciler_result_t res;
     int64_t t0 = lss_time_mono_ns ();
     int rc =

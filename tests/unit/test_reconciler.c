@@ -14,9 +14,13 @@
 #include "lss_store.h"
 #include "lss_testproc.h"
 #include "lss_util.h"
+#include "lss_curve.h"
+#include "lss_k8s_conf.h"
+#include "lss_pod.h"
 #include "reconciler_netpol.h"
 #include "reconciler_sync.h"
 
+#include "lss_testk8s.h"
 #include "lss_testpg.h"
 
 #define T0 1800000000000LL /* a fixed "now" (epoch ms) */
@@ -450,6 +454,88 @@ static void test_network_policies (void **state)
     assert_null (s_get (st, "NetworkPolicy", "np", "sb-local"));
 }
 
+/*  CURVE in cluster mode: the cold Pod's agent gets its own key pair — the secret in a
+ *  Secret owned by the Sandbox, passed by secretKeyRef, the public key in the Pod's
+ *  annotation and then in the Sandbox's status.agentPublicKey with the tcp endpoint;
+ *  the executors' keys as --curve-client; a Secret of that name owned by someone else
+ *  stops the pass (no Pod with a key we do not know). */
+static void test_curve_keys (void **state)
+{
+    (void)state;
+    /* cluster mode: the store is the (fake) Kubernetes API, which keeps Secrets' data */
+    tk_fake_t fake;
+    assert_int_equal (tk_start (&fake), 0);
+    lss_config_t *cfg = tk_config (&fake, NULL, NULL);
+    char err[LSS_STORE_ERR_SIZE];
+    lss_store_t *st = lss_store_new_from_config (cfg, err, sizeof err);
+    lss_config_destroy (&cfg);
+    assert_non_null (st);
+    s_runtime (st, "python-3.11");
+    char x1[41], s1[41], x2[41], s2[41], clients[100];
+    assert_int_equal (lss_curve_keypair (x1, s1), 0);
+    assert_int_equal (lss_curve_keypair (x2, s2), 0);
+    snprintf (clients, sizeof clients, "%s,%s", x1, x2);
+    reconciler_opts_t opts = s_opts;
+    opts.curve_clients = clients;
+    reconciler_result_t res;
+    s_sandbox (st, "cv", "sb-1", NULL, NULL);
+    assert_int_equal (reconciler_sync (st, &opts, "cv", "sb-1", T0, &res, err, sizeof err), 0);
+    json_t *sb = s_get (st, "Sandbox", "cv", "sb-1");
+    json_t *secret = s_get (st, "Secret", "cv", "sb-1-agent-key");
+    assert_non_null (secret);
+    assert_true (lss_obj_owned_by (secret, lss_obj_str (sb, "metadata.uid")));
+    lss_k8s_blob_t raw = {0};
+    assert_int_equal (lss_k8s_base64_decode (lss_obj_str (secret, "data.secret"), &raw), 0);
+    assert_int_equal (raw.len, 40);
+    char sec[41], pub[41];
+    memcpy (sec, raw.data, 40);
+    sec[40] = '\0';
+    free (raw.data);
+    assert_int_equal (lss_curve_public_of (sec, pub), 0);
+    json_t *pod = s_get (st, "Pod", "cv", "sb-1");
+    assert_string_equal (lss_obj_annotation (pod, LSS_ANN_AGENT_KEY), pub);
+    json_t *c0 = json_array_get (lss_obj_at (pod, "spec.containers"), 0);
+    json_t *env0 = json_array_get (json_object_get (c0, "env"), 0);
+    assert_string_equal (lss_obj_str (env0, "name"), "LSS_AGENT_CURVE_SECRET");
+    assert_string_equal (lss_obj_str (env0, "valueFrom.secretKeyRef.name"), "sb-1-agent-key");
+    json_t *args = json_object_get (c0, "args");
+    assert_int_equal (json_array_size (args), 6);
+    assert_string_equal (json_string_value (json_array_get (args, 1)), "tcp://0.0.0.0:7430");
+    assert_string_equal (json_string_value (json_array_get (args, 3)), x1);
+    assert_string_equal (json_string_value (json_array_get (args, 5)), x2);
+    char *dump = json_dumps (pod, 0);
+    assert_null (strstr (dump, sec)); /* the secret itself never in the Pod */
+    free (dump);
+    json_decref (pod);
+    json_decref (secret);
+    json_decref (sb);
+
+    /* running on a pod IP: the Sandbox carries endpoint and key for the executor */
+    pod = s_get (st, "Pod", "cv", "sb-1");
+    json_object_set_new (pod, "status",
+                         json_pack ("{s:s, s:s, s:[{s:s, s:s}]}", "phase", "Running", "podIP",
+                                    "10.1.2.3", "conditions", "type", "Ready", "status",
+                                    "True"));
+    assert_int_equal (lss_store_update_status (st, pod, NULL, err, sizeof err), 0);
+    json_decref (pod);
+    assert_int_equal (reconciler_sync (st, &opts, "cv", "sb-1", T0 + 10, &res, err, sizeof err),
+                      0);
+    sb = s_get (st, "Sandbox", "cv", "sb-1");
+    assert_string_equal (lss_obj_str (sb, "status.endpoint"), "tcp://10.1.2.3:7430");
+    assert_string_equal (lss_obj_str (sb, "status.agentPublicKey"), pub);
+    json_decref (sb);
+
+    /* someone else's Secret under the name: no Pod */
+    s_create (st, "{\"apiVersion\":\"v1\",\"kind\":\"Secret\",\"metadata\":{\"name\":"
+                  "\"sb-2-agent-key\",\"namespace\":\"cv\"},\"data\":{\"secret\":\"eA==\"}}");
+    s_sandbox (st, "cv", "sb-2", NULL, NULL);
+    assert_true (reconciler_sync (st, &opts, "cv", "sb-2", T0, &res, err, sizeof err) != 0);
+    assert_non_null (strstr (err, "not ours"));
+    assert_null (s_get (st, "Pod", "cv", "sb-2"));
+    lss_store_destroy (&st);
+    tk_stop (&fake);
+}
+
 static void test_pod_failure_fails_sandbox (void **state)
 {
     lss_store_t *st = *state;
@@ -671,6 +757,7 @@ int main (void)
         cmocka_unit_test_setup_teardown (test_concurrent_workers_converge, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_bad_keys, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_network_policies, s_setup, s_teardown),
+        cmocka_unit_test (test_curve_keys),
     };
     return cmocka_run_group_tests (tests, s_group_setup, s_group_teardown);
 }

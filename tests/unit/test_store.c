@@ -853,6 +853,23 @@ static void test_invalid (void **state)
     json_t *got = NULL;
     assert_int_equal (lss_store_get (st, "Sandbox", "inv", "big", &got, err, sizeof err),
                       LSS_STORE_NOT_FOUND);
+
+    /* a Secret's data: Kubernetes keeps it; PostgreSQL refuses it by name, never drops it */
+    o = s_obj ("Secret", "inv", "key");
+    json_object_set_new (o, "data", json_pack ("{s:s}", "secret", "eA=="));
+    int rc = lss_store_create (st, o, NULL, err, sizeof err);
+    json_decref (o);
+    if (s_k8s) {
+        assert_int_equal (rc, 0);
+        assert_int_equal (lss_store_get (st, "Secret", "inv", "key", &got, err, sizeof err), 0);
+        assert_string_equal (
+            json_string_value (json_object_get (json_object_get (got, "data"), "secret")),
+            "eA==");
+        json_decref (got);
+    } else {
+        assert_int_equal (rc, LSS_STORE_INVALID);
+        assert_non_null (strstr (err, "data"));
+    }
     lss_store_destroy (&st);
 }
 
