@@ -208,10 +208,13 @@ int lss_pod_curve_apply (json_t *pod, const char *pub, const char *clients, char
         lss_errf (err, err_size, "agent key: bad Pod, public key or executor keys");
         return -1;
     }
-    char ep[64], secret_name[LSS_POD_KEY_SECRET_MAX + 1];
-    snprintf (ep, sizeof ep, "tcp://0.0.0.0:%d", LSS_POD_AGENT_PORT);
+    char secret_name[LSS_POD_KEY_SECRET_MAX + 1];
     s_secret_name (pod_name, secret_name, sizeof secret_name);
-    json_t *args = json_pack ("[s, s]", "--endpoint", ep);
+    if (lss_pod_agent_tcp (pod)) {
+        lss_errf (err, err_size, "agent key: out of memory");
+        return -1;
+    }
+    json_t *args = json_object_get (c0, "args");
     for (const char *p = clients; p && *p;) {
         const char *comma = strchr (p, ',');
         size_t len = comma ? (size_t)(comma - p) : strlen (p);
@@ -219,18 +222,50 @@ int lss_pod_curve_apply (json_t *pod, const char *pub, const char *clients, char
         json_array_append_new (args, json_stringn (p, len));
         p = comma ? comma + 1 : NULL;
     }
-    int rc = json_object_set_new (c0, "args", args);
-    rc |= json_object_set_new (c0, "env",
-                               json_pack ("[{s:s, s:{s:{s:s, s:s}}}]", "name",
-                                          "LSS_AGENT_CURVE_SECRET", "valueFrom", "secretKeyRef",
-                                          "name", secret_name, "key", "secret"));
-    rc |= json_object_set_new (c0, "ports",
-                               json_pack ("[{s:s, s:i, s:s}]", "name", "agent", "containerPort",
-                                          LSS_POD_AGENT_PORT, "protocol", "TCP"));
+    int rc = json_object_set_new (
+        c0, "env",
+        json_pack ("[{s:s, s:{s:{s:s, s:s}}}]", "name", "LSS_AGENT_CURVE_SECRET", "valueFrom",
+                   "secretKeyRef", "name", secret_name, "key", "secret"));
     rc |= lss_obj_set_annotation (pod, LSS_ANN_AGENT_KEY, pub);
     if (rc) {
         lss_errf (err, err_size, "agent key: out of memory");
         return -1;
     }
     return 0;
+}
+
+int lss_pod_agent_tcp (json_t *pod)
+{
+    json_t *c0 = json_array_get (lss_obj_at (pod, "spec.containers"), 0);
+    if (!json_is_object (c0))
+        return -1;
+    char ep[64];
+    snprintf (ep, sizeof ep, "tcp://0.0.0.0:%d", LSS_POD_AGENT_PORT);
+    int rc = json_object_set_new (c0, "args", json_pack ("[s, s]", "--endpoint", ep));
+    rc |= json_object_set_new (c0, "ports",
+                               json_pack ("[{s:s, s:i, s:s}]", "name", "agent", "containerPort",
+                                          LSS_POD_AGENT_PORT, "protocol", "TCP"));
+    return rc ? -1 : 0;
+}
+
+int lss_pod_cluster_agent (lss_store_t *store, json_t *pod, const json_t *owner,
+                           const char *clients, char *err, size_t err_size)
+{
+    if (!clients || !*clients) {
+        if (lss_pod_agent_tcp (pod) == 0)
+            return 0;
+        lss_errf (err, err_size, "pod: no container");
+        return LSS_STORE_INVALID;
+    }
+    const char *ns = lss_obj_str (pod, "metadata.namespace");
+    const char *name = lss_obj_str (pod, "metadata.name");
+    if (!ns || !name) {
+        lss_errf (err, err_size, "pod: no name or namespace");
+        return LSS_STORE_INVALID;
+    }
+    char pub[LSS_CURVE_KEY_LEN + 1];
+    int rc = lss_pod_curve_secret (store, owner, ns, name, pub, err, err_size);
+    if (rc == 0 && lss_pod_curve_apply (pod, pub, clients, err, err_size))
+        rc = LSS_STORE_INVALID;
+    return rc;
 }

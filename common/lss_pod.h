@@ -57,10 +57,20 @@ int lss_pod_curve_secret (lss_store_t *store, const json_t *owner, const char *n
                           const char *pod_name, char pub[LSS_CURVE_KEY_LEN + 1], char *err,
                           size_t err_size);
 
-/*  Points the Pod's agent at TCP with CURVE: args --endpoint tcp://0.0.0.0:7430 and one
+/*  Cluster mode: the Pod's agent listens on tcp://0.0.0.0:7430 (args --endpoint, port
+ *  "agent"), where the executor reaches it by the pod IP. 0 or -1. */
+int lss_pod_agent_tcp (json_t *pod);
+
+/*  Cluster mode, encrypted: lss_pod_agent_tcp plus one
  *  --curve-client per key of clients (csv), the secret from <pod name>-agent-key in the
  *  environment, the public key pub in the annotation. 0 or -1 with err. */
 int lss_pod_curve_apply (json_t *pod, const char *pub, const char *clients, char *err,
                          size_t err_size);
+
+/*  What both Pod builders do in cluster mode: TCP, and with clients (csv of executor
+ *  keys; NULL or "": plaintext) the key Secret (owned by owner) and CURVE. 0, or a
+ *  negative LSS_STORE_* code with err. */
+int lss_pod_cluster_agent (lss_store_t *store, json_t *pod, const json_t *owner,
+                           const char *clients, char *err, size_t err_size);
 
 #endif

@@ -560,13 +560,9 @@ static int s_sync (s_ctx_t *c)
             rc = s_fail (c, "InvalidSpec", why);
             goto cleanup;
         }
-        if (c->opts && c->opts->curve_clients) {
-            char pub[LSS_CURVE_KEY_LEN + 1];
-            rc = lss_pod_curve_secret (c->store, c->sb, c->ns, c->name, pub, c->err,
-                                       c->err_size);
-            if (rc == 0 &&
-                lss_pod_curve_apply (tmpl, pub, c->opts->curve_clients, c->err, c->err_size))
-                rc = LSS_STORE_INVALID;
+        if (c->opts && c->opts->network_policies) { /* cluster mode: TCP (+ CURVE) */
+            rc = lss_pod_cluster_agent (c->store, tmpl, c->sb, c->opts->curve_clients, c->err,
+                                        c->err_size);
             if (rc) {
                 json_decref (tmpl);
                 goto cleanup;

@@ -17,10 +17,12 @@
 #include "lss_bus.h"
 #include "lss_log.h"
 #include "lss_metrics.h"
+#include "lss_pod.h"
 #include "lss_service.h"
 #include "lss_store.h"
 #include "lss_util.h"
 #include "warmpool_alloc.h"
+#include "warmpool_scaler.h"
 #include "warmpool_worker.h"
 
 #define S_POLL_MS      1000
@@ -192,6 +194,17 @@ int main (int argc, char **argv)
 
     worker.dsn = dsn;
     worker.cfg = cfg;
+    /* cluster mode: warm pods' agents on TCP, with CURVE when the executors' keys are set */
+    const char *curve = lss_config_str (cfg, "reconciler.executor_public_keys");
+    if (*curve && !lss_pod_curve_clients_valid (curve)) {
+        lss_log_error ("reconciler.executor_public_keys: 1..8 comma-separated 40-character "
+                       "Z85 keys",
+                       NULL);
+        exit_code = 1;
+        goto cleanup;
+    }
+    warmpool_scaler_set_cluster (
+        strcmp (lss_config_str (cfg, "store.backend"), "kubernetes") == 0, curve);
     worker.queue_endpoints = lss_config_str (cfg, "warmpool.queue_endpoint");
     worker.identity = src;
     worker.leader_check_ms = lss_config_int (cfg, "warmpool.leader_check");

@@ -268,7 +268,38 @@ static json_t *s_new_warmpod (const json_t *pool, const char *ns, const char *na
 }
 
 /*  The Pod of a WarmPod, in the shape of docs/control-plane.md. */
-static json_t *s_new_pod (const json_t *warmpod, const char *pool, const s_spec_t *s)
+static bool s_cluster;
+static char s_curve_clients[LSS_CURVE_KEY_LEN * LSS_CURVE_CLIENTS + LSS_CURVE_CLIENTS];
+
+void warmpool_scaler_set_cluster (bool cluster, const char *curve_clients)
+{
+    s_cluster = cluster;
+    snprintf (s_curve_clients, sizeof s_curve_clients, "%s",
+              curve_clients ? curve_clients : "");
+}
+
+static json_t *s_new_pod_plain (const json_t *warmpod, const char *pool, const s_spec_t *s);
+
+/*  The warm pod's Pod, in cluster mode with its agent on TCP (and its CURVE key Secret,
+ *  owned by the WarmPod). NULL with *rc set on failure. */
+static json_t *s_new_pod (lss_store_t *store, const json_t *warmpod, const char *pool,
+                          const s_spec_t *s, int *rc, char *err, size_t err_size)
+{
+    json_t *pod = s_new_pod_plain (warmpod, pool, s);
+    *rc = pod ? LSS_STORE_OK : LSS_STORE_INVALID;
+    if (!pod)
+        lss_errf (err, err_size, "warm pod: cannot build the Pod");
+    else if (s_cluster) {
+        *rc = lss_pod_cluster_agent (store, pod, warmpod, s_curve_clients, err, err_size);
+        if (*rc) {
+            json_decref (pod);
+            pod = NULL;
+        }
+    }
+    return pod;
+}
+
+static json_t *s_new_pod_plain (const json_t *warmpod, const char *pool, const s_spec_t *s)
 {
     const char *wname = lss_obj_str (warmpod, "metadata.name");
     const char *ns = lss_obj_str (warmpod, "metadata.namespace");
@@ -582,8 +613,9 @@ int warmpool_sync_report (lss_store_t *store, const char *ns, const char *name, 
         /* Pending (or an unknown phase, read as Pending). */
         if (!pod) {
             /* created without its Pod (a pass that failed half-way): create it now */
-            json_t *np = s_new_pod (it, name, &s);
-            rc = np ? lss_store_create (store, np, NULL, err, err_size) : LSS_STORE_INVALID;
+            json_t *np = s_new_pod (store, it, name, &s, &rc, err, err_size);
+            if (np)
+                rc = lss_store_create (store, np, NULL, err, err_size);
             json_decref (np);
             if (rc != LSS_STORE_OK && rc != LSS_STORE_CONFLICT)
                 goto cleanup;
@@ -711,8 +743,9 @@ int warmpool_sync_report (lss_store_t *store, const char *ns, const char *name, 
         json_decref (wp);
         if (rc != LSS_STORE_OK)
             goto cleanup;
-        json_t *np = s_new_pod (created, name, &s);
-        rc = np ? lss_store_create (store, np, NULL, err, err_size) : LSS_STORE_INVALID;
+        json_t *np = s_new_pod (store, created, name, &s, &rc, err, err_size);
+        if (np)
+            rc = lss_store_create (store, np, NULL, err, err_size);
         json_decref (np);
         if (rc == LSS_STORE_OK) {
             json_t *st = json_pack ("{s:s, s:s, s:s}", "phase", "Pending", "podName",

@@ -48,6 +48,11 @@ typedef struct {
 int warmpool_sync (lss_store_t *store, const char *ns, const char *name, int64_t now_ms,
                    int64_t *requeue_after_ms, char *err, size_t err_size);
 
+/*  Cluster mode (store.backend kubernetes), set once before any pass: warm pods' agents
+ *  listen on TCP, and with curve_clients (the executors' CURVE keys, csv; copied) each
+ *  gets its key pair as the reconciler's cold pods do (lss_pod_cluster_agent). */
+void warmpool_scaler_set_cluster (bool cluster, const char *curve_clients);
+
 /*  The same, filling report (may be NULL; zeroed first). */
 int warmpool_sync_report (lss_store_t *store, const char *ns, const char *name, int64_t now_ms,
                           int64_t *requeue_after_ms, warmpool_report_t *report, char *err,

@@ -477,6 +477,7 @@ static void test_curve_keys (void **state)
     snprintf (clients, sizeof clients, "%s,%s", x1, x2);
     reconciler_opts_t opts = s_opts;
     opts.curve_clients = clients;
+    opts.network_policies = true; /* cluster mode */
     reconciler_result_t res;
     s_sandbox (st, "cv", "sb-1", NULL, NULL);
     assert_int_equal (reconciler_sync (st, &opts, "cv", "sb-1", T0, &res, err, sizeof err), 0);

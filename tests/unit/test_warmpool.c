@@ -15,12 +15,15 @@
 
 #include "lss_bus.h"
 #include "lss_obj.h"
+#include "lss_curve.h"
+#include "lss_pod.h"
 #include "lss_store.h"
 #include "lss_testproc.h"
 #include "lss_util.h"
 #include "warmpool_alloc.h"
 #include "warmpool_scaler.h"
 
+#include "lss_testk8s.h"
 #include "lss_testpg.h"
 
 #define S_RUNTIME "python:3.11"
@@ -941,6 +944,49 @@ static void test_process_router_and_scaler (void **state)
     lss_store_destroy (&st);
 }
 
+/*  Cluster mode (on the fake Kubernetes API): warm pods' agents listen on TCP; with the
+ *  executors' keys each warm pod has its own CURVE key — Secret owned by the WarmPod,
+ *  public key in the Pod's annotation, the executors' keys as --curve-client. */
+static void test_cluster_warm_pods (void **state)
+{
+    (void)state;
+    tk_fake_t fake;
+    assert_int_equal (tk_start (&fake), 0);
+    lss_config_t *cfg = tk_config (&fake, NULL, NULL);
+    char err[LSS_STORE_ERR_SIZE];
+    lss_store_t *st = lss_store_new_from_config (cfg, err, sizeof err);
+    lss_config_destroy (&cfg);
+    assert_non_null (st);
+    s_runtime (st);
+    char x[41], xs[41];
+    assert_int_equal (lss_curve_keypair (x, xs), 0);
+    warmpool_scaler_set_cluster (true, x);
+    s_pool (st, "cl", "py", json_pack ("{s:i}", "minSize", 1));
+    s_sync (st, "cl", "py", lss_time_now_ms (), NULL);
+    json_t *pods = s_items (st, "Pod", "cl", "py");
+    assert_int_equal (json_array_size (pods), 1);
+    json_t *pod = json_array_get (pods, 0);
+    const char *name = lss_obj_str (pod, "metadata.name");
+    json_t *c0 = json_array_get (lss_obj_at (pod, "spec.containers"), 0);
+    json_t *args = json_object_get (c0, "args");
+    assert_string_equal (json_string_value (json_array_get (args, 1)), "tcp://0.0.0.0:7430");
+    assert_string_equal (json_string_value (json_array_get (args, 3)), x);
+    const char *pub = lss_obj_annotation (pod, LSS_ANN_AGENT_KEY);
+    assert_true (lss_curve_key_valid (pub));
+    char sname[300];
+    snprintf (sname, sizeof sname, "%s-agent-key", name);
+    json_t *secret = NULL, *wp = NULL;
+    assert_int_equal (lss_store_get (st, "Secret", "cl", sname, &secret, err, sizeof err), 0);
+    assert_int_equal (lss_store_get (st, "WarmPod", "cl", name, &wp, err, sizeof err), 0);
+    assert_true (lss_obj_owned_by (secret, lss_obj_str (wp, "metadata.uid")));
+    json_decref (secret);
+    json_decref (wp);
+    json_decref (pods);
+    warmpool_scaler_set_cluster (false, NULL);
+    lss_store_destroy (&st);
+    tk_stop (&fake);
+}
+
 int main (void)
 {
     const struct CMUnitTest tests[] = {
@@ -957,6 +1003,7 @@ int main (void)
         cmocka_unit_test (test_cascade_delete),
         cmocka_unit_test (test_concurrent_claims),
         cmocka_unit_test (test_process_router_and_scaler),
+        cmocka_unit_test (test_cluster_warm_pods),
     };
     return cmocka_run_group_tests (tests, s_group_setup, s_group_teardown);
 }
