@@ -298,11 +298,22 @@ def test_every_reference_exists(rel):
 def test_config_keys_exist_and_endpoints_resolve():
     objs = render("")
     with open(os.path.join(ROOT, "common", "lss_settings.c"), encoding="utf-8") as f:
-        known = set(re.findall(r'\{"([a-z0-9_.]+)",\s*LSS_CFG_', f.read()))
+        text = f.read()
+    macros = dict(re.findall(r"#define (S_\w+)\s+(\d+)", text))
+    table = re.findall(r'\{"([a-z0-9_.]+)",\s*LSS_CFG_(\w+),\s*"[^"]*",\s*(\w+),\s*(\w+)',
+                       text)
+    known = {k: (t, int(macros.get(lo, lo)), int(macros.get(hi, hi))) for k, t, lo, hi in table}
     assert len(known) > 50
     cm, cfg = config_of(objs)
     flat = flatten(cfg)
-    assert set(flat) <= known, "unknown config keys: %s" % (set(flat) - known)
+    assert set(flat) <= set(known), "unknown config keys: %s" % (set(flat) - set(known))
+    for key, value in flat.items():
+        typ, lo, hi = known[key]
+        if typ == "STR":
+            assert isinstance(value, str) and lo <= len(value.encode()) <= hi, key
+    for rel in INSTALLS:
+        assert config_of(render(rel))[0]["data"]["log-level"] in ("debug", "info", "warn",
+                                                                  "error")
     assert flat["store.backend"] == "kubernetes"
     assert flat["api.namespace"] == SB and flat["k8s.namespace"] == CP
     for w in kind(objs, "Deployment"):
