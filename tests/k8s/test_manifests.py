@@ -341,6 +341,43 @@ def test_config_keys_exist_and_endpoints_resolve():
             assert target["spec"].get("clusterIP") == "None", "%s: bus Services are headless" % key
 
 
+LSS = os.path.join(os.environ.get("LSS_BUILD_DIR") or os.path.join(ROOT, "build"), "bin", "lss")
+
+
+@pytest.mark.skipif(not os.access(LSS, os.X_OK), reason="build/bin/lss not built")
+@pytest.mark.parametrize("rel", INSTALLS)
+def test_the_real_config_loader_accepts_each_services_config(rel, tmp_path):
+    """config.yaml plus each Deployment's environment (ConfigMap and Secret values
+    filled in as the kubelet would), loaded by the same code as the services (lss
+    loads the configuration before running a command; an error is exit 2)."""
+    objs = render(rel)
+    cm, _ = config_of(objs)
+    conf = tmp_path / "config.yaml"
+    conf.write_text(cm["data"]["config.yaml"])
+    secrets = {s["metadata"]["name"]: s["stringData"] for s in gen_secrets()}
+    for w in kind(objs, "Deployment"):
+        env = {"PATH": "/usr/bin:/bin"}
+        for e in w["spec"]["template"]["spec"]["containers"][0]["env"]:
+            vf = e.get("valueFrom", {})
+            if "configMapKeyRef" in vf:
+                env[e["name"]] = cm["data"][vf["configMapKeyRef"]["key"]]
+            elif "secretKeyRef" in vf:
+                ref = vf["secretKeyRef"]
+                env[e["name"]] = secrets[ref["name"]][ref["key"]]
+            else:
+                env[e["name"]] = e["value"]
+        env["LSS_CONFIG"] = str(conf)
+        out = subprocess.run([LSS, "docs", "--help"], env=env, capture_output=True,
+                             text=True, timeout=30)
+        assert out.returncode == 0 and "configuration error" not in out.stderr, \
+            "%s: %s" % (w["metadata"]["name"], out.stderr)
+    conf.write_text(cm["data"]["config.yaml"] + "bogus:\n  key: 1\n")
+    out = subprocess.run([LSS, "docs", "--help"], env={"PATH": "/usr/bin:/bin",
+                                                       "LSS_CONFIG": str(conf)},
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 2 and "configuration error" in out.stderr
+
+
 # ---------------------------------------------------------------- RBAC
 
 # What each ServiceAccount must be able to do, and nothing more: (group, resource, verb,
