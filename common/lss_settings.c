@@ -94,6 +94,7 @@ const lss_config_spec_t lss_settings[] = {
 
     {"reconciler.admin_listen", LSS_CFG_STR,      "127.0.0.1:9411",            0, S_ADDR_MAX,   0, "reconciler: admin HTTP (health, metrics) listen address"},
     {"reconciler.executor_public_keys", LSS_CFG_STR, "",                          0, 420,          0, "reconciler: the executors' CURVE public keys (Z85, comma-separated); set on Kubernetes, each sandbox agent then speaks CURVE and answers only these"},
+    {"reconciler.executor_namespace", LSS_CFG_STR, "",                          0, 63,           0, "reconciler: namespace of the lss-executor Pods, for the sandboxes' NetworkPolicies (empty: the sandbox's own)"},
     {"reconciler.pub_endpoint", LSS_CFG_STR,      "tcp://127.0.0.1:7411",      0, S_ADDR_MAX,   0, "reconciler: bus PUB bind endpoint (reconcile outcomes)"},
     {"reconciler.queue_endpoint", LSS_CFG_STR,      "tcp://127.0.0.1:7402",        1, S_ADDR_MAX,   0, "reconciler: the watcher's work-queue ROUTER (a list reaches every replica)"},
     {"reconciler.workers",       LSS_CFG_INT,      "4",                           1, 256,          0, "reconciler: sync workers in this process"},

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "lss_obj.h"
+#include "lss_store.h"
 #include "lss_util.h"
 
 #define S_DOMAINS_MAX 2048 /* bytes of the egress-domains annotation */
@@ -105,8 +106,12 @@ static json_t *s_egress_rules (const json_t *egress, char *err, size_t err_size)
     return json_pack ("[o, o]", dns, pub);
 }
 
-json_t *reconciler_netpol_for (const json_t *sandbox, bool egress, char *err, size_t err_size)
+json_t *reconciler_netpol_for (const json_t *sandbox, bool egress, const char *executor_ns,
+                               char *err, size_t err_size)
 {
+    if (executor_ns && *executor_ns &&
+        lss_store_check_name ("reconciler.executor_namespace", executor_ns, err, err_size))
+        return NULL;
     const char *name = lss_obj_str (sandbox, "metadata.name");
     const char *ns = lss_obj_str (sandbox, "metadata.namespace");
     if (!name || !ns) {
@@ -131,6 +136,12 @@ json_t *reconciler_netpol_for (const json_t *sandbox, bool egress, char *err, si
         LSS_LABEL_SANDBOX, name, "policyTypes", "Ingress", "Egress", "ingress", "from",
         "podSelector", "matchLabels", "app.kubernetes.io/name", RECONCILER_EXECUTOR_APP,
         "ports", "protocol", "TCP", "port", RECONCILER_AGENT_PORT, "egress", rules);
+    json_t *from = json_array_get (
+        json_object_get (json_array_get (lss_obj_at (np, "spec.ingress"), 0), "from"), 0);
+    if (np && executor_ns && *executor_ns)
+        json_object_set_new (
+            from, "namespaceSelector",
+            json_pack ("{s:{s:s}}", "matchLabels", "kubernetes.io/metadata.name", executor_ns));
     if (!np)
         lss_errf (err, err_size, "out of memory building the NetworkPolicy");
     return np;

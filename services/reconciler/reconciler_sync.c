@@ -378,7 +378,7 @@ static int s_ensure_netpol (s_ctx_t *c, const json_t *profile)
     bool net = strcmp (s_level (c->sb, profile), "high") != 0 && json_is_array (egress) &&
                json_array_size (egress) > 0;
     char why[LSS_STORE_ERR_SIZE];
-    json_t *np = reconciler_netpol_for (c->sb, net, why, sizeof why);
+    json_t *np = reconciler_netpol_for (c->sb, net, c->opts->executor_ns, why, sizeof why);
     if (!np) {
         int rc = s_fail (c, "InvalidSpec", why);
         return rc < 0 ? rc : 1;

@@ -20,6 +20,7 @@ typedef struct {
     const char *agent_command; /* the Pod's command (the agent inside the sandbox) */
     bool network_policies;     /* one NetworkPolicy per sandbox (cluster mode) */
     const char *curve_clients; /* executors' CURVE keys (csv): agents speak CURVE; NULL: no */
+    const char *executor_ns;   /* namespace of the executor Pods (NetworkPolicy); NULL: own */
 } reconciler_opts_t;
 
 typedef struct {

@@ -67,6 +67,8 @@ static void s_work (reconciler_worker_t *self, lss_store_t **store, lss_queue_cl
      * they listen on ipc, reachable by root only) */
     if (opts.network_policies && *lss_config_str (self->cfg, "reconciler.executor_public_keys"))
         opts.curve_clients = lss_config_str (self->cfg, "reconciler.executor_public_keys");
+    if (opts.network_policies && *lss_config_str (self->cfg, "reconciler.executor_namespace"))
+        opts.executor_ns = lss_config_str (self->cfg, "reconciler.executor_namespace");
     reconciler_result_t res;
     int64_t t0 = lss_time_mono_ns ();
     int rc =

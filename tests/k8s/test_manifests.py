@@ -411,12 +411,15 @@ REQUIRED = {
                        _need(G, ["warmpods"], ["get", "delete"], SB) |
                        _need(G, ["sandboxprofiles"], ["get"], SB) |
                        _need("", ["pods"], ["get", "create", "update", "delete"], SB) |
+                       _need("", ["secrets"], ["get", "create"], SB) |  # agents' CURVE keys
+                       _need("networking.k8s.io", ["networkpolicies"], ["create"], SB) |
                        _need(G, ["runtimeenvironments"], ["get"], "cluster")),
     "lss-warmpool": (_need(G, ["warmpools"], ["get"], SB) |
                      _need(G, ["warmpools/status", "warmpods/status"], ["update"], SB) |
                      _need(G, ["warmpods"], ["list", "create", "delete"], SB) |
                      _need(G, ["sandboxes"], ["get"], SB) |
                      _need("", ["pods"], ["list", "create", "delete"], SB) |
+                     _need("", ["secrets"], ["get", "create"], SB) |  # warm agents' keys
                      _need(G, ["runtimeenvironments"], ["get"], "cluster") |
                      _need("coordination.k8s.io", ["leases"], ["create"], CP) |
                      _need("coordination.k8s.io", ["leases"], ["get", "update"], CP,
@@ -459,7 +462,9 @@ def test_rbac_has_no_wildcard_and_is_exactly_what_the_code_needs(rel):
                 for item in rule.get(field, []):
                     assert "*" not in item, "%s: %s %s" % (r["metadata"]["name"], field, item)
             assert not {"escalate", "bind", "impersonate"} & set(rule["verbs"])
-            assert "secrets" not in rule["resources"]
+            if "secrets" in rule["resources"]:  # only the agents' key Secrets, made there
+                assert r["metadata"]["namespace"] == SB and set(rule["verbs"]) <= {"get",
+                                                                                    "create"}
     granted = _granted(objs)
     assert set(granted) == set(REQUIRED)
     for sa, need in REQUIRED.items():

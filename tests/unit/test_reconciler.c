@@ -377,6 +377,7 @@ static void test_network_policies (void **state)
     lss_store_t *st = *state;
     reconciler_opts_t opts = s_opts;
     opts.network_policies = true;
+    opts.executor_ns = "lss-control";
     char err[LSS_STORE_ERR_SIZE];
     reconciler_result_t res;
     s_sandbox (st, "np", "sb-closed", NULL, NULL);
@@ -409,6 +410,10 @@ static void test_network_policies (void **state)
         json_string_value (json_object_get (lss_obj_at (from, "podSelector.matchLabels"),
                                             "app.kubernetes.io/name")),
         "lss-executor");
+    assert_string_equal (
+        json_string_value (json_object_get (lss_obj_at (from, "namespaceSelector.matchLabels"),
+                                            "kubernetes.io/metadata.name")),
+        "lss-control");
     assert_int_equal (
         lss_obj_int (json_array_get (json_object_get (in, "ports"), 0), "port", 0), 7430);
     assert_int_equal (json_array_size (lss_obj_at (np, "spec.egress")), 0);
