@@ -628,6 +628,18 @@ int warmpool_sync_report (lss_store_t *store, const char *ns, const char *name, 
             continue;
         }
         if (!s_pod_ready (pod)) {
+            /* a Pod that never becomes Ready (image pull, unschedulable, a stuck node)
+             * must not hold a pool slot for ever: replaced after WARMPOOL_PENDING_MAX_MS */
+            if (now_ms - created >= WARMPOOL_PENDING_MAX_MS) {
+                lss_log_warn ("warm pod replaced: its Pod was not Ready in time",
+                              "{s:s, s:s, s:s, s:I}", "namespace", ns, "pool", name, "warmpod",
+                              wname, "pending_ms", (json_int_t)(now_ms - created));
+                if ((rc = s_delete (store, it, err, err_size)) != LSS_STORE_OK)
+                    goto cleanup;
+                r->replaced++;
+                continue;
+            }
+            s_next (&next, created + WARMPOOL_PENDING_MAX_MS);
             r->pending++;
             continue;
         }

@@ -22,6 +22,7 @@
 #define WARMPOOL_MAX_NAME        57       /* pool name + "-" + 5 chars fits a label value */
 #define WARMPOOL_CREATE_PER_PASS 50       /* creations per pass; more → requeue at once */
 #define WARMPOOL_ASSIGN_GRACE_MS 60000    /* assigned pod kept this long without a Sandbox */
+#define WARMPOOL_PENDING_MAX_MS  300000   /* a warm pod whose Pod is not Ready by then goes */
 #define WARMPOOL_DEFAULT_TTL_S   3600     /* spec.ttl absent */
 #define WARMPOOL_DEFAULT_TARGET  80       /* autoScaling.targetUtilization absent */
 #define WARMPOOL_DEFAULT_DELAY_S 300      /* autoScaling.scaleDownDelay absent */

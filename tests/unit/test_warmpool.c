@@ -520,6 +520,34 @@ static void test_pod_failed_replaced (void **state)
     lss_store_destroy (&st);
 }
 
+/*  A warm pod whose Pod never becomes Ready is replaced once WARMPOOL_PENDING_MAX_MS has
+ *  passed since it was made, never before; the requeue asks for that moment. */
+static void test_pending_too_long_replaced (void **state)
+{
+    (void)state;
+    lss_store_t *st = s_open ();
+    s_runtime (st);
+    const char *ns = "wp-stuck";
+    s_pool (st, ns, "py", json_pack ("{s:i}", "minSize", 1));
+    int64_t now = lss_time_now_ms ();
+    s_sync (st, ns, "py", now, NULL);
+    json_t *wps = s_items (st, "WarmPod", ns, "py");
+    char name[254];
+    snprintf (name, sizeof name, "%s", lss_obj_str (json_array_get (wps, 0), "metadata.name"));
+    json_decref (wps);
+    warmpool_report_t rep;
+    int64_t after = s_sync (st, ns, "py", now + WARMPOOL_PENDING_MAX_MS - 5000, &rep);
+    assert_int_equal (rep.replaced, 0);
+    assert_int_equal (rep.pending, 1);
+    assert_true (after > 0 && after <= 5000 + 1000);
+    s_sync (st, ns, "py", now + WARMPOOL_PENDING_MAX_MS + 1000, &rep);
+    assert_int_equal (rep.replaced, 1);
+    assert_int_equal (rep.created, 1);
+    assert_null (s_get (st, "WarmPod", ns, name));
+    assert_int_equal (s_count (st, "WarmPod", ns, "py", NULL), 1);
+    lss_store_destroy (&st);
+}
+
 static void test_missing_runtime (void **state)
 {
     (void)state;
@@ -1004,6 +1032,7 @@ int main (void)
         cmocka_unit_test (test_concurrent_claims),
         cmocka_unit_test (test_process_router_and_scaler),
         cmocka_unit_test (test_cluster_warm_pods),
+        cmocka_unit_test (test_pending_too_long_replaced),
     };
     return cmocka_run_group_tests (tests, s_group_setup, s_group_teardown);
 }
