@@ -22,6 +22,7 @@ import time
 import pytest
 import websocket
 
+import lss_harness as h
 from conftest import PY_RUNTIME, Ws, assert_error, make_user, mint_jwt
 
 
@@ -239,9 +240,8 @@ def test_rate_limit_headers_and_default_create_limit(admin):
 def away_from_window_edge(window=60, margin=5):
     """Sleeps past the next rate window boundary when one is less than margin s away, so
     a short run of requests stays in one window."""
-    left = window - time.time() % window
-    if left < margin:
-        time.sleep(left + 0.2)
+    h.wait_until(lambda: window - time.time() % window >= margin, margin + 1,
+                 "a point well inside a rate window", interval=0.1)
 
 
 def psql(stack, sql):

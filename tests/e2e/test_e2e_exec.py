@@ -15,6 +15,7 @@ import time
 
 import pytest
 
+import lss_harness as h
 from conftest import Ws, assert_error, stdout_of
 
 EXEC_KEYS = {"executionId", "status", "startedAt", "completedAt", "exitCode", "stdout",
@@ -251,16 +252,13 @@ def test_ws_bad_frames_keep_the_connection(ws):
 def test_ws_close_cancels(user, sid):
     w = Ws(user, sid)
     w.send(type="execute", executionId="bye", mode="command",
-           content="echo $$ > /tmp/e2e-bye.pid; sleep 60")
-    w.until(lambda f: f["type"] == "execution_start")
-    time.sleep(0.3)
+           content="echo $$ > /tmp/e2e-bye.pid; echo written; sleep 60")
+    w.until(lambda f: f["type"] == "output" and "written" in f["content"])
+    alive = user.execute(sid, "kill -0 $(cat /tmp/e2e-bye.pid) && echo alive")
+    assert alive["stdout"] == "alive\n", alive
     w.close()
 
     def gone():
-        ex = user.execute(sid, "test -s /tmp/e2e-bye.pid && ! kill -0 $(cat /tmp/e2e-bye.pid) "
-                          "2>/dev/null && echo gone")
+        ex = user.execute(sid, "kill -0 $(cat /tmp/e2e-bye.pid) 2>/dev/null || echo gone")
         return ex["stdout"] == "gone\n"
-    deadline = time.monotonic() + 15
-    while not gone():
-        assert time.monotonic() < deadline, "the execution outlived its socket"
-        time.sleep(0.2)
+    h.wait_until(gone, 15, "the execution to end with its socket", interval=0.2)

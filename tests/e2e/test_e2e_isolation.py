@@ -58,9 +58,9 @@ def test_sandboxes_do_not_see_each_other(user, sandbox, sid):
         w.send(type="execute", executionId="hide", mode="command",
                content=f"python3 -c 'import time; time.sleep(30)' {marker}")
         w.until(lambda f: f["type"] == "execution_start")
-        time.sleep(0.3)
-        assert marker in user.execute(other, "cat /proc/*/cmdline 2>/dev/null | tr '\\0' ' '"
-                                      )["stdout"]  # it is there...
+        h.wait_until(lambda: marker in user.execute(
+            other, "cat /proc/*/cmdline 2>/dev/null | tr '\\0' ' '")["stdout"], 10,
+            "the marked process, seen from its own sandbox", interval=0.1)  # it is there...
         # ... but not from the other sandbox (the marker is not in this command line)
         ex = user.execute(sid, "cat /proc/*/cmdline 2>/dev/null | tr '\\0' ' '; "
                                "ls -R /workspace /tmp /run 2>/dev/null; true")
