@@ -23,7 +23,7 @@ import pytest
 import websocket
 
 import lss_harness as h
-from conftest import PY_RUNTIME, Ws, assert_error, make_user, mint_jwt
+from e2e_lib import PY_RUNTIME, Ws, assert_error, make_user, mint_jwt
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import time
 import pytest
 
 import lss_harness as h
-from conftest import Ws, assert_error, stdout_of
+from e2e_lib import Ws, assert_error, stdout_of
 
 EXEC_KEYS = {"executionId", "status", "startedAt", "completedAt", "exitCode", "stdout",
              "stderr", "durationMs", "stdoutTruncated", "stderrTruncated", "usage"}

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from conftest import assert_error
+from e2e_lib import assert_error
 
 HOST_PASSWD = open("/etc/passwd", "rb").read()
 

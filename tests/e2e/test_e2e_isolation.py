@@ -21,7 +21,7 @@ import pytest
 import websocket
 
 import lss_harness as h
-from conftest import PY_RUNTIME, Ws, assert_error
+from e2e_lib import PY_RUNTIME, Ws, assert_error
 
 
 @pytest.fixture(scope="module")

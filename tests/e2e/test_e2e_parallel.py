@@ -11,7 +11,7 @@ half the WebSocket. No timing assertions: the suite's time budget is the bound.
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from conftest import PY_RUNTIME, Ws, create_sandbox, make_user, stdout_of
+from e2e_lib import PY_RUNTIME, Ws, create_sandbox, make_user, stdout_of
 
 N_SANDBOXES = 20
 N_EXEC = 10

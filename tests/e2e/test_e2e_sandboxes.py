@@ -12,7 +12,7 @@ import re
 from urllib.parse import urlsplit
 
 import lss_harness as h
-from conftest import PY_RUNTIME, assert_error
+from e2e_lib import PY_RUNTIME, assert_error
 
 SANDBOX_KEYS = {"id", "status", "phase", "runtime", "securityLevel", "timeout", "resources",
                 "networkAccess", "labels", "createdAt", "startedAt", "expiresAt", "warmPool",
