@@ -13,6 +13,7 @@ key (the api_keys rate_* columns, written with psql before the key's first use) 
 default class over REST and execute_code over the WebSocket.
 """
 
+import calendar
 import json
 import secrets
 import shutil
@@ -293,3 +294,44 @@ def test_per_key_limits(stack, admin, shared_sb):
         admin.delete(f"/sandboxes/{sid}")
     # the others are not limited by that key's settings
     assert admin.get("/user").status_code == 200
+
+
+def test_api_key_expiry(owner):
+    def at(seconds):
+        t = time.gmtime(time.time() + seconds)
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", t)
+    assert_error(owner.post("/user/apikeys", json={"name": "past", "expiresAt": at(-60)}), 400)
+    k = owner.post("/user/apikeys", json={"name": "short", "expiresAt": at(3)})
+    assert k.status_code == 201, k.text
+    hd = {"Authorization": f"Bearer {k.json()['key']}"}
+    assert owner.get("/user", headers=hd).status_code == 200  # now cached
+    expires = calendar.timegm(time.strptime(k.json()["expiresAt"][:19], "%Y-%m-%dT%H:%M:%S"))
+    h.wait_until(lambda: time.time() > expires + 0.5, 10, "the key's expiry", interval=0.1)
+    err = assert_error(owner.get("/user", headers=hd), 401)
+    assert "expired" in err["message"]
+
+
+def test_warm_pools_of_others(admin, new_user):
+    u = new_user()
+    before = admin.get("/warmpools/python-default").json()
+    for method, path, body in (("GET", "/warmpools/python-default", None),
+                               ("GET", "/warmpools/python-default/status", None),
+                               ("PATCH", "/warmpools/python-default", {"minSize": 0}),
+                               ("DELETE", "/warmpools/python-default", None)):
+        r = send(u, method, path, body, u.token)
+        assert r.status_code in (403, 404), (method, path, r.text)
+        assert_error(r, r.status_code)
+    assert "python-default" not in [p["name"] for p in u.get("/warmpools").json()["warmpools"]]
+    after = admin.get("/warmpools/python-default").json()
+    assert after["minSize"] == before["minSize"] == 2
+    name = f"e2e-{secrets.token_hex(3)}"
+    r = u.post("/warmpools", json={"name": name, "runtime": PY_RUNTIME, "minSize": 0,
+                                   "maxSize": 1})
+    assert r.status_code == 201, r.text
+    try:
+        assert u.get(f"/warmpools/{name}").status_code == 200
+        assert admin.get(f"/warmpools/{name}").status_code == 200  # admin sees all
+        assert new_user().get(f"/warmpools/{name}").status_code == 404
+    finally:
+        assert u.delete(f"/warmpools/{name}").status_code == 200
+    assert_error(u.get(f"/warmpools/{name}"), 404)
