@@ -335,3 +335,17 @@ def test_warm_pools_of_others(admin, new_user):
     finally:
         assert u.delete(f"/warmpools/{name}").status_code == 200
     assert_error(u.get(f"/warmpools/{name}"), 404)
+
+
+def test_query_token_only_on_the_stream(owner, owned):
+    """API.md: `?token=` is for WebSocket; REST takes the Authorization header only
+    (a token in a URL ends up in access logs and proxies)."""
+    for path in ("/user", f"/sandboxes/{owned}", f"/sandboxes/{owned}/files/secret.txt"):
+        r = owner.s.get(owner.url + path, params={"token": owner.token}, timeout=30)
+        assert_error(r, 401)
+    w = Ws(owner, owned, token_in_query=True)
+    try:
+        w.send(type="ping", timestamp=7)
+        assert w.recv()["type"] == "pong"
+    finally:
+        w.close()
