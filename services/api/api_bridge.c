@@ -25,7 +25,7 @@
 #include "lss_metrics.h"
 #include "lss_util.h"
 
-#define S_TICK_MS 100
+#define S_TICK_MS        100
 #define S_STDIN_HELD_MAX (4u << 20) /* stdin held per execution until exec.started */
 
 typedef struct {
