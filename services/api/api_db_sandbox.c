@@ -114,13 +114,15 @@ int api_db_sandbox_list (api_db_t *self, const char *user_id, int limit, int off
     PGresult *res = NULL;
     /* $3 NULL = everyone's; the planner sees two statements, each with its index */
     const char *sql_user =
-        "WITH t AS (SELECT count(*) AS total FROM api_sandboxes WHERE user_id = $3),"
-        " s AS (SELECT * FROM api_sandboxes WHERE user_id = $3"
+        "WITH t AS (SELECT count(*) AS total FROM api_sandboxes WHERE user_id = $3"
+        "  AND status <> 'terminated'),"
+        " s AS (SELECT * FROM api_sandboxes WHERE user_id = $3 AND status <> 'terminated'"
         "  ORDER BY created_at DESC, id DESC LIMIT $1::int OFFSET $2::int)"
         " SELECT t.total, " S_SB_COLS " FROM t LEFT JOIN s ON true"
         " ORDER BY s.created_at DESC, s.id DESC";
-    const char *sql_all = "WITH t AS (SELECT count(*) AS total FROM api_sandboxes),"
-                          " s AS (SELECT * FROM api_sandboxes"
+    const char *sql_all = "WITH t AS (SELECT count(*) AS total FROM api_sandboxes"
+                          "  WHERE status <> 'terminated'),"
+                          " s AS (SELECT * FROM api_sandboxes WHERE status <> 'terminated'"
                           "  ORDER BY created_at DESC, id DESC LIMIT $1::int OFFSET $2::int)"
                           " SELECT t.total, " S_SB_COLS " FROM t LEFT JOIN s ON true"
                           " ORDER BY s.created_at DESC, s.id DESC";

@@ -249,9 +249,10 @@ static void s_request_id (struct lws *wsi, char out[API_REQUEST_ID_MAX + 1])
         snprintf (out, API_REQUEST_ID_MAX + 1, "req-unknown");
 }
 
-/*  The bearer token of the Authorization header, else the token query parameter. Heap
- *  or NULL. Over-long credentials are treated as none (the answer is 401). */
-static char *s_token (struct lws *wsi, json_t *query)
+/*  The bearer token of the Authorization header, else (WebSocket upgrades only: API.md
+ *  allows ?token= there, where browsers cannot set headers) the token query parameter.
+ *  Heap or NULL. Over-long credentials are treated as none (the answer is 401). */
+static char *s_token (struct lws *wsi, json_t *query, bool allow_query)
 {
     int n = lws_hdr_total_length (wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
     if (n > 0 && n < API_TOKEN_MAX) {
@@ -272,7 +273,8 @@ static char *s_token (struct lws *wsi, json_t *query)
         free (buf);
         return t;
     }
-    const char *q = query ? json_string_value (json_object_get (query, "token")) : NULL;
+    const char *q =
+        query && allow_query ? json_string_value (json_object_get (query, "token")) : NULL;
     return q && strlen (q) < API_TOKEN_MAX ? strdup (q) : NULL;
 }
 
@@ -454,7 +456,7 @@ static int s_on_http (api_server_t *self, s_pss_t *pss, struct lws *wsi, const c
     req->method = (api_method_t)pss->method;
     req->match = match;
     req->query = s_query (wsi);
-    req->token = s_token (wsi, req->query);
+    req->token = s_token (wsi, req->query, false);
     lws_hdr_copy (wsi, req->content_type, sizeof req->content_type,
                   WSI_TOKEN_HTTP_CONTENT_TYPE);
     lws_get_peer_simple (wsi, req->peer, sizeof req->peer);
@@ -537,7 +539,7 @@ static int s_ws_filter (api_server_t *self, s_pss_t *pss, struct lws *wsi)
     pss->wsi = wsi;
     memcpy (pss->ws_sandbox, match.id, strlen (match.id) + 1);
     json_t *q = s_query (wsi);
-    pss->ws_token = s_token (wsi, q);
+    pss->ws_token = s_token (wsi, q, true);
     json_decref (q);
     s_request_id (wsi, pss->request_id);
     return 0;
