@@ -1,0 +1,102 @@
+"""Streaming executions over the WebSocket through the SDK: chunks as they are produced
+and in order, the result after the stream, stdin (up front and interactive), cancel,
+timeouts, errors, and the client-side output bound."""
+
+import pytest
+
+import llmsafespace as lss
+
+COUNT = """
+import sys, time
+for i in range(5):
+    print(f"line {i}", flush=True)
+    time.sleep(0.05)
+print("to stderr", file=sys.stderr, flush=True)
+sys.exit(4)
+"""
+
+
+def test_stream_code_chunks_in_order_and_result(sandbox):
+    with sandbox.stream_code(COUNT) as st:
+        chunks = list(st)
+    seqs = [c.seq for c in chunks]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs) and seqs[0] >= 1
+    out = "".join(c.text for c in chunks if c.stream == "stdout")
+    assert out == "".join(f"line {i}\n" for i in range(5))
+    assert [c.text for c in chunks if c.stream == "stderr"] == ["to stderr\n"]
+    r = st.result
+    assert r is not None and r.status == "failed" and r.exit_code == 4 and not r.ok
+    assert r.stdout == out and r.stderr == "to stderr\n"
+    assert r.execution_id == st.execution_id and "cpuMs" in r.usage
+    assert list(st) == []  # exhausted
+
+
+def test_stream_output_arrives_before_the_program_ends(sandbox):
+    # The program prints, then waits for a line on stdin: its first chunk must arrive
+    # while it still runs (it cannot end before we answer), so output is streamed.
+    st = sandbox.stream_code("print('ready', flush=True)\nprint('got', input())",
+                             keep_stdin_open=True)
+    with st:
+        first = next(st)
+        assert (first.stream, first.text) == ("stdout", "ready\n")
+        assert st.result is None
+        st.write_stdin("ping\n", eof=True)
+        r = st.wait()
+    assert r.ok and r.stdout == "ready\ngot ping\n"
+
+
+def test_stream_stdin_up_front_and_eof_by_default(sandbox):
+    r = sandbox.stream_command("tr a-z A-Z", stdin="shout\n").wait()
+    assert r.ok and r.stdout == "SHOUT\n"
+    # no stdin given: it is closed at once, so a reader sees EOF instead of hanging
+    r = sandbox.stream_code("import sys; print(repr(sys.stdin.read()))", timeout=20).wait()
+    assert r.ok and r.stdout == "''\n"
+
+
+def test_stream_env_and_working_dir(sandbox):
+    r = sandbox.stream_command("echo $WHO; pwd", env={"WHO": "sdk"}, working_dir="/tmp").wait()
+    assert r.stdout == "sdk\n/tmp\n"
+
+
+def test_cancel_a_stream(sandbox):
+    st = sandbox.stream_code("import time\nprint('started', flush=True)\ntime.sleep(60)",
+                             timeout=50)
+    with st:
+        assert next(st).text == "started\n"
+        st.cancel()
+        rest = list(st)
+    assert rest == []
+    assert st.result.status == "cancelled" and not st.result.ok
+    assert st.result.stdout == "started\n"
+    st.cancel()  # after the end: nothing to do, no error
+    # the sandbox is still usable
+    assert sandbox.run_command("echo after").stdout == "after\n"
+
+
+def test_stream_timeout_status(sandbox):
+    r = sandbox.stream_command("echo x; sleep 30", timeout=1).wait()
+    assert r.status == "timeout" and r.timed_out and r.stdout == "x\n", r.raw
+    with pytest.raises(lss.ExecutionTimeout):
+        r.raise_for_status()
+
+
+def test_stream_bad_key_and_unknown_sandbox(api, sandbox):
+    with pytest.raises(lss.AuthenticationError):
+        lss.ExecutionStream(api[0], "lsp_wrong", sandbox.id, mode="code",
+                            content="print(1)").wait()
+    with pytest.raises(lss.NotFound):
+        lss.ExecutionStream(api[0], api[1], "sb-doesnotexist000", mode="code",
+                            content="print(1)").wait()
+
+
+def test_stream_validation_error(sandbox):
+    with pytest.raises(lss.ValidationError):
+        sandbox.stream_code("print(1)", timeout=100000).wait()
+
+
+def test_stream_client_side_buffer_bound(api, sandbox):
+    st = lss.ExecutionStream(api[0], api[1], sandbox.id, mode="command",
+                             content="head -c 5000 /dev/zero | tr '\\0' a", max_buffer=100)
+    chunks = list(st)
+    assert sum(len(c.data) for c in chunks) == 5000  # every chunk is still yielded
+    assert len(st.result.stdout) == 100 and st.result.stdout_truncated
