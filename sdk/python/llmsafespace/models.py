@@ -17,7 +17,8 @@ from typing import Any, Dict, List, Optional
 from .errors import ExecutionError, ExecutionTimeout
 
 # Statuses of an Execution (API.md).
-COMPLETED, FAILED, TIMEOUT, CANCELLED, ERROR = "completed", "failed", "timeout", "cancelled", "error"
+COMPLETED, FAILED, TIMEOUT = "completed", "failed", "timeout"
+CANCELLED, ERROR = "cancelled", "error"
 
 
 def _bytes_of(text: Any, encoding: Optional[str]) -> bytes:

@@ -196,7 +196,8 @@ class Sandbox:
         self.close()
 
     def __repr__(self) -> str:
-        return f"Sandbox(id={self.id!r}, runtime={self.runtime!r}, status={self.info.get('status')!r})"
+        st = self.info.get("status")
+        return f"Sandbox(id={self.id!r}, runtime={self.runtime!r}, status={st!r})"
 
     # -- executions ------------------------------------------------------------------
 

@@ -26,6 +26,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import websocket  # websocket-client
 
+from ._http import seg
+
 from .errors import (ConnectionError, RequestTimeout, StreamError,
                      ValidationError, error_for)
 from .models import CANCELLED, ERROR, ExecutionResult, OutputChunk
@@ -41,9 +43,8 @@ def ws_url(api_url: str, sandbox_id: str) -> str:
     """ws(s)://host/.../sandboxes/{id}/stream for an http(s) API URL."""
     p = urlsplit(api_url)
     scheme = "wss" if p.scheme == "https" else "ws"
-    from ._http import seg
-    return urlunsplit((scheme, p.netloc, p.path.rstrip("/") + f"/sandboxes/{seg(sandbox_id)}/stream",
-                       "", ""))
+    path = p.path.rstrip("/") + f"/sandboxes/{seg(sandbox_id)}/stream"
+    return urlunsplit((scheme, p.netloc, path, "", ""))
 
 
 class ExecutionStream:
