@@ -107,6 +107,13 @@ class Sandbox:
                 self._create(runtime, timeout, use_warm_pool, security_level, resources,
                              network_access, profile, labels, start_timeout)
         except BaseException:
+            # created but not handed to the caller (Ctrl-C or a transport error while
+            # waiting for it): delete it rather than leak it
+            if not self.attached and self.id and not self.terminated:
+                try:
+                    self.terminate()
+                except Exception:
+                    pass
             if self._own_client:
                 self.client.close()
             raise
