@@ -2,7 +2,7 @@
 for the session, and SDK objects pointed at it.
 
   stack     session: lss_up.Stack on a private data dir (skips when build/bin/lss-api is
-            missing); stopped at the end, its logs printed when a test failed. With
+            missing); stopped at the end; its logs are added to the report of a failed test. With
             SDK_TEST_API_URL and SDK_TEST_ADMIN_KEY set, that running system is used
             instead (for working on the SDK; nothing is started or stopped)
   api       session: (api_url, admin_key)
@@ -31,15 +31,18 @@ import lss_up  # noqa: E402
 import llmsafespace as lss  # noqa: E402
 
 RUNTIME = "python:3.11"
-_failed = []
+_STACK = []  # the running system, for failure reports
 
 
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
-    if rep.failed:
-        _failed.append(item.nodeid)
+    if rep.failed and _STACK:
+        try:
+            rep.sections.append(("lss up logs (tails)", _STACK[0].logs()))
+        except OSError as e:
+            rep.sections.append(("lss up logs", f"could not read them: {e}"))
 
 
 class _Running:
@@ -55,7 +58,9 @@ class _Running:
 @pytest.fixture(scope="session")
 def stack():
     if os.environ.get("SDK_TEST_API_URL") and os.environ.get("SDK_TEST_ADMIN_KEY"):
-        yield _Running(os.environ["SDK_TEST_API_URL"], os.environ["SDK_TEST_ADMIN_KEY"])
+        _STACK.append(_Running(os.environ["SDK_TEST_API_URL"], os.environ["SDK_TEST_ADMIN_KEY"]))
+        yield _STACK[0]
+        _STACK.clear()
         return
     if not h.binary("api").exists():
         pytest.skip(f"{h.binary('api')} does not exist: run make first")
@@ -66,9 +71,9 @@ def stack():
         print(st.logs())
         st.stop()
         raise
+    _STACK.append(st)
     yield st
-    if _failed:
-        print(st.logs())
+    _STACK.clear()
     st.stop()
 
 

@@ -5,7 +5,7 @@ typed errors for bad credentials, unknown sandboxes, invalid requests and rate l
 import pytest
 
 import llmsafespace as lss
-from conftest import RUNTIME
+RUNTIME = "python:3.11"
 
 
 def gone(client, sandbox_id):
