@@ -24,7 +24,7 @@ from urllib.parse import quote
 
 from ._http import DEFAULT_CONNECT_TIMEOUT_S, DEFAULT_REQUEST_TIMEOUT_S, seg
 from .errors import (NotFound, PackageInstallError, SandboxError, ValidationError)
-from .models import ExecutionResult, FileInfo, SandboxStatus
+from .models import ExecutionResult, FileInfo, Page, SandboxStatus
 from .stream import ExecutionStream
 
 DEFAULT_START_TIMEOUT_S = 120.0
@@ -178,6 +178,17 @@ class Sandbox:
     def status(self) -> SandboxStatus:
         """``GET /sandboxes/{id}/status``: status, phase, conditions, resource usage."""
         return SandboxStatus.from_json(self._t.json("GET", f"/sandboxes/{seg(self.id)}/status"))
+
+    def executions(self, limit: int = 10, offset: int = 0) -> Page:
+        """The sandbox's execution audit, newest first (``GET /sandboxes/{id}/executions``:
+        executionId, kind, status, exitCode, durationMs, transport, ...). The server
+        writes a row just after the execution's answer, so the newest may lag a moment."""
+        limit = max(1, min(int(limit), 100))
+        d = self._t.json("GET", f"/sandboxes/{seg(self.id)}/executions",
+                         params={"limit": limit, "offset": max(0, int(offset))})
+        p = d.get("pagination") or {}
+        return Page(items=list(d.get("executions") or []), limit=int(p.get("limit", limit)),
+                    offset=int(p.get("offset", offset)), total=int(p.get("total", 0)))
 
     def terminate(self) -> None:
         """Deletes the sandbox; a sandbox already gone is not an error."""

@@ -2,9 +2,23 @@
 and in order, the result after the stream, stdin (up front and interactive), cancel,
 timeouts, errors, and the client-side output bound."""
 
+import time
+
 import pytest
 
 import llmsafespace as lss
+
+
+def audit_entry(sandbox, execution_id, deadline_s=15):
+    """The audit row of an execution, polled until it appears (written just after the
+    execution ends) or the deadline passes (None)."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        for e in sandbox.executions(limit=20).items:
+            if e.get("executionId") == execution_id:
+                return e
+        time.sleep(0.2)
+    return None
 
 COUNT = """
 import sys, time
@@ -100,3 +114,18 @@ def test_stream_client_side_buffer_bound(api, sandbox):
     chunks = list(st)
     assert sum(len(c.data) for c in chunks) == 5000  # every chunk is still yielded
     assert len(st.result.stdout) == 100 and st.result.stdout_truncated
+
+
+def test_closing_a_stream_cancels_the_execution(sandbox):
+    st = sandbox.stream_code("import time\nprint('up', flush=True)\ntime.sleep(60)", timeout=50)
+    assert next(st).text == "up\n"
+    st.close()  # what leaving a with-block or dropping the stream does
+    with pytest.raises(lss.StreamError):
+        next(st)
+    row = audit_entry(sandbox, st.execution_id)
+    assert row is not None, "no audit row for the closed stream's execution"
+    assert row["status"] == "cancelled" and row["transport"] == "ws", row
+    # and the REST executions are audited too
+    r = sandbox.run_command("echo audited")
+    row = audit_entry(sandbox, r.execution_id)
+    assert row is not None and row["status"] == "completed" and row["kind"] == "command"
