@@ -147,11 +147,15 @@ class Transport:
         return error_for(r.status_code, code, message[:1000], details=details, request_id=rid,
                          retry_after=retry_after)
 
-    def json(self, method: str, path: str, **kw: Any) -> Any:
+    def json(self, method: str, path: str, **kw: Any) -> Dict[str, Any]:
+        """request() for an answer that is a JSON object (anything else is an error)."""
         r = self.request(method, path, **kw)
         try:
-            return r.json()
+            d = r.json()
         except ValueError:
-            raise LLMSafeSpaceError(f"{method} {path}: the answer is not JSON",
+            d = None
+        if not isinstance(d, dict):
+            raise LLMSafeSpaceError(f"{method} {path}: the answer is not a JSON object",
                                     status=r.status_code,
-                                    request_id=r.headers.get("X-Request-ID")) from None
+                                    request_id=r.headers.get("X-Request-ID"))
+        return d

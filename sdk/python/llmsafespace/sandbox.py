@@ -130,12 +130,10 @@ class Sandbox:
                      ("profile", profile), ("labels", labels)):
             if v is not None:
                 body[k] = v
-        r = self._t.request("POST", "/sandboxes", json=body)
-        self.info = r.json()
+        self.info = self._t.json("POST", "/sandboxes", json=body)
         self.id = str(self.info.get("id") or "")
         if not self.id:
-            raise SandboxError("the create answer has no sandbox id", status=r.status_code,
-                               request_id=r.headers.get("X-Request-ID"))
+            raise SandboxError("the create answer has no sandbox id")
         deadline = time.monotonic() + max(0.0, start_timeout)
         while self.info.get("status") != "running":
             st = self.info.get("status")

@@ -129,3 +129,27 @@ def test_closing_a_stream_cancels_the_execution(sandbox):
     r = sandbox.run_command("echo audited")
     row = audit_entry(sandbox, r.execution_id)
     assert row is not None and row["status"] == "completed" and row["kind"] == "command"
+
+
+def test_concurrent_streams_stay_separate(sandbox):
+    streams = [sandbox.stream_command(f"for i in 1 2 3; do echo s{n}-$i; sleep 0.1; done")
+               for n in range(3)]
+    results = [s.wait() for s in streams]  # read one after the other: the others buffer
+    for n, r in enumerate(results):
+        assert r.ok and r.stdout == f"s{n}-1\ns{n}-2\ns{n}-3\n"
+    assert len({s.execution_id for s in streams}) == 3
+
+
+def test_cancel_from_another_thread(sandbox):
+    import threading
+    st = sandbox.stream_code("import time\nwhile True:\n    print('tick', flush=True)\n"
+                             "    time.sleep(0.1)", timeout=50)
+    first = threading.Event()
+    t = threading.Thread(target=lambda: first.wait(20) and st.cancel())
+    t.start()
+    ticks = 0
+    for chunk in st:
+        ticks += chunk.text.count("tick")
+        first.set()
+    t.join(20)
+    assert ticks >= 1 and st.result.status == "cancelled"
