@@ -47,6 +47,21 @@ def ws_url(api_url: str, sandbox_id: str) -> str:
     return urlunsplit((scheme, p.netloc, path, "", ""))
 
 
+def _status_of(f: Dict[str, Any]) -> str:
+    """An execution_complete's status when the frame has none (older servers)."""
+    if f.get("timedOut"):
+        return "timeout"
+    return "completed" if f.get("exitCode") == 0 else "failed"
+
+
+def _rfc3339(ms: Any) -> Optional[str]:
+    """Epoch milliseconds (frame timestamps) as the REST API's RFC 3339 UTC string."""
+    if not isinstance(ms, int) or isinstance(ms, bool) or ms <= 0:
+        return None
+    t = time.gmtime(ms // 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", t) + f".{ms % 1000:03d}Z"
+
+
 class ExecutionStream:
     """An execution streamed over the WebSocket: iterate for OutputChunk objects;
     ``result`` is set once the iteration ends. Use as a context manager (or call
@@ -72,6 +87,7 @@ class ExecutionStream:
         self._cut: Dict[str, bool] = {"stdout": False, "stderr": False}
         self._last_seq = 0
         self._timeout_error: Optional[Dict[str, Any]] = None
+        self._started_ms: Any = None
         self._done = False
         self._closed = False
         self._stdin_open = True
@@ -194,8 +210,9 @@ class ExecutionStream:
                 return chunk
             if t == "execution_start":
                 self.started = True
+                self._started_ms = f.get("timestamp")
             elif t == "execution_complete":
-                self._finish(f, f.get("status"))
+                self._finish(f, f.get("status") or _status_of(f))
             elif t == "execution_cancelled":
                 self._finish(f, CANCELLED)
             elif t == "error":
@@ -257,6 +274,8 @@ class ExecutionStream:
         out, err = b"".join(self._out["stdout"]), b"".join(self._out["stderr"])
         d = dict(f)
         d["status"] = status or ERROR
+        d.setdefault("startedAt", _rfc3339(self._started_ms))
+        d.setdefault("completedAt", _rfc3339(f.get("timestamp")))
         self.result = ExecutionResult.from_json(d)
         self.result.stdout_bytes, self.result.stderr_bytes = out, err
         self.result.stdout = out.decode("utf-8", "replace")

@@ -42,6 +42,8 @@ def test_stream_code_chunks_in_order_and_result(sandbox):
     assert r is not None and r.status == "failed" and r.exit_code == 4 and not r.ok
     assert r.stdout == out and r.stderr == "to stderr\n"
     assert r.execution_id == st.execution_id and "cpuMs" in r.usage
+    assert r.started_at and r.completed_at and r.started_at <= r.completed_at
+    assert r.completed_at.endswith("Z") and r.completed_at[:2] == "20"
     assert list(st) == []  # exhausted
 
 
