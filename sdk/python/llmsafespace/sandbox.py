@@ -25,7 +25,7 @@ from urllib.parse import quote
 from ._http import DEFAULT_CONNECT_TIMEOUT_S, DEFAULT_REQUEST_TIMEOUT_S, seg
 from .errors import (NotFound, PackageInstallError, SandboxError, ValidationError)
 from .models import ExecutionResult, FileInfo, Page, SandboxStatus
-from .stream import ExecutionStream
+from .stream import ExecutionStream, utf8_text
 
 DEFAULT_START_TIMEOUT_S = 120.0
 POLL_INTERVAL_S = 0.5
@@ -230,7 +230,7 @@ class Sandbox:
         if working_dir is not None:
             body["workingDir"] = working_dir
         if stdin is not None:
-            body["stdin"] = stdin.decode("utf-8") if isinstance(stdin, bytes) else stdin
+            body["stdin"] = utf8_text(stdin, "stdin")
         read = (timeout + EXEC_READ_MARGIN_S) if isinstance(timeout, int) and timeout > 0 \
             else EXEC_DEFAULT_READ_S
         d = self._t.json("POST", f"/sandboxes/{seg(self.id)}/execute", json=body,

@@ -33,7 +33,9 @@ from .errors import (ConnectionError, RequestTimeout, StreamError,
 from .models import CANCELLED, ERROR, ExecutionResult, OutputChunk
 
 DEFAULT_MAX_BUFFER = 16 * 1024 * 1024  # bytes of each stream kept for .result
-STDIN_FRAME_MAX = 512 * 1024  # characters per stdin frame (the server takes 1 MiB)
+# characters per stdin frame: at most 6 bytes each once JSON-encoded (\u escapes), so a
+# frame stays under 512 KiB, within the server's api.ws_max_frame (default 1 MiB)
+STDIN_FRAME_MAX = 64 * 1024
 IDLE_MARGIN_S = 30.0  # receive deadline past the execution's own timeout
 DEFAULT_IDLE_S = 330.0  # receive deadline when the execution has no timeout of ours
 PENDING_ERROR_S = 2.0  # how long a failed send looks for the error frame that explains it
@@ -45,6 +47,19 @@ def ws_url(api_url: str, sandbox_id: str) -> str:
     scheme = "wss" if p.scheme == "https" else "ws"
     path = p.path.rstrip("/") + f"/sandboxes/{seg(sandbox_id)}/stream"
     return urlunsplit((scheme, p.netloc, path, "", ""))
+
+
+def utf8_text(value: Union[str, bytes], name: str) -> str:
+    """value as text: the API carries stdin as JSON strings, so bytes must be UTF-8."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        try:
+            return bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValidationError(f"{name} must be UTF-8 text (the API carries it as a JSON "
+                                  "string)", fields={name: "is not UTF-8"}) from None
+    if not isinstance(value, str):
+        raise ValidationError(f"{name} must be str or bytes", fields={name: type(value).__name__})
+    return value
 
 
 def _status_of(f: Dict[str, Any]) -> str:
@@ -75,8 +90,8 @@ class ExecutionStream:
                  max_buffer: int = DEFAULT_MAX_BUFFER, origin: Optional[str] = None):
         if mode not in ("code", "command"):
             raise ValidationError("mode must be code or command", fields={"mode": mode})
-        if isinstance(stdin, bytes):
-            stdin = stdin.decode("utf-8")
+        if stdin is not None:
+            stdin = utf8_text(stdin, "stdin")
         self.sandbox_id = sandbox_id
         self.execution_id = "sdk-" + secrets.token_hex(8)
         self.result: Optional[ExecutionResult] = None
@@ -133,7 +148,7 @@ class ExecutionStream:
         if self._closed:
             raise StreamError("the stream is closed")
         try:
-            self._ws.send(json.dumps(frame))
+            self._ws.send(json.dumps(frame, ensure_ascii=False))
         except (OSError, websocket.WebSocketException) as e:
             # The server may have refused us (an error frame, then close 1008): say why.
             why = self._pending_error()
@@ -164,11 +179,11 @@ class ExecutionStream:
 
     def write_stdin(self, data: Union[str, bytes], eof: bool = False) -> None:
         """Sends data (UTF-8 text) to the program's stdin; ``eof=True`` closes it after."""
-        if isinstance(data, bytes):
-            data = data.decode("utf-8")
+        data = utf8_text(data, "stdin")
         if not self._stdin_open:
             raise StreamError("stdin is already closed")
-        pieces = [data[i:i + STDIN_FRAME_MAX] for i in range(0, len(data), STDIN_FRAME_MAX)] or [""]
+        step = STDIN_FRAME_MAX
+        pieces = [data[i:i + step] for i in range(0, len(data), step)] or [""]
         for i, piece in enumerate(pieces):
             last = i == len(pieces) - 1
             self._send({"type": "stdin", "executionId": self.execution_id, "data": piece,

@@ -44,6 +44,9 @@ def test_stdin_env_and_working_dir(sandbox):
     assert r.stdout == "FROM STDIN\nhi there\n/tmp\n"
     r = sandbox.run_command("cat; echo; pwd", stdin=b"bytes in", working_dir="/workspace")
     assert r.stdout == "bytes in\n/workspace\n"
+    with pytest.raises(lss.ValidationError) as e:
+        sandbox.run_command("cat", stdin=b"\xff not utf-8")
+    assert "stdin" in e.value.fields
 
 
 def test_run_command_string_and_list(sandbox):

@@ -64,6 +64,11 @@ def test_stream_output_arrives_before_the_program_ends(sandbox):
 def test_stream_stdin_up_front_and_eof_by_default(sandbox):
     r = sandbox.stream_command("tr a-z A-Z", stdin="shout\n").wait()
     assert r.ok and r.stdout == "SHOUT\n"
+    # more than one stdin frame holds (1 MiB each at most), multi-byte characters too
+    big = "é" * 300_000 + "end"
+    r = sandbox.stream_code("import sys; d = sys.stdin.read(); print(len(d), d[-3:])",
+                            stdin=big).wait()
+    assert r.ok and r.stdout == f"{len(big)} end\n", r
     # no stdin given: it is closed at once, so a reader sees EOF instead of hanging
     r = sandbox.stream_code("import sys; print(repr(sys.stdin.read()))", timeout=20).wait()
     assert r.ok and r.stdout == "''\n"
