@@ -25,6 +25,11 @@ def test_binary_round_trip_nested_dirs(sandbox):
     # and a file it writes comes back
     sandbox.run_code("open('/workspace/deep/made.bin','wb').write(bytes(range(256)))")
     assert sandbox.download_file("deep/made.bin") == bytes(range(256))
+    # empty files, and overwriting
+    assert sandbox.upload_file("deep/empty", b"")["size"] == 0
+    assert sandbox.download_file("deep/empty") == b""
+    sandbox.upload_file("deep/empty", b"now full")
+    assert sandbox.download_file("deep/empty") == b"now full"
 
 
 def test_list_and_delete(sandbox):
