@@ -32,7 +32,7 @@ def _bytes_of(text: Any, encoding: Optional[str]) -> bytes:
     return text.encode("utf-8", "surrogatepass")
 
 
-def _int(v: Any, default: int = 0) -> int:
+def _int(v: Any, default: Any = 0) -> Any:
     return v if isinstance(v, int) and not isinstance(v, bool) else default
 
 
@@ -87,7 +87,7 @@ class ExecutionResult:
         return cls(
             execution_id=d.get("executionId"),
             status=str(d.get("status") or ERROR),
-            exit_code=d.get("exitCode") if isinstance(d.get("exitCode"), int) else None,
+            exit_code=_int(d.get("exitCode"), None),
             stdout=out.decode("utf-8", "replace"),
             stderr=err.decode("utf-8", "replace"),
             duration_ms=_int(d.get("durationMs")),
