@@ -61,6 +61,7 @@ typedef struct {
     int phase;
     int64_t t0, timeout_ms, deadline, lost_at, out_seq, bytes;
     bool cancel_sent, deadline_hit;
+    bool deadline_cancel;    /* the cancel sent to the agent was for the deadline */
     lss_exec_start_t *start; /* held while resolving */
     lss_exec_end_t *end;     /* the agent's end, held until the output is drained */
 } s_exec_t;
@@ -905,8 +906,12 @@ static void s_on_agent_msg (s_server_t *self, s_agent_t *a, const lss_envelope_t
         s_exec_t *e = s_find_aexec (self, a, m->exec_id);
         if (!e || e->end)
             return;
-        if (e->deadline_hit && !m->cancelled)
-            m->timed_out = true; /* we cancelled it for its deadline */
+        if (e->deadline_hit && (!m->cancelled || e->deadline_cancel)) {
+            /* it passed its deadline; when our deadline cancel reached the agent before
+             * its own timer fired, the agent says "cancelled": it is a timeout */
+            m->timed_out = true;
+            m->cancelled = false;
+        }
         e->end = m;
         *body_p = NULL;
         s_exec_pump (self, e);
@@ -1045,6 +1050,7 @@ static void s_tick (s_server_t *self)
         }
         if (now >= e->deadline && !e->deadline_hit) {
             e->deadline_hit = true;
+            e->deadline_cancel = !e->cancel_sent;
             s_exec_cancel_at_agent (self, e);
         }
         if (now >= e->deadline + EXEC_GRACE_MS) {

@@ -461,6 +461,7 @@ static void test_deadline_capped (void **state)
     assert_int_equal (s_run (&req, NULL, &res), 0);
     long long took = tp_now_ms () - t0;
     assert_true (res.end->timed_out);
+    assert_false (res.end->cancelled); /* also when the executor's deadline cancel won */
     assert_int_equal (res.end->exit_code, -1);
     assert_true (took >= MAX_TIMEOUT_MS - 100 && took < MAX_TIMEOUT_MS + 3000);
     lss_exec_result_clear (&res);
@@ -470,6 +471,7 @@ static void test_deadline_capped (void **state)
     t0 = tp_now_ms ();
     assert_int_equal (s_run (&quick, NULL, &res), 0);
     assert_true (res.end->timed_out);
+    assert_false (res.end->cancelled);
     assert_true (tp_now_ms () - t0 < 2500);
     lss_exec_result_clear (&res);
 }
