@@ -223,6 +223,26 @@ int agent_exec_start (agent_exec_t *e, const lss_exec_start_t *req,
     }
     e->in_eof = !req->stdin_open;
 
+    /* a working directory that is not there is the request's fault: refused, so the
+     * caller sees invalid_request rather than a platform failure to run */
+    {
+        const char *wd = req->cwd && *req->cwd ? req->cwd : conf->default_cwd;
+        char wd_buf[4200];
+        if (wd[0] != '/') {
+            snprintf (wd_buf, sizeof wd_buf, "%s/%s", conf->default_cwd, wd);
+            wd = wd_buf;
+        }
+        struct stat st;
+        const char *why = NULL;
+        if (stat (wd, &st) != 0)
+            why = strerror (errno);
+        else if (!S_ISDIR (st.st_mode))
+            why = "not a directory";
+        if (why) {
+            agent_err_set (err, "invalid_request", "workingDir %.200s: %s", wd, why);
+            return -1;
+        }
+    }
     char **env = s_build_env (&req->env, err);
     if (!env)
         return -1;

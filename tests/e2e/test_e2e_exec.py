@@ -84,16 +84,12 @@ def test_rest_execute_validation(user, sid):
         assert [k for k in err["details"]["fields"] if k.split(".")[0] == field], (body, err)
 
 
-@pytest.mark.xfail(strict=True, reason="an execution whose workingDir does not exist answers "
-                   "503 service_unavailable ('cannot run /bin/sh in ...'): a client error "
-                   "reported as an outage (clients retry 503). The agent says not_found, but "
-                   "exec.end carries only the error text, so api_bridge maps every platform "
-                   "error to 503")
 def test_missing_working_dir_is_a_client_error(user, sid):
     r = user.post(f"/sandboxes/{sid}/execute", json={"type": "command", "content": "pwd",
                                                      "workingDir": "/workspace/no/such/dir"})
     assert r.status_code in (400, 404), r.text
-    assert_error(r, r.status_code)
+    err = assert_error(r, r.status_code)
+    assert "workingDir" in err["message"], err
 
 
 def test_packages_without_network(user, sid):
