@@ -26,6 +26,7 @@
 #define API_DB_CONFLICT    (-409) /* unique violation (username, key hash, id) */
 #define API_DB_INVALID     (-422) /* argument refused before reaching the server */
 #define API_DB_UNAVAILABLE (-503) /* connection lost, timeout, server error */
+#define API_DB_QUOTA       (-403) /* the row would pass the user's quota */
 
 #define API_DB_STATEMENT_TIMEOUT_MS 5000
 #define API_DB_CONNECT_TIMEOUT_S    5
@@ -141,6 +142,11 @@ int api_db_key_set_rates (api_db_t *self, const char *key_id, int64_t rate_defau
 /* ---------------------------------------------------------------- sandboxes */
 int api_db_sandbox_insert (api_db_t *self, const api_sandbox_row_t *row, char *err,
                            size_t err_size);
+/*  The same, only while the user has fewer than limit active sandboxes (limit <= 0: no
+ *  limit): count and insert happen under a per-user advisory lock, so concurrent creates
+ *  cannot all pass. API_DB_QUOTA when the user is at the limit. */
+int api_db_sandbox_insert_capped (api_db_t *self, const api_sandbox_row_t *row, int64_t limit,
+                                  char *err, size_t err_size);
 int api_db_sandbox_get (api_db_t *self, const char *id, api_sandbox_row_t *out);
 /*  Sandboxes newest first; user_id NULL = everyone's (admin). Pagination as key_list. */
 int api_db_sandbox_list (api_db_t *self, const char *user_id, int limit, int offset,

@@ -259,14 +259,24 @@ api_resp_t *api_h_sandbox_create (api_worker_t *w, api_req_t *req, const api_pri
     snprintf (row.warm_pod, sizeof row.warm_pod, "%s", warm ? warm_pod : "");
     snprintf (row.status, sizeof row.status, "pending");
     char dberr[256];
-    if (api_db_sandbox_insert (w->db, &row, dberr, sizeof dberr) != API_DB_OK) {
-        lss_log_error ("ownership row not written: deleting the sandbox again", "{s:s, s:s}",
-                       "sandbox", id, "error", dberr);
+    /* the quota again, now atomically with the row (the early check lets a burst of
+     * concurrent creates through; this one does not) */
+    int64_t cap = api_principal_admin (who) ? 0 : c->max_sandboxes_per_user;
+    int irc = api_db_sandbox_insert_capped (w->db, &row, cap, dberr, sizeof dberr);
+    if (irc != API_DB_OK) {
+        if (irc != API_DB_QUOTA)
+            lss_log_error ("ownership row not written: deleting the sandbox again",
+                           "{s:s, s:s}", "sandbox", id, "error", dberr);
         if (lss_store_delete (w->store, "Sandbox", c->namespace_, id, NULL, err, sizeof err) !=
             LSS_STORE_OK)
             lss_log_error ("sandbox left without owner row: delete failed", "{s:s, s:s}",
                            "sandbox", id, "error", err);
-        resp = api_resp_error (&req->to, 503, NULL, "database unavailable", NULL);
+        resp =
+            irc == API_DB_QUOTA
+                ? api_resp_error (
+                      &req->to, 403, "forbidden", "sandbox quota reached: terminate one first",
+                      json_pack ("{s:I}", "limit", (json_int_t)c->max_sandboxes_per_user))
+                : api_resp_error (&req->to, 503, NULL, "database unavailable", NULL);
         goto done;
     }
     api_cache_put_owner (c->cache, &row);

@@ -236,11 +236,6 @@ def test_quota(new_user):
         _delete_all(u)
 
 
-@pytest.mark.xfail(strict=True, reason="quota race: POST /sandboxes counts the user's active "
-                   "rows (api_db_sandbox_count_active) and only later, after the Sandbox "
-                   "object and the warm-pod claim, inserts the ownership row, with nothing "
-                   "held in between; concurrent creates all pass the check (10 at once at "
-                   "45 active gave 53-55 active against a limit of 50)")
 def test_quota_holds_under_concurrent_creates(new_user):
     for _ in range(3):  # the race shows in the first round in practice
         u = new_user()

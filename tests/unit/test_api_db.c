@@ -543,6 +543,22 @@ static void test_sandboxes (void **state)
     int64_t count = -1;
     assert_int_equal (api_db_sandbox_count_active (db, alice.id, &count), API_DB_OK);
     assert_int_equal (count, S_SANDBOXES);
+    /* the capped insert: refused at the limit, allowed below it or without one */
+    api_sandbox_row_t capped = s_sb ("sb-cap1", alice.id, 0);
+    assert_int_equal (api_db_sandbox_insert_capped (db, &capped, S_SANDBOXES, err, sizeof err),
+                      API_DB_QUOTA);
+    assert_int_equal (api_db_sandbox_get (db, "sb-cap1", &got), API_DB_NOT_FOUND);
+    assert_int_equal (
+        api_db_sandbox_insert_capped (db, &capped, S_SANDBOXES + 1, err, sizeof err),
+        API_DB_OK);
+    capped = s_sb ("sb-cap2", alice.id, 0);
+    assert_int_equal (
+        api_db_sandbox_insert_capped (db, &capped, S_SANDBOXES + 1, err, sizeof err),
+        API_DB_QUOTA);
+    assert_int_equal (api_db_sandbox_insert_capped (db, &capped, 0, err, sizeof err),
+                      API_DB_OK);
+    assert_int_equal (api_db_sandbox_delete (db, "sb-cap1"), API_DB_OK);
+    assert_int_equal (api_db_sandbox_delete (db, "sb-cap2"), API_DB_OK);
     assert_int_equal (api_db_sandbox_update (db, "sb-a01", "running", base + 9000, 0),
                       API_DB_OK);
     assert_int_equal (api_db_sandbox_update (db, "sb-a01", NULL, base + 99000, 0), API_DB_OK);
