@@ -43,6 +43,12 @@ static void s_resolve (lss_store_t **store, const s_args_t *a, const char *ref, 
                        size_t code_size, char *text, size_t text_size)
 {
     char ns[64], name[256], err[LSS_STORE_ERR_SIZE] = "";
+    /* "warmpod:<ns>/<name>": a warm pod being preloaded (lss-warmpool's preloadScripts);
+     * only while it is Pending, i.e. before it can be offered to anyone */
+    bool warm = strncmp (ref, EXEC_WARMPOD_REF_PREFIX, strlen (EXEC_WARMPOD_REF_PREFIX)) == 0;
+    const char *kind = warm ? "WarmPod" : "Sandbox", *want = warm ? "Pending" : "Running";
+    if (warm)
+        ref += strlen (EXEC_WARMPOD_REF_PREFIX);
     if (lss_obj_split_ref (ref, ns, sizeof ns, name, sizeof name)) {
         snprintf (code, code_size, "sandbox_not_found");
         snprintf (text, text_size, "'%s' is not <namespace>/<name>", ref);
@@ -56,7 +62,7 @@ static void s_resolve (lss_store_t **store, const s_args_t *a, const char *ref, 
         return;
     }
     json_t *obj = NULL;
-    int rc = lss_store_get (*store, "Sandbox", ns, name, &obj, err, sizeof err);
+    int rc = lss_store_get (*store, kind, ns, name, &obj, err, sizeof err);
     if (rc == LSS_STORE_NOT_FOUND) {
         snprintf (code, code_size, "sandbox_not_found");
         snprintf (text, text_size, "no sandbox %s", ref);
@@ -69,7 +75,7 @@ static void s_resolve (lss_store_t **store, const s_args_t *a, const char *ref, 
         const char *phase = lss_obj_str (obj, "status.phase");
         const char *ep = lss_obj_str (obj, "status.endpoint");
         const char *key = lss_obj_str (obj, "status.agentPublicKey");
-        if (!phase || strcmp (phase, "Running") != 0 || !ep || !*ep) {
+        if (!phase || strcmp (phase, want) != 0 || !ep || !*ep) {
             snprintf (code, code_size, "sandbox_not_running");
             snprintf (text, text_size, "sandbox %s is %s", ref,
                       phase ? phase : "not running yet");

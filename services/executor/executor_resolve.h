@@ -20,6 +20,8 @@
 
 #define EXEC_RESOLVE_MAX_INFLIGHT 256
 #define EXEC_ENDPOINT_MAX         256 /* bytes of an agent endpoint */
+#define EXEC_WARMPOD_REF_PREFIX                                                                \
+    "warmpod:" /* sandbox "warmpod:<ns>/<name>": a Pending WarmPod */
 
 /*  True if endpoint is one ZeroMQ endpoint the executor may connect to: "ipc://PATH"
  *  (path absolute, under 108 bytes) or "tcp://HOST:PORT", printable ASCII without

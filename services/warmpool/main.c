@@ -22,6 +22,7 @@
 #include "lss_store.h"
 #include "lss_util.h"
 #include "warmpool_alloc.h"
+#include "warmpool_preload.h"
 #include "warmpool_scaler.h"
 #include "warmpool_worker.h"
 
@@ -203,6 +204,7 @@ int main (int argc, char **argv)
         exit_code = 1;
         goto cleanup;
     }
+    warmpool_preload_configure (lss_config_str (cfg, "warmpool.executor_endpoint"));
     warmpool_scaler_set_cluster (
         strcmp (lss_config_str (cfg, "store.backend"), "kubernetes") == 0, curve);
     worker.queue_endpoints = lss_config_str (cfg, "warmpool.queue_endpoint");

@@ -17,6 +17,7 @@
 #include "lss_log.h"
 #include "lss_obj.h"
 #include "lss_pod.h"
+#include "warmpool_preload.h"
 #include "lss_util.h"
 
 #define S_LIST_MAX_ITEMS  (2 * WARMPOOL_HARD_MAX) /* objects read per list */
@@ -648,15 +649,62 @@ int warmpool_sync_report (lss_store_t *store, const char *ns, const char *name, 
             rc = LSS_STORE_UNAVAILABLE;
             goto cleanup;
         }
-        if (s.preload) {
-            /* Preload scripts go through lss-executor (common/lss_exec_client.h), which
-             * this build does not have yet: such pods are never offered. */
+        if (s.preload && warmpool_preload_available ()) {
+            /* preloadScripts (warmpool_preload): run through lss-executor before the pod
+             * is offered; the executor finds the agent by the Pending WarmPod's endpoint */
+            char pmsg[256] = "";
+            warmpool_preload_state_t ps = warmpool_preload_poll (ns, wname, pmsg, sizeof pmsg);
+            if (ps == WARMPOOL_PRELOAD_FAILED) {
+                json_decref (upd);
+                lss_log_warn ("warm pod replaced: its preload failed", "{s:s, s:s, s:s, s:s}",
+                              "namespace", ns, "pool", name, "warmpod", wname, "error", pmsg);
+                if ((rc = s_delete (store, it, err, err_size)) != LSS_STORE_OK)
+                    goto cleanup;
+                r->replaced++;
+                continue;
+            }
+            if (ps == WARMPOOL_PRELOAD_NONE) {
+                char pep[S_ENDPOINT_MAX + 1];
+                s_pod_endpoint (pod, pep, sizeof pep);
+                json_t *pst = json_object_get (upd, "status");
+                const char *pkey = lss_obj_annotation (pod, LSS_ANN_AGENT_KEY);
+                if (json_is_object (pst) && *pep) {
+                    json_object_set_new (pst, "phase", json_string ("Pending"));
+                    json_object_set_new (pst, "endpoint", json_string (pep));
+                    if (pkey)
+                        json_object_set_new (pst, "agentPublicKey", json_string (pkey));
+                }
+                lss_obj_set_condition (upd, "Preloaded", "False", "Preloading", NULL, now_ms);
+                rc = *pep ? s_update_status (store, upd, err, err_size) : LSS_STORE_OK;
+                int started = rc == LSS_STORE_OK && *pep
+                                  ? warmpool_preload_start (
+                                        ns, wname, lss_obj_at (pool, "spec.preloadScripts"),
+                                        pmsg, sizeof pmsg)
+                                  : 1;
+                if (started < 0)
+                    lss_log_warn ("preload not started", "{s:s, s:s, s:s}", "pool", name,
+                                  "warmpod", wname, "error", pmsg);
+                json_decref (upd);
+                if (rc != LSS_STORE_OK)
+                    goto cleanup;
+                s_next (&next, now_ms + 250);
+                r->pending++;
+                continue;
+            }
+            if (ps == WARMPOOL_PRELOAD_RUNNING) {
+                json_decref (upd);
+                s_next (&next, now_ms + 250);
+                r->pending++;
+                continue;
+            }
+            lss_obj_set_condition (upd, "Preloaded", "True", "Preloaded", NULL, now_ms);
+        } else if (s.preload) {
+            /* no executor configured: such pods are never offered */
             if (lss_obj_set_condition (upd, "Preloaded", "False", "PreloadUnavailable",
-                                       "preload scripts need the executor client, not "
-                                       "available in this build",
+                                       "preload scripts need warmpool.executor_endpoint",
                                        now_ms) == 1) {
-                lss_log_warn ("warm pod held Pending: preloadScripts cannot run (executor "
-                              "client not available in this build)",
+                lss_log_warn ("warm pod held Pending: preloadScripts cannot run (no "
+                              "warmpool.executor_endpoint)",
                               "{s:s, s:s, s:s}", "namespace", ns, "pool", name, "warmpod",
                               wname);
                 json_object_set_new (json_object_get (upd, "status"), "phase",
@@ -799,9 +847,12 @@ int warmpool_sync_report (lss_store_t *store, const char *ns, const char *name, 
                     now_ms);
     else
         s_set_cond (status, "ScalingLimited", "False", "WithinLimits", NULL, now_ms);
-    if (s.preload)
+    if (s.preload && !warmpool_preload_available ())
         s_set_cond (status, "Preloaded", "False", "PreloadUnavailable",
-                    "preloadScripts are not run by this build (no executor client)", now_ms);
+                    "preloadScripts need warmpool.executor_endpoint", now_ms);
+    else if (s.preload)
+        s_set_cond (status, "Preloaded", "True", "PreloadScripts",
+                    "warm pods are offered once their preloadScripts exited 0", now_ms);
     rc = s_write_pool_status (store, pool, status, err, err_size);
 
 cleanup:

@@ -358,6 +358,65 @@ static void test_warm_pool_fills_and_serves (void **state)
     CHECK (s_wait_int ("WarmPool", "py", "status.assignedPods", 0, WAIT_MS) == 0);
 }
 
+/*  preloadScripts run through lss-executor in each warm pod before it is offered: the
+ *  script's file is in the Ready warm pod's workspace; a pool whose script fails never
+ *  offers a pod, its warm pods are replaced. */
+static void test_preload_scripts (void **state)
+{
+    (void)state;
+    SKIP_UNLESS_SANDBOXES ();
+    s_apply ("{\"apiVersion\":\"llmsafespace.dev/v1\",\"kind\":\"WarmPool\",\"metadata\":"
+             "{\"name\":\"pre\",\"namespace\":\"" NS
+             "\"},\"spec\":{\"runtime\":\"python:3.11\","
+             "\"minSize\":1,\"maxSize\":1,\"preloadScripts\":[{\"name\":\"marker\",\"content\":"
+             "\"printf preloaded > /workspace/.preloaded\"}]}}");
+    s_apply ("{\"apiVersion\":\"llmsafespace.dev/v1\",\"kind\":\"WarmPool\",\"metadata\":"
+             "{\"name\":\"bad\",\"namespace\":\"" NS
+             "\"},\"spec\":{\"runtime\":\"python:3.11\","
+             "\"minSize\":1,\"maxSize\":1,\"preloadScripts\":[{\"name\":\"fails\",\"content\":"
+             "\"exit 3\"}]}}");
+    CHECK (s_wait_int ("WarmPool", "pre", "status.availablePods", 1, WAIT_MS) == 0);
+    char err[LSS_STORE_ERR_SIZE];
+    json_t *list = NULL;
+    assert_int_equal (lss_store_list (s_store, "WarmPod", NS, LSS_LABEL_POOL "=pre", 0, NULL,
+                                      &list, err, sizeof err),
+                      0);
+    json_t *wp = json_array_get (json_object_get (list, "items"), 0);
+    assert_non_null (wp);
+    json_t *pre = lss_obj_condition (wp, "Preloaded");
+    assert_string_equal (json_string_value (json_object_get (pre, "status")), "True");
+    char dir[PATH_MAX], file[PATH_MAX + 32];
+    CHECK (s_pod_dir (lss_obj_str (wp, "metadata.name"), dir, sizeof dir) == 0);
+    snprintf (file, sizeof file, "%s/workspace/.preloaded", dir);
+    json_decref (list);
+    FILE *f = fopen (file, "r");
+    CHECK (f != NULL);
+    char got[32] = "";
+    CHECK (fgets (got, sizeof got, f) != NULL);
+    fclose (f);
+    assert_string_equal (got, "preloaded");
+
+    /* the failing pool: its first warm pod goes (replaced), none is ever available */
+    assert_int_equal (lss_store_list (s_store, "WarmPod", NS, LSS_LABEL_POOL "=bad", 0, NULL,
+                                      &list, err, sizeof err),
+                      0);
+    json_t *first = json_array_get (json_object_get (list, "items"), 0);
+    CHECK (first != NULL);
+    char first_name[256];
+    snprintf (first_name, sizeof first_name, "%s", lss_obj_str (first, "metadata.name"));
+    json_decref (list);
+    CHECK (s_wait_str ("WarmPod", first_name, "status.phase", "", WAIT_MS) == 0);
+    json_t *bad = s_get ("WarmPool", "bad");
+    assert_int_equal (lss_obj_int (bad, "status.availablePods", -1), 0);
+    json_decref (bad);
+    /* both pools go, so that later cases allocate from "py" only */
+    assert_int_equal (lss_store_delete (s_store, "WarmPool", NS, "pre", NULL, err, sizeof err),
+                      0);
+    assert_int_equal (lss_store_delete (s_store, "WarmPool", NS, "bad", NULL, err, sizeof err),
+                      0);
+    CHECK (s_wait_str ("WarmPool", "pre", "status.phase", "", WAIT_MS) == 0);
+}
+
 static void test_expiry_and_delete_clean_up (void **state)
 {
     (void)state;
@@ -441,6 +500,7 @@ int main (void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_sandbox_runs_and_executes),
         cmocka_unit_test (test_warm_pool_fills_and_serves),
+        cmocka_unit_test (test_preload_scripts),
         cmocka_unit_test (test_expiry_and_delete_clean_up),
         cmocka_unit_test (test_kill9_each_service_converges),
     };
