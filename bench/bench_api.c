@@ -736,6 +736,20 @@ static json_t *s_wrk (const char *path, bool anonymous)
 
 /* ------------------------------------------------------------------ main */
 
+/*  BENCH_API_PARTS (comma-separated: create, execute, stream, get; default all) picks
+ *  what runs, e.g. to profile one figure. */
+static bool s_part (const char *name)
+{
+    const char *parts = getenv ("BENCH_API_PARTS");
+    if (!parts || !*parts)
+        return true;
+    size_t n = strlen (name);
+    for (const char *p = parts; (p = strstr (p, name)); p += n)
+        if ((p == parts || p[-1] == ',') && (p[n] == ',' || p[n] == '\0'))
+            return true;
+    return false;
+}
+
 static bool s_sandboxes_work (void)
 {
     char lss[PATH_MAX];
@@ -765,45 +779,52 @@ int main (void)
     int port = s_up_start ();
     if (port < 0 || cl_init (&c))
         goto cleanup;
-    json_t *create = s_bench_create (&c);
-    if (!create)
-        goto cleanup;
-    json_object_set_new (out, "create", create);
-    double warm_p50 = s_p50 (json_object_get (create, "warm_create_201"));
-    fprintf (stderr, "warm create p50 %.2f ms\n", warm_p50);
-
+    double warm_p50 = 1e9, true_p50 = 1e9, mbps = 0, rps = 0;
+    if (s_part ("create")) {
+        json_t *create = s_bench_create (&c);
+        if (!create)
+            goto cleanup;
+        json_object_set_new (out, "create", create);
+        warm_p50 = s_p50 (json_object_get (create, "warm_create_201"));
+        fprintf (stderr, "warm create p50 %.2f ms\n", warm_p50);
+    }
     bool warm;
     if (s_create (&c, true, id, sizeof id, &warm))
         goto cleanup;
-    const char *b_true = "{\"type\":\"command\",\"content\":\"true\"}";
-    const char *b_py = "{\"type\":\"code\",\"language\":\"python\",\"content\":\"print(1)\"}";
-    json_t *ex = json_object ();
-    json_object_set_new (out, "execute", ex);
-    json_t *t1 = s_exec_run (id, b_true, NULL, 1, N_EXEC_TRUE);
-    json_object_set_new (ex, "true_c1", t1);
-    json_object_set_new (ex, "true_c16", s_exec_run (id, b_true, NULL, CONC, PER_THREAD_T));
-    json_object_set_new (ex, "python_c1", s_exec_run (id, b_py, "1\n", 1, N_EXEC_PY));
-    json_object_set_new (ex, "python_c16", s_exec_run (id, b_py, "1\n", CONC, PER_THREAD_PY));
-    double true_p50 = s_p50 (t1);
-    fprintf (stderr, "execute true p50 %.2f ms\n", true_p50);
-
-    json_t *st = s_bench_stream (port, id);
-    json_object_set_new (out, "stream", st ? st : json_null ());
-    double mbps = st ? json_real_value (json_object_get (st, "mb_per_s")) : 0;
-    fprintf (stderr, "stream %.1f MB/s\n", mbps);
-
-    char path[128];
-    snprintf (path, sizeof path, "/sandboxes/%s", id);
-    json_t *get = s_wrk (path, false);
-    json_object_set_new (out, "get_sandbox", get ? get : json_null ());
-    /* the same load on cheaper routes, to see where a GET's time goes: /health is the
-     * HTTP layer alone (no worker, no Redis, no PostgreSQL); /user adds authentication
-     * and the rate limit; /sandboxes/{id} adds the sandbox read and the ACL */
-    json_t *health = s_wrk ("/health", true), *user = s_wrk ("/user", false);
-    json_object_set_new (out, "get_health", health ? health : json_null ());
-    json_object_set_new (out, "get_user", user ? user : json_null ());
-    double rps = get ? json_real_value (json_object_get (get, "requests_per_s")) : 0;
-
+    if (s_part ("execute")) {
+        const char *b_true = "{\"type\":\"command\",\"content\":\"true\"}";
+        const char *b_py =
+            "{\"type\":\"code\",\"language\":\"python\",\"content\":\"print(1)\"}";
+        json_t *ex = json_object ();
+        json_object_set_new (out, "execute", ex);
+        json_t *t1 = s_exec_run (id, b_true, NULL, 1, N_EXEC_TRUE);
+        json_object_set_new (ex, "true_c1", t1);
+        json_object_set_new (ex, "true_c16", s_exec_run (id, b_true, NULL, CONC, PER_THREAD_T));
+        json_object_set_new (ex, "python_c1", s_exec_run (id, b_py, "1\n", 1, N_EXEC_PY));
+        json_object_set_new (ex, "python_c16",
+                             s_exec_run (id, b_py, "1\n", CONC, PER_THREAD_PY));
+        true_p50 = s_p50 (t1);
+        fprintf (stderr, "execute true p50 %.2f ms\n", true_p50);
+    }
+    if (s_part ("stream")) {
+        json_t *st = s_bench_stream (port, id);
+        json_object_set_new (out, "stream", st ? st : json_null ());
+        mbps = st ? json_real_value (json_object_get (st, "mb_per_s")) : 0;
+        fprintf (stderr, "stream %.1f MB/s\n", mbps);
+    }
+    if (s_part ("get")) {
+        char path[128];
+        snprintf (path, sizeof path, "/sandboxes/%s", id);
+        json_t *get = s_wrk (path, false);
+        json_object_set_new (out, "get_sandbox", get ? get : json_null ());
+        /* the same load on cheaper routes, to see where a GET's time goes: /health is the
+         * HTTP layer alone (no worker, no Redis, no PostgreSQL); /user adds authentication
+         * and the rate limit */
+        json_t *health = s_wrk ("/health", true), *user = s_wrk ("/user", false);
+        json_object_set_new (out, "get_health", health ? health : json_null ());
+        json_object_set_new (out, "get_user", user ? user : json_null ());
+        rps = get ? json_real_value (json_object_get (get, "requests_per_s")) : 0;
+    }
     json_object_set_new (out, "targets",
                          json_pack ("{s:s, s:s, s:s, s:s}", "warm_create",
                                     "warm create p50 < 10 ms", "execute_true",
