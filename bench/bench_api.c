@@ -341,6 +341,8 @@ static int s_execute (cl_t *c, const char *id, const char *body, const char *wan
                      (!want || (out && strcmp (out, want) == 0))
                  ? 0
                  : -1;
+    if (rc)
+        fprintf (stderr, "execute: HTTP %ld %.300s\n", code, c->buf ? c->buf : "");
     json_decref (o);
     return rc;
 }
@@ -448,6 +450,27 @@ static json_t *s_exec_run (const char *id, const char *body, const char *want, i
     json_object_set_new (r, "executions_per_s", json_real (threads * per / secs));
     json_object_set_new (r, "errors", json_integer (errors));
     free (all);
+    return r;
+}
+
+/*  Sequential GETs on one keep-alive connection: p50/p99 of a route (want: status). */
+static json_t *s_get_latency (cl_t *c, const char *path, long want, int n)
+{
+    double *ms = calloc ((size_t)n, sizeof *ms);
+    if (!ms)
+        return NULL;
+    int errors = 0;
+    for (int i = -10; i < n; i++) {
+        double t0 = s_now_ms ();
+        long code = cl_req (c, "GET", path, NULL, NULL);
+        if (i >= 0) {
+            ms[i] = s_now_ms () - t0;
+            errors += code != want;
+        }
+    }
+    json_t *r = s_stats (ms, n);
+    json_object_set_new (r, "errors", json_integer (errors));
+    free (ms);
     return r;
 }
 
@@ -805,6 +828,16 @@ int main (void)
                              s_exec_run (id, b_py, "1\n", CONC, PER_THREAD_PY));
         true_p50 = s_p50 (t1);
         fprintf (stderr, "execute true p50 %.2f ms\n", true_p50);
+        /* where an execute's time goes: the same connection on routes doing less.
+         * /health: HTTP alone; /user: + authentication, rate limit, a worker;
+         * /sandboxes/{id}: + the sandbox read; execute: + bridge, executor, agent */
+        char path[128];
+        snprintf (path, sizeof path, "/sandboxes/%s", id);
+        json_t *bd = json_object ();
+        json_object_set_new (bd, "get_health", s_get_latency (&c, "/health", 200, 500));
+        json_object_set_new (bd, "get_user", s_get_latency (&c, "/user", 200, 500));
+        json_object_set_new (bd, "get_sandbox", s_get_latency (&c, path, 200, 500));
+        json_object_set_new (ex, "c1_breakdown", bd);
     }
     if (s_part ("stream")) {
         json_t *st = s_bench_stream (port, id);
