@@ -347,8 +347,46 @@ done:
  *  Running. Leaves them running (the exec bench uses one) until s_bulk_delete. */
 static char s_bulk[N_BULK][NAME_SIZE];
 
+/*  Busy and total jiffies of the whole machine (/proc/stat "cpu" line). */
+static void s_machine_cpu (long long *busy, long long *total)
+{
+    FILE *f = fopen ("/proc/stat", "r");
+    long long v[8] = {0};
+    if (f) {
+        if (fscanf (f, "cpu %lld %lld %lld %lld %lld %lld %lld %lld", &v[0], &v[1], &v[2],
+                    &v[3], &v[4], &v[5], &v[6], &v[7]) != 8)
+            memset (v, 0, sizeof v);
+        fclose (f);
+    }
+    *total = v[0] + v[1] + v[2] + v[3] + v[4] + v[5] + v[6] + v[7];
+    *busy = *total - v[3] - v[4]; /* minus idle and iowait */
+}
+
+/*  CPU seconds a service process used so far (utime + stime + reaped children). */
+static double s_proc_cpu_s (pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf (path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen (path, "r");
+    size_t n = f ? fread (buf, 1, sizeof buf - 1, f) : 0;
+    if (f)
+        fclose (f);
+    buf[n] = '\0';
+    char *p = strrchr (buf, ')'); /* fields after the command name */
+    long long t[4] = {0};
+    if (p && sscanf (p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lld %lld %lld %lld",
+                     &t[0], &t[1], &t[2], &t[3]) == 4)
+        return (double)(t[0] + t[1] + t[2] + t[3]) / (double)sysconf (_SC_CLK_TCK);
+    return 0;
+}
+
 static json_t *s_bench_bulk (void)
 {
+    double cpu0[TS_MAX_SERVICES];
+    for (int i = 0; i < s_stack.svc_count; i++)
+        cpu0[i] = s_proc_cpu_s (s_stack.svc[i].pid);
+    long long busy0, total0, busy1, total1;
+    s_machine_cpu (&busy0, &total0);
     static double at[N_BULK];
     for (int i = 0; i < N_BULK; i++)
         snprintf (s_bulk[i], NAME_SIZE, "bulk-%d", i);
@@ -363,9 +401,20 @@ static json_t *s_bench_bulk (void)
     for (int i = 0; i < N_BULK; i++)
         last = at[i] > last ? at[i] : last;
     double secs = (last - t0) / 1000.0;
-    return json_pack ("{s:i, s:f, s:f, s:f}", "sandboxes", N_BULK, "create_calls_s",
-                      (created - t0) / 1000.0, "all_running_s", secs, "sandboxes_per_s",
-                      N_BULK / secs);
+    s_machine_cpu (&busy1, &total1);
+    json_t *svc = json_object ();
+    for (int i = 0; i < s_stack.svc_count; i++)
+        json_object_set_new (svc, s_stack.svc[i].name,
+                             json_real (s_proc_cpu_s (s_stack.svc[i].pid) - cpu0[i]));
+    return json_pack (
+        "{s:i, s:f, s:f, s:f, s:f, s:o, s:s}", "sandboxes", N_BULK, "create_calls_s",
+        (created - t0) / 1000.0, "all_running_s", secs, "sandboxes_per_s", N_BULK / secs,
+        "machine_cpu_busy",
+        total1 > total0 ? (double)(busy1 - busy0) / (total1 - total0) : -1.0, "service_cpu_s",
+        svc, "note",
+        "machine_cpu_busy: share of both cores busy during the run (every process on the "
+        "machine); service_cpu_s: CPU seconds each service used (the sandboxes themselves, "
+        "bwrap and agents, are not children of any service and are not in it)");
 }
 
 static json_t *s_bench_exec (const char *sandbox)
