@@ -137,7 +137,7 @@ static int s_wait_events (char (*names)[NAME_SIZE], int n, double *at, bool *gon
     long long deadline = tp_now_ms () + timeout_ms;
     int left = 0;
     for (int i = 0; i < n; i++)
-        left += want_gone ? !gone[i] : at[i] == 0;
+        left += want_gone ? (gone && !gone[i]) : (at && at[i] == 0);
     while (left > 0 && tp_now_ms () < deadline) {
         lss_store_event_t ev;
         int r = lss_store_watch_next (s_watch, &ev);
