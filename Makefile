@@ -13,7 +13,7 @@
 # make [all]        build every program into build/bin/
 # make run          install packages, build, then run the whole system (lss up $(ARGS))
 # make test         unit tests (ASan+UBSan build), valgrind pass, integration + e2e tests
-# make bench        benchmarks, results into bench/results/
+# make bench        benchmarks, results into bench/results/ (BENCH="bench_x ...": only those)
 # make lint         banned functions, clang-format check, cppcheck
 # make clean        remove build outputs
 # SANITIZE=address,undefined builds into build-san/ instead of build/.
@@ -144,8 +144,12 @@ test: deps
 unit-test: tests-build
 	$(Q)scripts/run-tests unit $(BUILD)
 
+# make bench [BENCH="bench_api bench_controlplane"]: all benchmarks, or only those.
+BENCH ?=
 bench: all $(BENCH_BINS)
-	$(Q)scripts/run-bench $(BUILD)
+	$(Q)scripts/run-bench $(BUILD) $(BENCH)
+# keep the benchmark objects (they are intermediate files of the pattern rule)
+.PRECIOUS: $(BUILD)/obj/bench/%.o
 
 # `make run [ARGS="--listen 127.0.0.1:0 ..."]`: the whole system on this machine
 # (README, docs/run.md). Packages first (idempotent), then the build, then lss up in

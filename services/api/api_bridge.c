@@ -352,13 +352,20 @@ static void s_on_output (api_bridge_t *self, s_exec_t *e, lss_exec_output_t *m)
         s_grant (self, e, n, 1); /* nothing queued for the client: give the credit back */
         return;
     }
-    json_t *f = json_pack ("{s:s, s:s, s:s, s:I, s:I}", "type", "output", "executionId",
-                           e->execution_id, "stream", s ? "stderr" : "stdout", "seq",
-                           (json_int_t)++e->seq, "timestamp", (json_int_t)lss_time_now_ms ());
-    if (f)
-        api_view_set_text (f, "content", "encoding", buf, send);
+    api_ws_frame_t *frame;
+    if (api_view_utf8_valid (buf, send)) /* the common case, written without jansson */
+        frame = api_wsproto_output_frame (e->conn_id, e->execution_id, s ? "stderr" : "stdout",
+                                          ++e->seq, lss_time_now_ms (), buf, send);
+    else {
+        json_t *f =
+            json_pack ("{s:s, s:s, s:s, s:I, s:I}", "type", "output", "executionId",
+                       e->execution_id, "stream", s ? "stderr" : "stdout", "seq",
+                       (json_int_t)++e->seq, "timestamp", (json_int_t)lss_time_now_ms ());
+        if (f)
+            api_view_set_text (f, "content", "encoding", buf, send);
+        frame = api_ws_frame_json (e->conn_id, f);
+    }
     free (buf);
-    api_ws_frame_t *frame = api_ws_frame_json (e->conn_id, f);
     if (!frame) {
         s_grant (self, e, n, 1);
         return;

@@ -127,7 +127,7 @@ json_t *api_view_sandbox_status (const json_t *obj, const api_sandbox_row_t *row
 }
 
 /*  Strict UTF-8: no overlongs, no surrogates, nothing past U+10FFFF. */
-static bool s_utf8_valid (const uint8_t *s, size_t n)
+bool api_view_utf8_valid (const uint8_t *s, size_t n)
 {
     size_t i = 0;
     while (i < n) {
@@ -186,7 +186,7 @@ size_t api_view_utf8_complete (const uint8_t *data, size_t len)
 int api_view_set_text (json_t *obj, const char *key, const char *encoding_key,
                        const uint8_t *data, size_t len)
 {
-    if (s_utf8_valid (data, len)) {
+    if (api_view_utf8_valid (data, len)) {
         json_t *s = json_stringn ((const char *)(data ? data : (const uint8_t *)""), len);
         if (s)
             return json_object_set_new (obj, key, s);

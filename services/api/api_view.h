@@ -42,6 +42,10 @@ const char *api_view_exec_status (const lss_exec_end_t *end);
 int api_view_set_text (json_t *obj, const char *key, const char *encoding_key,
                        const uint8_t *data, size_t len);
 
+/*  Whether data (len) is valid UTF-8: no overlong forms, surrogates or code points past
+ *  U+10FFFF (NUL is allowed). */
+bool api_view_utf8_valid (const uint8_t *data, size_t len);
+
 /*  How many leading bytes of data (len) end on a UTF-8 character boundary: a trailing
  *  incomplete sequence (up to 3 bytes) is left for the next chunk. */
 size_t api_view_utf8_complete (const uint8_t *data, size_t len);

@@ -124,3 +124,73 @@ json_t *api_wsproto_cancelled (const char *execution_id)
 {
     return s_frame ("execution_cancelled", execution_id);
 }
+
+/*  Bytes s (n) need as the inside of a JSON string (RFC 8259: '"', '\\' and controls
+ *  escaped; everything else, UTF-8 included, as is); writes them to out unless NULL. */
+static size_t s_json_escape (const uint8_t *s, size_t n, char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (size_t i = 0; i < n;) {
+        size_t run = i;
+        while (run < n && s[run] >= 0x20 && s[run] != '"' && s[run] != '\\')
+            run++;
+        if (out)
+            memcpy (out + o, s + i, run - i);
+        o += run - i;
+        if (run == n)
+            break;
+        uint8_t c = s[run];
+        char e = c == '"'    ? '"'
+                 : c == '\\' ? '\\'
+                 : c == '\n' ? 'n'
+                 : c == '\t' ? 't'
+                 : c == '\r' ? 'r'
+                 : c == '\b' ? 'b'
+                 : c == '\f' ? 'f'
+                             : 0;
+        if (out) {
+            out[o] = '\\';
+            if (e)
+                out[o + 1] = e;
+            else
+                memcpy (out + o + 1, (char[]){'u', '0', '0', hex[c >> 4], hex[c & 15]}, 5);
+        }
+        o += e ? 2 : 6;
+        i = run + 1;
+    }
+    return o;
+}
+
+api_ws_frame_t *api_wsproto_output_frame (uint64_t conn_id, const char *execution_id,
+                                          const char *stream, int64_t seq, int64_t timestamp,
+                                          const uint8_t *data, size_t len)
+{
+    const uint8_t *id = (const uint8_t *)execution_id;
+    size_t id_len = strlen (execution_id);
+    char head[160], tail[96];
+    int hn = snprintf (head, sizeof head, "{\"type\":\"output\",\"executionId\":\"");
+    int tn = snprintf (tail, sizeof tail,
+                       "\",\"stream\":\"%s\",\"seq\":%lld,\"timestamp\":%lld,"
+                       "\"content\":\"",
+                       stream, (long long)seq, (long long)timestamp);
+    if (hn < 0 || tn < 0 || (size_t)tn >= sizeof tail)
+        return NULL;
+    size_t total = (size_t)hn + s_json_escape (id, id_len, NULL) + (size_t)tn +
+                   s_json_escape (data, len, NULL) + 2;
+    char *text = malloc (total + 1);
+    if (!text)
+        return NULL;
+    size_t o = 0;
+    memcpy (text, head, (size_t)hn);
+    o += (size_t)hn;
+    o += s_json_escape (id, id_len, text + o);
+    memcpy (text + o, tail, (size_t)tn);
+    o += (size_t)tn;
+    o += s_json_escape (data, len, text + o);
+    memcpy (text + o, "\"}", 2);
+    o += 2;
+    api_ws_frame_t *f = api_ws_frame_new (conn_id, text, o);
+    free (text);
+    return f;
+}

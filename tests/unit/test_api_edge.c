@@ -572,6 +572,54 @@ static void test_wsproto_build (void **state)
     json_decref (s);
 }
 
+/*  The directly written output frame parses to the fields it was given, whatever the
+ *  bytes: quotes, backslashes, every control character, NUL, multi-byte UTF-8. */
+static void test_wsproto_output_frame (void **state)
+{
+    (void)state;
+    uint8_t data[64 + 9];
+    size_t n = 0;
+    for (int c = 0; c < 0x20; c++)
+        data[n++] = (uint8_t)c;
+    const uint8_t rest[] = {'"',  '\\', '/',  'a',  0x7F, 0xE2,
+                            0x82, 0xAC, 0xF0, 0x9F, 0x98, 0x80};
+    memcpy (data + n, rest, sizeof rest);
+    n += sizeof rest;
+    assert_true (api_view_utf8_valid (data, n));
+    api_ws_frame_t *f =
+        api_wsproto_output_frame (7, "ex\"1", "stderr", 42, 1700000000123, data, n);
+    assert_non_null (f);
+    assert_int_equal (f->conn_id, 7);
+    assert_int_equal (strlen (f->text), f->len);
+    json_error_t je;
+    json_t *o = json_loadb (f->text, f->len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
+    if (!o)
+        fail_msg ("frame is not JSON: %s in %s", je.text, f->text);
+    assert_string_equal (json_string_value (json_object_get (o, "type")), "output");
+    assert_string_equal (json_string_value (json_object_get (o, "executionId")), "ex\"1");
+    assert_string_equal (json_string_value (json_object_get (o, "stream")), "stderr");
+    assert_int_equal (json_integer_value (json_object_get (o, "seq")), 42);
+    assert_int_equal (json_integer_value (json_object_get (o, "timestamp")), 1700000000123);
+    json_t *content = json_object_get (o, "content");
+    assert_int_equal (json_string_length (content), n);
+    assert_memory_equal (json_string_value (content), data, n);
+    assert_int_equal (json_object_size (o), 6);
+    json_decref (o);
+    f->msg.destroy (&f->msg);
+    /* empty output is a valid frame too */
+    f = api_wsproto_output_frame (1, "e", "stdout", 1, 1, (const uint8_t *)"", 0);
+    o = json_loadb (f->text, f->len, 0, &je);
+    assert_non_null (o);
+    assert_string_equal (json_string_value (json_object_get (o, "content")), "");
+    json_decref (o);
+    f->msg.destroy (&f->msg);
+    /* the validity check the bridge relies on */
+    const uint8_t bad[] = {'x', 0xC0, 0x80};  /* overlong NUL */
+    const uint8_t sur[] = {0xED, 0xA0, 0x80}; /* a surrogate */
+    assert_false (api_view_utf8_valid (bad, sizeof bad));
+    assert_false (api_view_utf8_valid (sur, sizeof sur));
+}
+
 /* ---------------------------------------------------------------- views and envelope */
 static void test_view_text_and_utf8 (void **state)
 {
@@ -699,6 +747,7 @@ int main (void)
         cmocka_unit_test (test_valid_warmpool),
         cmocka_unit_test (test_wsproto_parse),
         cmocka_unit_test (test_wsproto_build),
+        cmocka_unit_test (test_wsproto_output_frame),
         cmocka_unit_test (test_view_text_and_utf8),
         cmocka_unit_test (test_view_sandbox),
         cmocka_unit_test (test_http_envelope),
