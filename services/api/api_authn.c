@@ -119,6 +119,10 @@ static int s_authn_key (api_worker_t *w, const char *token, api_principal_t *who
     if (api_sha256_hex (token, hash))
         return s_fail (msg, msg_size, 503, "cannot check credentials now");
     snprintf (ckey, sizeof ckey, "ak:%s", hash);
+    int64_t now = lss_time_now_ms ();
+    if (api_keycache_get (w->ctx->keycache, hash, now, who) == 1)
+        return 0;
+    uint64_t generation = api_keycache_generation (w->ctx->keycache);
     api_key_t key;
     api_user_t user;
     char *cached = NULL;
@@ -158,6 +162,10 @@ static int s_authn_key (api_worker_t *w, const char *token, api_principal_t *who
     who->rate_default = key.rate_default;
     who->rate_create_sandbox = key.rate_create_sandbox;
     who->rate_execute_code = key.rate_execute_code;
+    int64_t until = now + w->ctx->key_cache_ttl_ms;
+    if (key.expires_ms && key.expires_ms < until)
+        until = key.expires_ms;
+    api_keycache_put (w->ctx->keycache, generation, hash, who, until);
     return 0;
 }
 
@@ -289,7 +297,13 @@ void api_authn_forget_key (api_worker_t *w, const char *hash)
 {
     char ckey[80];
     snprintf (ckey, sizeof ckey, "ak:%s", hash);
+    api_keycache_forget (w->ctx->keycache, hash);
     api_redis_cache_del (w->redis, ckey);
+    /* the other replicas empty their key caches when they see the counter change */
+    if (api_redis_counter_incr (w->redis, API_KEYCACHE_EPOCH_KEY) != 0)
+        lss_log_warn ("revocation counter not incremented: other replicas may accept the "
+                      "key until their cached lookup expires",
+                      NULL);
 }
 
 void api_authn_forget_jti (api_worker_t *w, const char *jti, int64_t exp_ms)
@@ -303,29 +317,40 @@ void api_authn_forget_jti (api_worker_t *w, const char *jti, int64_t exp_ms)
         api_redis_cache_del (w->redis, ckey);
 }
 
+int64_t api_rate_limit_of (const api_ctx_t *c, const api_principal_t *who, const char *klass)
+{
+    if (strcmp (klass, "create_sandbox") == 0)
+        return who->rate_create_sandbox ? who->rate_create_sandbox : c->rate_create_sandbox;
+    if (strcmp (klass, "execute_code") == 0)
+        return who->rate_execute_code ? who->rate_execute_code : c->rate_execute_code;
+    return who->rate_default ? who->rate_default : c->rate_default;
+}
+
 int api_rate_limit (api_worker_t *w, const api_principal_t *who, const char *klass,
                     api_reply_to_t *to)
 {
     api_ctx_t *c = w->ctx;
-    int64_t limit = c->rate_default;
-    if (strcmp (klass, "create_sandbox") == 0)
-        limit = who->rate_create_sandbox ? who->rate_create_sandbox : c->rate_create_sandbox;
-    else if (strcmp (klass, "execute_code") == 0)
-        limit = who->rate_execute_code ? who->rate_execute_code : c->rate_execute_code;
-    else if (who->rate_default)
-        limit = who->rate_default;
+    int64_t limit = api_rate_limit_of (c, who, klass);
     int64_t window_s = c->rate_window_ms / 1000;
+    if (window_s < 1)
+        window_s = 1;
+    int64_t now_s = lss_time_now_ms () / 1000;
     api_rl_result_t rl;
-    if (api_redis_rate_limit (w->redis, klass, who->principal, limit,
-                              window_s > 0 ? window_s : 1, lss_time_now_ms () / 1000, &rl)) {
-        lss_metric_inc (s_failopen (), 1);
-        int64_t now = lss_time_mono_ms ();
-        if (now - w->last_rl_warn_ms > 1000) {
-            w->last_rl_warn_ms = now;
-            lss_log_warn ("rate limit not counted: Redis unavailable (request allowed)",
-                          "{s:s}", "class", klass);
+    if (!api_rlease_spend (c->rlease, klass, who->principal, limit, window_s, now_s, &rl)) {
+        int64_t take = api_rlease_block (limit), count;
+        if (api_redis_rate_take (w->redis, klass, who->principal, take, window_s, now_s,
+                                 &count)) {
+            lss_metric_inc (s_failopen (), 1);
+            int64_t now = lss_time_mono_ms ();
+            if (now - w->last_rl_warn_ms > 1000) {
+                w->last_rl_warn_ms = now;
+                lss_log_warn ("rate limit not counted: Redis unavailable (request allowed)",
+                              "{s:s}", "class", klass);
+            }
+            return 0;
         }
-        return 0;
+        api_rlease_add (c->rlease, klass, who->principal, limit, window_s, now_s, take, count,
+                        &rl);
     }
     to->has_rl = true;
     to->rl = rl;

@@ -13,6 +13,8 @@
 #include <stdint.h>
 
 #include "api_cache.h"
+#include "api_keycache.h"
+#include "api_rlease.h"
 #include "api_mailbox.h"
 #include "lss_bus.h"
 #include "lss_config.h"
@@ -41,6 +43,8 @@ typedef struct {
     api_mailbox_t *events_inbox; /* → events thread */
 
     api_cache_t *cache;
+    api_keycache_t *keycache; /* authenticated API keys (any thread) */
+    api_rlease_t *rlease;     /* rate-limit blocks (any thread) */
 
     /* dependency health, written by the events thread's checks */
     atomic_bool db_ok, redis_ok, store_ok, executor_ok, watcher_ok, warmpool_ok;

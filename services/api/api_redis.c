@@ -39,11 +39,12 @@
 #define S_URL_MAX            2048
 #define S_SHA_SIZE           41
 
-/*  KEYS[1] counter, ARGV[1] expiry in ms. Returns {count, pttl}. A counter found without
- *  an expiry (written by something else, or an expiry lost) is given one. */
+/*  KEYS[1] counter, ARGV[1] expiry in ms, ARGV[2] how many to count. Returns {count,
+ *  pttl}. A counter found without an expiry (written by something else, or an expiry
+ *  lost) is given one. */
 static const char s_rl_script[] =
-    "local n = redis.call('INCR', KEYS[1])\n"
-    "if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end\n"
+    "local n = redis.call('INCRBY', KEYS[1], ARGV[2])\n"
+    "if n == tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end\n"
     "local t = redis.call('PTTL', KEYS[1])\n"
     "if t < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); t = tonumber(ARGV[1]) end\n"
     "return {n, t}\n";
@@ -486,39 +487,93 @@ static bool s_principal_ok (const char *p)
     return true;
 }
 
-int api_redis_rate_limit (api_redis_t *self, const char *klass, const char *principal,
-                          int64_t limit, int64_t window_s, int64_t now_s, api_rl_result_t *out)
+int api_redis_rate_take (api_redis_t *self, const char *klass, const char *principal,
+                         int64_t take, int64_t window_s, int64_t now_s, int64_t *count)
 {
-    if (!s_class_ok (klass) || !s_principal_ok (principal) || limit < 1 || window_s < 1 ||
-        window_s > S_WINDOW_S_MAX || now_s < 0 || now_s > INT64_MAX / 2)
+    if (!s_class_ok (klass) || !s_principal_ok (principal) || take < 1 ||
+        take > API_REDIS_TAKE_MAX || window_s < 1 || window_s > S_WINDOW_S_MAX || now_s < 0 ||
+        now_s > INT64_MAX / 2)
         return -1;
     int64_t start = now_s - now_s % window_s;
     int64_t reset = start + window_s;
-    char key[API_REDIS_KEY_MAX], ms[24];
+    char key[API_REDIS_KEY_MAX], ms[24], n[24];
     if (lss_fmt (key, sizeof key, S_RL_PREFIX "%s:%s:%" PRId64, klass, principal, start) != 0)
         return -1;
     lss_fmt (ms, sizeof ms, "%" PRId64, (reset - now_s) * 1000 + S_RL_SLACK_MS);
-    const char *argv[] = {"EVALSHA", self->sha, "1", key, ms};
-    redisReply *r = s_command (self, 5, argv, NULL);
+    lss_fmt (n, sizeof n, "%" PRId64, take);
+    const char *argv[] = {"EVALSHA", self->sha, "1", key, ms, n};
+    redisReply *r = s_command (self, 6, argv, NULL);
     if (r && r->type == REDIS_REPLY_ERROR && r->str && strncmp (r->str, "NOSCRIPT", 8) == 0) {
         freeReplyObject (r);
         argv[0] = "EVAL";
         argv[1] = s_rl_script;
-        r = s_command (self, 5, argv, NULL);
+        r = s_command (self, 6, argv, NULL);
     }
     if (!r)
         return -1;
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
         r->element[0]->type != REDIS_REPLY_INTEGER ||
-        r->element[1]->type != REDIS_REPLY_INTEGER || r->element[0]->integer < 1)
+        r->element[1]->type != REDIS_REPLY_INTEGER || r->element[0]->integer < take)
         return s_bad_reply (self, r);
-    int64_t count = r->element[0]->integer;
+    *count = r->element[0]->integer;
     freeReplyObject (r);
+    return 0;
+}
+
+void api_redis_rl_result (int64_t count, int64_t limit, int64_t window_s, int64_t now_s,
+                          api_rl_result_t *out)
+{
+    int64_t reset = now_s - now_s % window_s + window_s;
     out->limit = limit;
     out->allowed = count <= limit;
     out->remaining = count < limit ? limit - count : 0;
     out->reset_s = reset;
     out->retry_after_s = out->allowed ? 0 : reset - now_s;
+}
+
+int api_redis_rate_limit (api_redis_t *self, const char *klass, const char *principal,
+                          int64_t limit, int64_t window_s, int64_t now_s, api_rl_result_t *out)
+{
+    int64_t count;
+    if (limit < 1 || api_redis_rate_take (self, klass, principal, 1, window_s, now_s, &count))
+        return -1;
+    api_redis_rl_result (count, limit, window_s, now_s, out);
+    return 0;
+}
+
+int api_redis_counter_get (api_redis_t *self, const char *key, int64_t *value)
+{
+    const char *argv[] = {"GET", key};
+    if (!key || strncmp (key, "lss:", 4) != 0)
+        return -1;
+    redisReply *r = s_command (self, 2, argv, NULL);
+    if (!r)
+        return -1;
+    if (r->type == REDIS_REPLY_NIL) {
+        freeReplyObject (r);
+        *value = 0;
+        return 0;
+    }
+    int64_t v;
+    if (r->type != REDIS_REPLY_STRING || !r->str ||
+        lss_parse_int64 (r->str, INT64_MIN, INT64_MAX, &v) != 0)
+        return s_bad_reply (self, r);
+    freeReplyObject (r);
+    *value = v;
+    return 0;
+}
+
+int api_redis_counter_incr (api_redis_t *self, const char *key)
+{
+    const char *argv[] = {"INCR", key};
+    if (!key || strncmp (key, "lss:", 4) != 0)
+        return -1;
+    redisReply *r = s_command (self, 2, argv, NULL);
+    if (!r)
+        return -1;
+    if (r->type != REDIS_REPLY_INTEGER)
+        return s_bad_reply (self, r);
+    freeReplyObject (r);
     return 0;
 }
 

@@ -59,6 +59,20 @@ typedef struct {
     int64_t retry_after_s; /* when refused: seconds until the window ends, >= 1 */
 } api_rl_result_t;
 
+/*  Counts take (1..API_REDIS_TAKE_MAX) requests of klass ([a-z_]+) by principal at once
+ *  in the window of now_s; *count is the window's count after them (this caller owns
+ *  the numbers *count - take + 1 .. *count). Returns 0, or -1 if Redis failed. */
+#define API_REDIS_TAKE_MAX 1024
+int api_redis_rate_take (api_redis_t *self, const char *klass, const char *principal,
+                         int64_t take, int64_t window_s, int64_t now_s, int64_t *count);
+/*  The answer for the request numbered count in its window (allowed = count <= limit). */
+void api_redis_rl_result (int64_t count, int64_t limit, int64_t window_s, int64_t now_s,
+                          api_rl_result_t *out);
+
+/*  A plain integer counter "lss:..." (absent = 0): GET and INCR. 0 or -1. */
+int api_redis_counter_get (api_redis_t *self, const char *key, int64_t *value);
+int api_redis_counter_incr (api_redis_t *self, const char *key);
+
 /*  Counts one request of klass ([a-z_]+) by principal (printable, no spaces; e.g. a key
  *  id or user id) against limit per window_s at now_s. allowed = count <= limit.
  *  Returns 0 with *out filled, or -1 if Redis failed (out untouched). */

@@ -20,6 +20,7 @@
 #include <strings.h>
 #include <sys/resource.h>
 
+#include "api_fast.h"
 #include "api_http.h"
 #include "api_msgs.h"
 #include "api_route.h"
@@ -160,11 +161,14 @@ static int s_add_header (struct lws *wsi, const char *name, const char *value, u
                                         end);
 }
 
+/*  Writes the response's headers, followed in the same write by the whole body when it
+ *  fits (one send per small response instead of two). Returns 1 when the body went
+ *  with them, 0 when it did not, -1 on failure. */
 static int s_write_headers (s_pss_t *pss)
 {
     api_resp_t *r = pss->resp;
-    uint8_t buf[LWS_PRE + S_HEADERS_MAX];
-    uint8_t *start = buf + LWS_PRE, *p = start, *end = buf + sizeof buf - 1;
+    static uint8_t buf[LWS_PRE + S_HEADERS_MAX + S_CHUNK]; /* only the lws thread writes */
+    uint8_t *start = buf + LWS_PRE, *p = start, *end = buf + LWS_PRE + S_HEADERS_MAX - 1;
     const char *ctype = r->content_type[0] ? r->content_type : "application/json";
     if (lws_add_http_common_headers (pss->wsi, (unsigned)r->status, ctype,
                                      (lws_filepos_t)r->len, &p, end))
@@ -180,10 +184,20 @@ static int s_write_headers (s_pss_t *pss)
         lws_add_http_header_by_token (pss->wsi, WSI_TOKEN_CONNECTION,
                                       (const unsigned char *)"close", 5, &p, end))
         return -1;
-    if (lws_finalize_write_http_header (pss->wsi, start, &p, end))
+    if (lws_finalize_http_header (pss->wsi, &p, end))
         return -1;
     pss->headers_done = true;
-    return 0;
+    bool with_body = pss->method != API_M_HEAD && r->len > 0 && r->len <= S_CHUNK;
+    if (with_body) {
+        memcpy (p, r->body, r->len);
+        p += r->len;
+        pss->sent = r->len;
+    }
+    /* headers (and body) go out as one raw write: lws counts no content for it */
+    int n = (int)(p - start);
+    if (lws_write (pss->wsi, start, (size_t)n, LWS_WRITE_HTTP_HEADERS) != n)
+        return -1;
+    return with_body ? 1 : 0;
 }
 
 /*  The request is answered: metrics, ticket dropped, keep-alive or close. */
@@ -208,9 +222,10 @@ static int s_on_http_writeable (api_server_t *self, s_pss_t *pss)
         return 0;
     lws_set_timeout (pss->wsi, PENDING_TIMEOUT_HTTP_CONTENT, S_WRITE_TO_S);
     if (!pss->headers_done) {
-        if (s_write_headers (pss))
+        int sent = s_write_headers (pss);
+        if (sent < 0)
             return -1;
-        if (r->len == 0 || pss->method == API_M_HEAD)
+        if (sent == 1 || r->len == 0 || pss->method == API_M_HEAD)
             return s_finish (self, pss);
         lws_callback_on_writable (pss->wsi);
         return 0;
@@ -460,6 +475,14 @@ static int s_on_http (api_server_t *self, s_pss_t *pss, struct lws *wsi, const c
     lws_hdr_copy (wsi, req->content_type, sizeof req->content_type,
                   WSI_TOKEN_HTTP_CONTENT_TYPE);
     lws_get_peer_simple (wsi, req->peer, sizeof req->peer);
+    if (!has_body || cl == 0) {
+        api_resp_t *fast = api_fast_answer (self->ctx, req);
+        if (fast) {
+            api_msg_destroy (&req->msg);
+            s_answer (pss, fast);
+            return 0;
+        }
+    }
     pss->req = req;
     if (has_body && cl > 0)
         return 0; /* wait for HTTP_BODY / HTTP_BODY_COMPLETION */

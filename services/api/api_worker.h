@@ -53,6 +53,8 @@ int api_authn (api_worker_t *w, const char *token, api_principal_t *who, char *m
 int api_rate_limit (api_worker_t *w, const api_principal_t *who, const char *klass,
                     api_reply_to_t *to);
 api_resp_t *api_resp_rate_limited (const api_reply_to_t *to);
+/*  who's limit of klass per window: the key's own, else the configured one. */
+int64_t api_rate_limit_of (const api_ctx_t *c, const api_principal_t *who, const char *klass);
 /*  Forgets the cached lookup of an API key hash / JWT id (after revocation). */
 void api_authn_forget_key (api_worker_t *w, const char *hash);
 void api_authn_forget_jti (api_worker_t *w, const char *jti, int64_t exp_ms);

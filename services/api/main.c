@@ -96,8 +96,12 @@ int main (int argc, char **argv)
     s_ctx_from_config (ctx, lss_service_config (svc));
     ctx->jobs = api_mailbox_new ((size_t)ctx->queue_max, NULL, NULL);
     ctx->cache = api_cache_new (API_CACHE_MAX_DEFAULT);
-    if (!ctx->jobs || !ctx->cache || !ctx->origins)
+    ctx->keycache = api_keycache_new ();
+    ctx->rlease = api_rlease_new ();
+    if (!ctx->jobs || !ctx->cache || !ctx->keycache || !ctx->rlease || !ctx->origins)
         goto done;
+    if (api_keycache_sync_start (ctx->keycache, ctx->redis_url, ctx->redis_timeout_ms) != 0)
+        lss_log_warn ("key cache stays off (every request looks its key up)", NULL);
     if (api_pool_bootstrap (ctx) != 0)
         goto done;
     server = api_server_new (ctx);
@@ -124,6 +128,8 @@ done:
         api_mailbox_destroy (&ctx->bridge_inbox); /* closed by the bridge; freed last, as
                                                    * closing sessions still post to it */
         api_cache_destroy (&ctx->cache);
+        api_keycache_destroy (&ctx->keycache);
+        api_rlease_destroy (&ctx->rlease);
         free (ctx->jwt_secret);
         free (ctx->origins);
         free (ctx);

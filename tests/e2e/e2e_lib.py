@@ -21,6 +21,7 @@ import os
 import sys
 import time
 
+import lss_harness as h
 import pytest
 
 requests = pytest.importorskip("requests", reason="python3-requests is not installed")
@@ -182,3 +183,10 @@ def create_sandbox(api, **body):
     sb = r.json()
     assert sb["status"] == "running", sb
     return sb
+
+
+def away_from_window_edge(window=60, margin=5):
+    """Sleeps past the next rate window boundary when one is less than margin s away, so
+    a short run of requests stays in one window."""
+    h.wait_until(lambda: window - time.time() % window >= margin, margin + 1,
+                 "a point well inside a rate window", interval=0.1)

@@ -24,7 +24,7 @@ import pytest
 import websocket
 
 import lss_harness as h
-from e2e_lib import PY_RUNTIME, Ws, assert_error, make_user, mint_jwt
+from e2e_lib import PY_RUNTIME, Ws, assert_error, away_from_window_edge, make_user, mint_jwt
 
 
 @pytest.fixture(scope="module")
@@ -236,13 +236,6 @@ def test_rate_limit_headers_and_default_create_limit(admin):
         assert make_user(admin).post("/sandboxes", json={}).status_code == 400
         return
     pytest.fail("three rate windows crossed during the run")
-
-
-def away_from_window_edge(window=60, margin=5):
-    """Sleeps past the next rate window boundary when one is less than margin s away, so
-    a short run of requests stays in one window."""
-    h.wait_until(lambda: window - time.time() % window >= margin, margin + 1,
-                 "a point well inside a rate window", interval=0.1)
 
 
 def psql(stack, sql):

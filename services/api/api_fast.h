@@ -1,0 +1,19 @@
+/*  api_fast — reads answered on the libwebsockets thread, without a worker.
+ *
+ *  GET /api/v1/sandboxes/{id} is answered at once when everything it needs is already
+ *  in this process: the API key in the key cache (api_keycache), the sandbox's owner row
+ *  and object in the sandbox cache (api_cache), and a rate-limit number in a block
+ *  (api_rlease). It is answered exactly as the worker would (same view, same headers);
+ *  anything else — a miss, a JWT, a sandbox shared by permission, a deleted one — goes
+ *  to a worker as before. Nothing here blocks: no PostgreSQL, Redis or store call.
+ */
+#ifndef API_FAST_H
+#define API_FAST_H
+
+#include "api_ctx.h"
+#include "api_http.h"
+
+/*  The answer to req, or NULL when a worker must answer it. req is not modified. */
+api_resp_t *api_fast_answer (api_ctx_t *ctx, const api_req_t *req);
+
+#endif
