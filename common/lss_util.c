@@ -2,6 +2,7 @@
 #include "lss_util.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,7 +112,47 @@ int lss_time_parse_rfc3339 (const char *text, int64_t *epoch_ms)
     return 0;
 }
 
+/*  Small requests are served from a per-thread buffer filled by one getrandom call
+ *  (ids are drawn per request: one syscall each was measurable). A forked child starts
+ *  with an empty buffer, so parent and child never hand out the same bytes. */
+#define S_RNG_BUF   256
+#define S_RNG_SMALL 64
+static _Thread_local struct {
+    uint8_t buf[S_RNG_BUF];
+    size_t left;
+} s_rng;
+static pthread_once_t s_rng_once = PTHREAD_ONCE_INIT;
+
+static void s_rng_forked (void)
+{
+    memset (&s_rng, 0, sizeof s_rng);
+}
+
+static void s_rng_init (void)
+{
+    pthread_atfork (NULL, NULL, s_rng_forked);
+}
+
+static int s_getrandom (void *out, size_t len);
+
 int lss_random_bytes (void *out, size_t len)
+{
+    if (len == 0 || len > S_RNG_SMALL)
+        return s_getrandom (out, len);
+    pthread_once (&s_rng_once, s_rng_init);
+    if (s_rng.left < len) {
+        if (s_getrandom (s_rng.buf, sizeof s_rng.buf))
+            return -1;
+        s_rng.left = sizeof s_rng.buf;
+    }
+    uint8_t *src = s_rng.buf + sizeof s_rng.buf - s_rng.left;
+    memcpy (out, src, len);
+    memset (src, 0, len); /* handed out: not kept */
+    s_rng.left -= len;
+    return 0;
+}
+
+static int s_getrandom (void *out, size_t len)
 {
     uint8_t *p = out;
     while (len > 0) {

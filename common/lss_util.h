@@ -23,7 +23,8 @@ char *lss_time_rfc3339 (int64_t epoch_ms, char *out);
 /*  Parses RFC 3339 (Z or ±hh:mm offset, optional fraction). Returns 0 or -1. */
 int lss_time_parse_rfc3339 (const char *text, int64_t *epoch_ms);
 
-/*  Fills out with len random bytes from the kernel. Returns 0 or -1. */
+/*  Fills out with len random bytes from the kernel (small amounts through a per-thread
+ *  buffer of getrandom output). Returns 0 or -1. */
 int lss_random_bytes (void *out, size_t len);
 /*  Writes prefix + n random characters of [a-z0-9] + NUL into out (size out_size).
  *  Returns 0, or -1 if it does not fit or randomness failed. */

@@ -336,7 +336,13 @@ int api_rate_limit (api_worker_t *w, const api_principal_t *who, const char *kla
         window_s = 1;
     int64_t now_s = lss_time_now_ms () / 1000;
     api_rl_result_t rl;
-    if (!api_rlease_spend (c->rlease, klass, who->principal, limit, window_s, now_s, &rl)) {
+    bool refill = false;
+    if (api_rlease_spend (c->rlease, klass, who->principal, limit, window_s, now_s, &rl,
+                          &refill)) {
+        if (refill)
+            api_rlease_refill_post (c->rlease, c->jobs, klass, who->principal, limit, window_s,
+                                    now_s);
+    } else {
         int64_t take = api_rlease_block (limit), count;
         if (api_redis_rate_take (w->redis, klass, who->principal, take, window_s, now_s,
                                  &count)) {

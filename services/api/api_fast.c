@@ -1,7 +1,9 @@
 /*  api_fast — reads answered on the libwebsockets thread. See api_fast.h. */
 #include "api_fast.h"
 
+#include <czmq.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api_auth.h"
@@ -20,6 +22,71 @@ static void s_metrics_init (void)
                                     "Requests answered on the event loop from memory, without "
                                     "a worker.",
                                     NULL);
+}
+
+/*  Rendered views, by sandbox id: the body made for the cached object `obj` (compared
+ *  by identity: cached objects are shared and never modified, a new state is a new
+ *  object). Used by the lws thread only, so no lock. */
+#define S_VIEWS_MAX 4096
+typedef struct {
+    json_t *obj;
+    char *body;
+    size_t len;
+} s_view_t;
+static zhashx_t *s_views;
+
+static void s_view_free (void **item)
+{
+    s_view_t *v = *item;
+    if (v) {
+        json_decref (v->obj);
+        free (v->body);
+        free (v);
+    }
+    *item = NULL;
+}
+
+static api_resp_t *s_view_answer (const api_reply_to_t *to, const char *id, json_t *obj,
+                                  const api_sandbox_row_t *row)
+{
+    if (!s_views) {
+        s_views = zhashx_new ();
+        if (!s_views)
+            return api_resp_with_json (to, 200, api_view_sandbox (obj, row));
+        zhashx_set_destructor (s_views, s_view_free);
+    }
+    s_view_t *v = zhashx_lookup (s_views, id);
+    if (v && v->obj == obj) {
+        api_resp_t *r = api_resp_new (to, 200);
+        char *copy = r ? malloc (v->len + 1) : NULL;
+        if (!copy) {
+            api_msg_destroy (r ? &r->msg : NULL);
+            return NULL;
+        }
+        memcpy (copy, v->body, v->len + 1);
+        api_resp_bytes (r, copy, v->len, "application/json");
+        return r;
+    }
+    api_resp_t *r = api_resp_with_json (to, 200, api_view_sandbox (obj, row));
+    if (!r || r->status != 200 || !r->body)
+        return r;
+    if (zhashx_size (s_views) >= S_VIEWS_MAX)
+        zhashx_purge (s_views);
+    s_view_t *nv = calloc (1, sizeof *nv);
+    if (nv && (nv->body = malloc (r->len + 1))) {
+        memcpy (nv->body, r->body, r->len);
+        nv->body[r->len] = '\0';
+        nv->len = r->len;
+        nv->obj = json_incref (obj);
+        zhashx_update (s_views, id, nv);
+    } else
+        free (nv);
+    return r;
+}
+
+void api_fast_cleanup (void)
+{
+    zhashx_destroy (&s_views);
 }
 
 api_resp_t *api_fast_answer (api_ctx_t *ctx, const api_req_t *req)
@@ -49,16 +116,19 @@ api_resp_t *api_fast_answer (api_ctx_t *ctx, const api_req_t *req)
     if (window_s < 1)
         window_s = 1;
     api_reply_to_t to = req->to;
-    if (klass && !api_rlease_spend (ctx->rlease, klass, who.principal,
-                                    api_rate_limit_of (ctx, &who, klass), window_s,
-                                    now_ms / 1000, &to.rl)) {
+    int64_t limit = klass ? api_rate_limit_of (ctx, &who, klass) : 0;
+    bool refill = false;
+    if (klass && !api_rlease_spend (ctx->rlease, klass, who.principal, limit, window_s,
+                                    now_ms / 1000, &to.rl, &refill)) {
         json_decref (obj);
         return NULL;
     }
+    if (refill)
+        api_rlease_refill_post (ctx->rlease, ctx->jobs, klass, who.principal, limit, window_s,
+                                now_ms / 1000);
     to.has_rl = klass != NULL;
-    api_resp_t *r = to.has_rl && !to.rl.allowed
-                        ? api_resp_rate_limited (&to)
-                        : api_resp_with_json (&to, 200, api_view_sandbox (obj, &row));
+    api_resp_t *r = to.has_rl && !to.rl.allowed ? api_resp_rate_limited (&to)
+                                                : s_view_answer (&to, id, obj, &row);
     json_decref (obj);
     pthread_once (&s_once, s_metrics_init);
     lss_metric_inc (s_m_fast, 1);

@@ -6,6 +6,7 @@
  *  (api_rlease). It is answered exactly as the worker would (same view, same headers);
  *  anything else — a miss, a JWT, a sandbox shared by permission, a deleted one — goes
  *  to a worker as before. Nothing here blocks: no PostgreSQL, Redis or store call.
+ *  The body rendered for a cached object is kept and reused until the object changes.
  */
 #ifndef API_FAST_H
 #define API_FAST_H
@@ -15,5 +16,7 @@
 
 /*  The answer to req, or NULL when a worker must answer it. req is not modified. */
 api_resp_t *api_fast_answer (api_ctx_t *ctx, const api_req_t *req);
+/*  Frees what the lws thread kept (rendered views); called when it stops. */
+void api_fast_cleanup (void);
 
 #endif

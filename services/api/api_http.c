@@ -48,11 +48,33 @@ api_resp_t *api_resp_new (const api_reply_to_t *to, int status)
     self->ticket = to ? to->ticket : 0;
     self->status = status;
     if (to && to->has_rl) {
-        api_resp_header (self, "X-RateLimit-Limit", "%lld", (long long)to->rl.limit);
-        api_resp_header (self, "X-RateLimit-Remaining", "%lld", (long long)to->rl.remaining);
-        api_resp_header (self, "X-RateLimit-Reset", "%lld", (long long)to->rl.reset_s);
+        api_resp_header_int (self, "X-RateLimit-Limit", to->rl.limit);
+        api_resp_header_int (self, "X-RateLimit-Remaining", to->rl.remaining);
+        api_resp_header_int (self, "X-RateLimit-Reset", to->rl.reset_s);
     }
     return self;
+}
+
+int api_resp_header_int (api_resp_t *self, const char *name, int64_t v)
+{
+    size_t nlen = strlen (name);
+    if (self->nheaders >= API_RESP_HEADERS_MAX || nlen >= API_HEADER_NAME_MAX)
+        return -1;
+    char digits[24], *p = digits + sizeof digits;
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    *--p = '\0';
+    do
+        *--p = (char)('0' + u % 10);
+    while ((u /= 10) > 0);
+    if (v < 0)
+        *--p = '-';
+    char *value = strdup (p);
+    if (!value)
+        return -1;
+    api_header_t *h = &self->headers[self->nheaders++];
+    memcpy (h->name, name, nlen + 1);
+    h->value = value;
+    return 0;
 }
 
 void api_resp_destroy (api_msg_t *msg)

@@ -84,6 +84,8 @@ void api_resp_destroy (api_msg_t *msg);
 /*  Adds a header (value formatted). 0, or -1 if full / too long. */
 int api_resp_header (api_resp_t *self, const char *name, const char *fmt, ...)
     __attribute__ ((format (printf, 3, 4)));
+/*  Adds a header with a decimal integer value (no formatting machinery). 0 or -1. */
+int api_resp_header_int (api_resp_t *self, const char *name, int64_t v);
 /*  Sets a JSON body (stolen; compact; Content-Type application/json). 0 or -1. */
 int api_resp_json (api_resp_t *self, json_t *body);
 /*  Sets a raw body (data stolen, freed with free()). */

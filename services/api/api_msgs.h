@@ -40,6 +40,7 @@ enum {
     API_MSG_AUDIT,
     API_MSG_WAIT_RUNNING,
     API_MSG_PUBLISH,
+    API_MSG_RL_REFILL, /* api_rlease: take the next rate-limit block from Redis */
 };
 
 /*  Who made a request, once authenticated. */

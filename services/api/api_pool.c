@@ -196,6 +196,9 @@ static void s_job (api_worker_t *w, api_msg_t *m)
         s_post_lws (w, m);
         return; /* ownership passed on */
     }
+    case API_MSG_RL_REFILL:
+        api_rlease_refill_run (w->ctx->rlease, w->redis, m);
+        break;
     case API_MSG_AUDIT: {
         api_audit_msg_t *a = (api_audit_msg_t *)m;
         char err[256];

@@ -44,6 +44,7 @@ typedef struct {
     struct lws *wsi;
     /* HTTP */
     uint64_t ticket; /* the request in progress, 0 if none */
+    bool listed;     /* ticket in self->tickets: another thread will answer it */
     int route;
     int method;
     char request_id[API_REQUEST_ID_MAX + 1];
@@ -68,7 +69,8 @@ struct _api_server_t {
     struct lws_protocols protocols[2];
     lws_retry_bo_t retry;
     lws_sorted_usec_list_t tick;
-    zhashx_t *tickets; /* "%016llx" → s_pss_t* (not owned) */
+    zhashx_t *tickets; /* "%016llx" → s_pss_t* (not owned): requests sent to workers */
+    int64_t in_flight; /* HTTP requests being served */
     zhashx_t *conns;   /* "%016llx" → s_pss_t* of WebSocket sessions */
     int port;
     lss_service_t *svc;
@@ -77,7 +79,10 @@ struct _api_server_t {
 
 static void s_key (uint64_t id, char out[17])
 {
-    snprintf (out, 17, "%016llx", (unsigned long long)id);
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 15; i >= 0; i--, id >>= 4)
+        out[i] = hex[id & 15];
+    out[16] = '\0';
 }
 
 static void s_lws_log (int level, const char *line)
@@ -104,10 +109,14 @@ static void s_wake (void *arg)
 static void s_ticket_drop (api_server_t *self, s_pss_t *pss)
 {
     if (pss->ticket) {
-        char key[17];
-        s_key (pss->ticket, key);
-        zhashx_delete (self->tickets, key);
+        if (pss->listed) {
+            char key[17];
+            s_key (pss->ticket, key);
+            zhashx_delete (self->tickets, key);
+            pss->listed = false;
+        }
         pss->ticket = 0;
+        self->in_flight--;
     }
 }
 
@@ -220,13 +229,14 @@ static int s_on_http_writeable (api_server_t *self, s_pss_t *pss)
     api_resp_t *r = pss->resp;
     if (!r)
         return 0;
-    lws_set_timeout (pss->wsi, PENDING_TIMEOUT_HTTP_CONTENT, S_WRITE_TO_S);
     if (!pss->headers_done) {
         int sent = s_write_headers (pss);
         if (sent < 0)
             return -1;
         if (sent == 1 || r->len == 0 || pss->method == API_M_HEAD)
             return s_finish (self, pss);
+        /* more to write: a client that stops reading is dropped */
+        lws_set_timeout (pss->wsi, PENDING_TIMEOUT_HTTP_CONTENT, S_WRITE_TO_S);
         lws_callback_on_writable (pss->wsi);
         return 0;
     }
@@ -241,6 +251,7 @@ static int s_on_http_writeable (api_server_t *self, s_pss_t *pss)
         return -1;
     pss->sent += n;
     if (!final) {
+        lws_set_timeout (pss->wsi, PENDING_TIMEOUT_HTTP_CONTENT, S_WRITE_TO_S);
         lws_callback_on_writable (pss->wsi);
         return 0;
     }
@@ -331,6 +342,11 @@ static void s_dispatch (api_server_t *self, s_pss_t *pss)
 {
     api_req_t *req = pss->req;
     pss->req = NULL;
+    if (!pss->listed) {
+        char key[17];
+        s_key (pss->ticket, key);
+        pss->listed = zhashx_insert (self->tickets, key, pss) == 0;
+    }
     if (api_mailbox_post (self->ctx->jobs, &req->msg)) {
         api_msg_destroy (&req->msg);
         lss_log_warn ("request refused: workers saturated", "{s:s, s:s}", "route",
@@ -378,9 +394,8 @@ static int s_on_http (api_server_t *self, s_pss_t *pss, struct lws *wsi, const c
     pss->start_ns = lss_time_mono_ns ();
     pss->close_after = false;
     pss->ticket = api_ctx_next_id (self->ctx);
-    char key[17];
-    s_key (pss->ticket, key);
-    zhashx_insert (self->tickets, key, pss);
+    pss->listed = false;
+    self->in_flight++;
     s_request_id (wsi, pss->request_id);
 
     char *uri;
@@ -726,7 +741,7 @@ static void s_tick (lws_sorted_usec_list_t *sul)
             lws_set_timeout (pss->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
         }
     }
-    lss_metric_set (self->m_conns, (double)(zhashx_size (self->tickets)));
+    lss_metric_set (self->m_conns, (double)self->in_flight);
     lws_sul_schedule (self->context, 0, &self->tick, s_tick, S_TICK_US);
 }
 
@@ -930,6 +945,7 @@ void api_server_destroy (api_server_t **self_p)
     self->context = NULL;
     api_mailbox_destroy (&self->ctx->lws_inbox);
     zhashx_destroy (&self->tickets);
+    api_fast_cleanup ();
     zhashx_destroy (&self->conns);
     free (self);
     *self_p = NULL;

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "api_keycache.h"
+#include "api_mailbox.h"
 #include "api_redis.h"
 #include "api_rlease.h"
 #include "lss_testproc.h"
@@ -51,8 +52,20 @@ static api_redis_t *s_open (void)
 static int s_count (api_rlease_t *l, api_redis_t *r, const char *p, int64_t limit,
                     int64_t window_s, int64_t now_s, api_rl_result_t *out)
 {
-    if (api_rlease_spend (l, "default", p, limit, window_s, now_s, out))
+    bool refill;
+    if (api_rlease_spend (l, "default", p, limit, window_s, now_s, out, &refill)) {
+        if (refill) { /* as a worker would, at once */
+            api_mailbox_t *jobs = api_mailbox_new (4, NULL, NULL);
+            api_rlease_refill_post (l, jobs, "default", p, limit, window_s, now_s);
+            api_msg_t *m = api_mailbox_take_all (jobs);
+            if (m) {
+                api_rlease_refill_run (l, r, m);
+                api_msg_destroy (m);
+            }
+            api_mailbox_destroy (&jobs);
+        }
         return 0;
+    }
     int64_t take = api_rlease_block (limit), count;
     if (api_redis_rate_take (r, "default", p, take, window_s, now_s, &count))
         return -1;
@@ -68,7 +81,8 @@ static void test_block_sizes (void **state)
     assert_int_equal (api_rlease_block (60), 1);
     assert_int_equal (api_rlease_block (1200), 6);
     assert_int_equal (api_rlease_block (6000), 30);
-    assert_int_equal (api_rlease_block (7000), API_RLEASE_MAX);
+    assert_int_equal (api_rlease_block (7000), 35);
+    assert_int_equal (api_rlease_block (204800), API_RLEASE_MAX);
     assert_int_equal (api_rlease_block (100000000), API_RLEASE_MAX);
 }
 
@@ -153,18 +167,78 @@ static void test_spend_without_block (void **state)
     (void)state;
     api_rlease_t *l = api_rlease_new ();
     api_rl_result_t rl;
-    assert_int_equal (api_rlease_spend (l, "default", "none", 100, 60, 100, &rl), 0);
+    bool refill;
+    assert_int_equal (api_rlease_spend (l, "default", "none", 100, 60, 100, &rl, &refill), 0);
     /* a block of one is never kept: small limits are counted in Redis every time */
     api_rlease_add (l, "default", "small", 60, 60, 100, 1, 1, &rl);
     assert_true (rl.allowed);
     assert_int_equal (rl.remaining, 59);
-    assert_int_equal (api_rlease_spend (l, "default", "small", 60, 60, 100, &rl), 0);
+    assert_int_equal (api_rlease_spend (l, "default", "small", 60, 60, 100, &rl, &refill), 0);
     /* a block of an ended window is not spent */
     api_rlease_add (l, "default", "old", 6000, 60, 100, 32, 32, &rl);
     assert_int_equal (rl.remaining, 5999);
-    assert_int_equal (api_rlease_spend (l, "default", "old", 6000, 60, 100, &rl), 1);
+    assert_int_equal (api_rlease_spend (l, "default", "old", 6000, 60, 100, &rl, &refill), 1);
     assert_int_equal (rl.remaining, 5998);
-    assert_int_equal (api_rlease_spend (l, "default", "old", 6000, 60, 120, &rl), 0);
+    assert_int_equal (api_rlease_spend (l, "default", "old", 6000, 60, 120, &rl, &refill), 0);
+    api_rlease_destroy (&l);
+}
+
+/*  A half-spent block asks for the next one once; the reserve is spent after the
+ *  current block, in order, and a full mailbox withdraws the request. */
+static void test_refill_ahead (void **state)
+{
+    (void)state;
+    api_rlease_t *l = api_rlease_new ();
+    api_redis_t *r = s_open ();
+    api_mailbox_t *jobs = api_mailbox_new (1, NULL, NULL);
+    const int64_t limit = 10000, window = 60,
+                  now = 8000000; /* blocks of 32 here, refills of 50 */
+    api_rl_result_t rl;
+    bool refill;
+    int64_t count;
+    assert_int_equal (api_redis_rate_take (r, "default", "ahead", 32, window, now, &count), 0);
+    assert_int_equal (count, 32);
+    api_rlease_add (l, "default", "ahead", limit, window, now, 32, count, &rl);
+    assert_int_equal (rl.remaining, limit - 1);
+    int asked = 0;
+    for (int i = 2; i <= 32; i++) {
+        assert_int_equal (
+            api_rlease_spend (l, "default", "ahead", limit, window, now, &rl, &refill), 1);
+        assert_int_equal (rl.remaining, limit - i);
+        if (refill) {
+            asked++;
+            assert_int_equal (i, 16); /* half of 32 left */
+            api_rlease_refill_post (l, jobs, "default", "ahead", limit, window, now);
+        }
+    }
+    assert_int_equal (asked, 1);
+    /* another number meanwhile: someone else took 33..40 */
+    assert_int_equal (api_redis_rate_take (r, "default", "ahead", 8, window, now, &count), 0);
+    api_msg_t *m = api_mailbox_take_all (jobs);
+    assert_non_null (m);
+    assert_null (m->next);
+    api_rlease_refill_run (l, r, m); /* 41..90 in reserve */
+    api_msg_destroy (m);
+    assert_int_equal (
+        api_rlease_spend (l, "default", "ahead", limit, window, now, &rl, &refill), 1);
+    assert_int_equal (rl.remaining, limit - 41);
+    /* a refill that cannot be posted is withdrawn and asked for again */
+    api_mailbox_t *full = api_mailbox_new (1, NULL, NULL);
+    api_msg_t *filler = calloc (1, sizeof *filler);
+    assert_int_equal (api_mailbox_post (full, filler), 0);
+    asked = 0;
+    for (int i = 0; i < 31; i++) {
+        assert_int_equal (
+            api_rlease_spend (l, "default", "ahead", limit, window, now, &rl, &refill), 1);
+        if (refill) {
+            asked++;
+            api_rlease_refill_post (l, full, "default", "ahead", limit, window, now);
+        }
+    }
+    assert_true (asked >= 2);
+    api_mailbox_destroy (&full);
+    api_mailbox_destroy (&jobs);
+    api_redis_destroy (&r);
     api_rlease_destroy (&l);
 }
 
@@ -286,6 +360,7 @@ int main (void)
         cmocka_unit_test (test_exact_in_one_process),
         cmocka_unit_test (test_threads_never_exceed),
         cmocka_unit_test (test_spend_without_block),
+        cmocka_unit_test (test_refill_ahead),
         cmocka_unit_test (test_keycache_local),
         cmocka_unit_test (test_keycache_sync),
         cmocka_unit_test (test_counter_bad_keys),
