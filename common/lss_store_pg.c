@@ -58,8 +58,16 @@ typedef struct {
     lss_store_t base; /* first: the store handle callers hold */
     PGconn *conn;
     char *dsn;
-    bool unread; /* a ROLLBACK was sent whose answer is not read yet */
+    bool unread;       /* a ROLLBACK was sent whose answer is not read yet */
+    unsigned prepared; /* bit q: query q is prepared on conn */
 } s_pg_t;
+
+/*  The statements of the hot paths, prepared once per connection (planning them costs
+ *  more server time than running them). */
+typedef enum { S_Q_LOAD, S_Q_LOCK, S_Q_INSERT, S_Q_UPDATE, S_Q_DELETE, S_Q_COUNT } s_q_t;
+static int s_prepare (s_pg_t *self, int q, char *err, size_t err_size);
+static const char *const s_q_names[S_Q_COUNT] = {"lss_load", "lss_lock", "lss_insert",
+                                                 "lss_update", "lss_delete"};
 
 typedef struct {
     lss_store_watch_t base; /* first: the watch handle callers hold */
@@ -73,6 +81,7 @@ typedef struct {
     size_t queue_pos;
     bool need_fetch;
     bool other_kinds;   /* NOTIFYs of other kinds since the last fetch */
+    bool prepared;      /* the fetch query is prepared on conn */
     int64_t fetched_ms; /* when the last fetch ran (monotonic) */
     int failed;         /* sticky LSS_STORE_GONE / LSS_STORE_UNAVAILABLE */
     char rv_text[S_RV_SIZE];
@@ -193,6 +202,7 @@ static int s_ensure (s_pg_t *self, char *err, size_t err_size)
         return LSS_STORE_UNAVAILABLE;
     PQfinish (self->conn);
     self->conn = conn;
+    self->prepared = 0;
     lss_log_info ("store reconnected", NULL);
     return LSS_STORE_OK;
 }
@@ -226,7 +236,8 @@ static int s_finish (s_pg_t *self, int rc, char *err, size_t err_size)
 }
 
 typedef struct {
-    const char *sql;
+    const char *sql; /* or, q > 0: prepared query q - 1 */
+    int q;
     int n;
     const Oid *types; /* NULL: inferred */
     const char *const *params;
@@ -248,14 +259,22 @@ static void s_stmts_clear (s_stmt_t *st, int count)
 static int s_flight (s_pg_t *self, s_stmt_t *st, int count, char *err, size_t err_size)
 {
     PGconn *conn = self->conn;
-    for (int i = 0; i < count; i++)
+    for (int i = 0; i < count; i++) {
         st[i].res = NULL;
+        if (st[i].q > 0) {
+            int rc = s_prepare (self, st[i].q - 1, err, err_size);
+            if (rc != LSS_STORE_OK)
+                return rc;
+        }
+    }
     if (PQenterPipelineMode (conn) != 1)
         return s_pg_error (conn, NULL, "pipeline", err, err_size);
     int rc = LSS_STORE_OK, sent = 0;
     for (; sent < count; sent++)
-        if (PQsendQueryParams (conn, st[sent].sql, st[sent].n, st[sent].types, st[sent].params,
-                               NULL, NULL, 0) != 1) {
+        if ((st[sent].q > 0 ? PQsendQueryPrepared (conn, s_q_names[st[sent].q - 1], st[sent].n,
+                                                   st[sent].params, NULL, NULL, 0)
+                            : PQsendQueryParams (conn, st[sent].sql, st[sent].n, st[sent].types,
+                                                 st[sent].params, NULL, NULL, 0)) != 1) {
             rc = s_pg_error (conn, NULL, "send", err, err_size);
             break;
         }
@@ -403,15 +422,21 @@ static int s_row_load (PGresult *res, const char *kind, const char *ns, const ch
 }
 
 /*  Reads the stored object; LSS_STORE_NOT_FOUND if absent. */
-static int s_load (PGconn *conn, const char *kind, const char *ns, const char *name,
+static int s_load (s_pg_t *self, const char *kind, const char *ns, const char *name,
                    json_t **out, char *err, size_t err_size)
 {
     *out = NULL;
     const char *p[] = {kind, ns, name};
-    PGresult *res;
-    int rc = s_exec (conn, S_LOAD_SQL, 3, p, &res, err, err_size);
+    int rc = s_prepare (self, S_Q_LOAD, err, err_size);
     if (rc != LSS_STORE_OK)
         return rc;
+    PGresult *res = PQexecPrepared (self->conn, s_q_names[S_Q_LOAD], 3, p, NULL, NULL, 0);
+    ExecStatusType t = res ? PQresultStatus (res) : PGRES_FATAL_ERROR;
+    if (t != PGRES_TUPLES_OK) {
+        rc = s_pg_error (self->conn, res, "query", err, err_size);
+        PQclear (res);
+        return rc;
+    }
     rc = s_row_load (res, kind, ns, name, out, err, err_size);
     PQclear (res);
     return rc;
@@ -438,10 +463,10 @@ static int s_begin_write (s_pg_t *self, const char *const key[3], json_t **store
     char cls[16], id[16];
     s_lock_params (cls, id);
     const char *lock_p[] = {cls, id};
-    s_stmt_t st[3] = {{.sql = "BEGIN"}, {.sql = s_lock_sql, .n = 2, .params = lock_p}};
+    s_stmt_t st[3] = {{.sql = "BEGIN"}, {.q = 1 + S_Q_LOCK, .n = 2, .params = lock_p}};
     int n = 2;
     if (key)
-        st[n++] = (s_stmt_t){.sql = S_LOAD_SQL, .n = 3, .params = key};
+        st[n++] = (s_stmt_t){.q = 1 + S_Q_LOAD, .n = 3, .params = key};
     rc = s_flight (self, st, n, err, err_size);
     if (rc == LSS_STORE_OK && key)
         rc = s_row_load (st[2].res, key[0], key[1], key[2], stored, err, err_size);
@@ -503,6 +528,25 @@ static const char *const s_write_sql[] = {
 static const Oid s_write_types[15] = {S_TEXT, S_TEXT,  S_TEXT,  S_TEXT,  S_TEXT,
                                       S_INT8, S_INT8,  S_JSONB, S_JSONB, S_JSONB,
                                       S_BOOL, S_JSONB, S_JSONB, S_JSONB, S_TEXT};
+
+/*  Prepares query q on the connection unless it is already. */
+static int s_prepare (s_pg_t *self, int q, char *err, size_t err_size)
+{
+    static const char *const sql[S_Q_COUNT] = {S_LOAD_SQL, s_lock_sql, s_write_sql[S_INSERT],
+                                               s_write_sql[S_UPDATE], s_write_sql[S_DELETE]};
+    static const int n[S_Q_COUNT] = {3, 2, 15, 15, 15};
+    if (self->prepared & (1u << q))
+        return LSS_STORE_OK;
+    PGresult *res = PQprepare (self->conn, s_q_names[q], sql[q], n[q],
+                               q >= S_Q_INSERT ? s_write_types : NULL);
+    int rc = LSS_STORE_OK;
+    if (!res || PQresultStatus (res) != PGRES_COMMAND_OK)
+        rc = s_pg_error (self->conn, res, "prepare", err, err_size);
+    else
+        self->prepared |= 1u << q;
+    PQclear (res);
+    return rc;
+}
 
 /*  Stands in for the resourceVersion while the object is serialized and measured: as
  *  long as any rv (19 digits), replaced by the real one in SQL. */
@@ -589,8 +633,8 @@ static int s_write (s_pg_t *self, json_t *obj, s_write_t mode, const char *type,
     s_lock_params (cls, id);
     const char *lock_p[] = {cls, id};
     s_stmt_t st[4] = {{.sql = "BEGIN"},
-                      {.sql = s_lock_sql, .n = 2, .params = lock_p},
-                      {.sql = s_write_sql[mode], .n = 15, .types = s_write_types, .params = p},
+                      {.q = 1 + S_Q_LOCK, .n = 2, .params = lock_p},
+                      {.q = 1 + S_Q_INSERT + (int)mode, .n = 15, .params = p},
                       {.sql = "COMMIT"}};
     s_stmt_t *first = own_tx ? st : st + 2;
     int count = own_tx ? 4 : 1;
@@ -657,7 +701,7 @@ static int s_remove (s_pg_t *self, json_t *obj, int depth, char *err, size_t err
         return rc;
     for (int i = 0; i < PQntuples (res) && rc == LSS_STORE_OK; i++) {
         json_t *dep = NULL;
-        rc = s_load (self->conn, PQgetvalue (res, i, 0), PQgetvalue (res, i, 1),
+        rc = s_load (self, PQgetvalue (res, i, 0), PQgetvalue (res, i, 1),
                      PQgetvalue (res, i, 2), &dep, err, err_size);
         if (rc == LSS_STORE_NOT_FOUND) { /* removed earlier in this cascade */
             rc = LSS_STORE_OK;
@@ -771,7 +815,7 @@ static int s_pg_get (lss_store_t *store, const char *kind, const char *ns, const
     if (rc == LSS_STORE_OK)
         rc = s_ensure (self, err, err_size);
     if (rc == LSS_STORE_OK)
-        rc = s_load (self->conn, kind, ns, name, out, err, err_size);
+        rc = s_load (self, kind, ns, name, out, err, err_size);
     return rc;
 }
 
@@ -1105,7 +1149,7 @@ static int s_update (s_pg_t *self, const json_t *obj, s_update_mode_t mode, json
      * resourceVersion read here (else someone wrote meanwhile: the caller's is stale) */
     rc = s_ensure (self, err, err_size);
     if (rc == LSS_STORE_OK)
-        rc = s_load (self->conn, kind, ns, name, &stored, err, err_size);
+        rc = s_load (self, kind, ns, name, &stored, err, err_size);
     if (rc != LSS_STORE_OK)
         return rc;
     if (strcmp (rv_in, s_meta_str (stored, "resourceVersion")) != 0) {
@@ -1196,7 +1240,7 @@ static int s_update (s_pg_t *self, const json_t *obj, s_update_mode_t mode, json
     rc = s_write (self, o, S_UPDATE, "MODIFIED", true, &affected, err, err_size);
     if (rc == LSS_STORE_OK && !affected) { /* written or removed since it was read */
         json_t *now = NULL;
-        rc = s_load (self->conn, kind, ns, name, &now, err, err_size);
+        rc = s_load (self, kind, ns, name, &now, err, err_size);
         if (rc == LSS_STORE_OK) {
             lss_errf (err, err_size,
                       "%s %s: the object has been modified (resourceVersion %.24s, stored "
@@ -1417,13 +1461,27 @@ static int s_watch_fetch (s_pg_watch_t *self)
     const char *p[] = {from, self->kind, self->all_ns ? NULL : self->ns, limit};
     PGresult *res;
     char err[LSS_STORE_ERR_SIZE];
-    int rc = s_exec (self->conn,
-                     "SELECT s.current_rv, s.compacted_rv, e.rv, e.type, e.object::text"
-                     " FROM store_state s LEFT JOIN LATERAL (SELECT rv, type, object"
-                     " FROM store_events WHERE rv > $1::bigint AND rv <= s.current_rv"
-                     " AND kind = $2 AND ($3::text IS NULL OR namespace = $3::text)"
-                     " ORDER BY rv LIMIT $4::bigint) e ON true ORDER BY e.rv",
-                     4, p, &res, err, sizeof err);
+    int rc = LSS_STORE_OK;
+    if (!self->prepared) { /* prepared once: planning costs more than running it */
+        res = PQprepare (self->conn, "lss_watch",
+                         "SELECT s.current_rv, s.compacted_rv, e.rv, e.type, e.object::text"
+                         " FROM store_state s LEFT JOIN LATERAL (SELECT rv, type, object"
+                         " FROM store_events WHERE rv > $1::bigint AND rv <= s.current_rv"
+                         " AND kind = $2 AND ($3::text IS NULL OR namespace = $3::text)"
+                         " ORDER BY rv LIMIT $4::bigint) e ON true ORDER BY e.rv",
+                         4, NULL);
+        if (!res || PQresultStatus (res) != PGRES_COMMAND_OK)
+            rc = s_pg_error (self->conn, res, "prepare", err, sizeof err);
+        self->prepared = rc == LSS_STORE_OK;
+        PQclear (res);
+    }
+    if (rc == LSS_STORE_OK) {
+        res = PQexecPrepared (self->conn, "lss_watch", 4, p, NULL, NULL, 0);
+        if (!res || PQresultStatus (res) != PGRES_TUPLES_OK) {
+            rc = s_pg_error (self->conn, res, "query", err, sizeof err);
+            PQclear (res);
+        }
+    }
     if (rc != LSS_STORE_OK) {
         lss_log_warn ("store watch query failed", "{s:s, s:s}", "kind", self->kind, "error",
                       err);
