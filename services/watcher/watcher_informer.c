@@ -148,8 +148,12 @@ static void s_send_keys (s_self_t *self, const char *kind, const json_t *obj)
     const char *queues[2];
     char keys[2][513];
     int n = watcher_keys_of (kind, obj, queues, keys);
+    /* a pool's key from its children's events waits (WATCHER_POOL_CHILD_DELAY_MS) */
+    bool child = strcmp (kind, "WarmPool") != 0;
     for (int i = 0; i < n; i++)
-        zsock_send (self->pipe, "sss", "KEY", queues[i], keys[i]);
+        zsock_send (self->pipe, "sss",
+                    child && strcmp (queues[i], "warmpool") == 0 ? "KEYLATER" : "KEY",
+                    queues[i], keys[i]);
 }
 
 static void s_publish (s_self_t *self, s_informer_t *inf, const char *verb, const json_t *obj,
