@@ -9,9 +9,10 @@
  *  lock is released only after the commit is visible, resourceVersions become visible in
  *  increasing order: a watcher that has read every event up to rv N never later finds
  *  one below N (no lost events), and reads only rv > N (no duplicates). NOTIFY carries
- *  the rv and the kind ("<rv> <kind>"); it merely wakes the watches of that kind, which
- *  read the events table. Compaction deletes old event rows and records the compaction
- *  point in store_state; a watch or a continue token below it answers LSS_STORE_GONE.
+ *  the rv and the kind ("<rv> <kind>") on the kind's channel (lss_store_events.<kind>);
+ *  it merely wakes the watches of that kind, which read the events table. Compaction deletes
+ * old event rows and records the compaction point in store_state; a watch or a continue token
+ * below it answers LSS_STORE_GONE.
  *
  *  Round trips (libpq pipeline mode sends several statements as one flight): a create is
  *  one flight, BEGIN + lock + one write statement + COMMIT; the write statement draws
@@ -43,7 +44,7 @@
 #define S_LOCK_CLASS     0x4C5353 /* 'LSS': pg_advisory_xact_lock (class, id) */
 #define S_LOCK_MIGRATE   1
 #define S_LOCK_WRITE     2
-#define S_NOTIFY_CHANNEL "lss_store_events"
+#define S_NOTIFY_CHANNEL "lss_store_events." /* + the kind: one channel per kind */
 #define S_GENERATE_TRIES 8
 #define S_CASCADE_DEPTH  16   /* ownerReference chains deeper than this are not followed */
 #define S_CASCADE_FANOUT 1000 /* dependents deleted per removed object */
@@ -498,7 +499,7 @@ typedef enum { S_INSERT, S_UPDATE, S_DELETE } s_write_t;
     " || CASE WHEN $14 IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('status', $14) END"    \
     " FROM w),"                                                                                \
     " s AS (UPDATE store_state SET current_rv = w.rv FROM w WHERE id = 1)"                     \
-    " SELECT w.rv, pg_notify('" S_NOTIFY_CHANNEL "', w.rv::text || ' ' || $1) FROM w"
+    " SELECT w.rv, pg_notify('" S_NOTIFY_CHANNEL "' || $1, w.rv::text || ' ' || $1) FROM w"
 
 static const char *const s_write_sql[] = {
     [S_INSERT] = S_WRITE_HEAD
@@ -1412,7 +1413,10 @@ static lss_store_watch_t *s_pg_watch_new (lss_store_t *base, const char *kind, c
         goto fail;
     }
     /* LISTEN first, then read the state: nothing committed after this point is missed */
-    rc = s_exec (self->conn, "LISTEN " S_NOTIFY_CHANNEL, 0, NULL, NULL, err, err_size);
+    /* the kind is a known one (checked above): letters only, safe as an identifier */
+    char listen[128];
+    lss_fmt (listen, sizeof listen, "LISTEN \"" S_NOTIFY_CHANNEL "%s\"", self->kind);
+    rc = s_exec (self->conn, listen, 0, NULL, NULL, err, err_size);
     if (rc == LSS_STORE_OK)
         rc = s_state (self->conn, &current, &compacted, err, err_size);
     if (rc != LSS_STORE_OK)
