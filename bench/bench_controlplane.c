@@ -112,11 +112,13 @@ static int s_sandbox (const char *name, const char *warm_pod)
     json_t *ann = json_object ();
     if (warm_pod)
         json_object_set_new (ann, "llmsafespace.dev/warm-pod", json_string (warm_pod));
-    json_t *o = json_pack ("{s:s, s:s, s:{s:s, s:s, s:o}, s:{s:s, s:i, s:b, s:{s:s}}}",
-                           "apiVersion", "llmsafespace.dev/v1", "kind", "Sandbox", "metadata",
-                           "name", name, "namespace", NS, "annotations", ann, "spec", "runtime",
-                           "python:3.11", "timeout", 600, "useWarmPool", warm_pod != NULL,
-                           "resources", "memory", "128Mi");
+    /* as the api writes it: with the reconciler's finalizer already set */
+    json_t *o =
+        json_pack ("{s:s, s:s, s:{s:s, s:s, s:o, s:[s]}, s:{s:s, s:i, s:b, s:{s:s}}}",
+                   "apiVersion", "llmsafespace.dev/v1", "kind", "Sandbox", "metadata", "name",
+                   name, "namespace", NS, "annotations", ann, "finalizers",
+                   LSS_FINALIZER_SANDBOX, "spec", "runtime", "python:3.11", "timeout", 600,
+                   "useWarmPool", warm_pod != NULL, "resources", "memory", "128Mi");
     char err[LSS_STORE_ERR_SIZE] = "";
     double t0 = s_now_ms ();
     int rc = o ? lss_store_create (s_store, o, NULL, err, sizeof err) : -1;

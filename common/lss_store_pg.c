@@ -9,10 +9,26 @@
  *  lock is released only after the commit is visible, resourceVersions become visible in
  *  increasing order: a watcher that has read every event up to rv N never later finds
  *  one below N (no lost events), and reads only rv > N (no duplicates). NOTIFY carries
- *  only the rv; it merely wakes the watcher, which reads the events table. Compaction
- *  deletes old event rows and records the compaction point in store_state; a watch or a
- *  continue token below it answers LSS_STORE_GONE. All SQL goes through PQexecParams with
- *  parameters; only static migration text uses PQexec.
+ *  the rv and the kind ("<rv> <kind>") on the kind's channel (lss_store_events.<kind>);
+ *  it merely wakes the watches of that kind, which read the events table. Compaction deletes
+ * old event rows and records the compaction point in store_state; a watch or a continue token
+ * below it answers LSS_STORE_GONE.
+ *
+ *  Round trips (libpq pipeline mode sends several statements as one flight): a create is
+ *  one flight, BEGIN + lock + one write statement + COMMIT; the write statement draws
+ *  the rv, writes the row, appends the event, records the rv and NOTIFYs (data-modifying
+ *  CTEs, each conditional on the row being written). An update reads the object without
+ *  the lock, merges in C, then sends the same kind of flight whose write applies only if
+ *  the row still has the resourceVersion read (else CONFLICT, as the caller's rv is then
+ *  stale too): the lock is held for the server time of one flight, never across a round
+ *  trip to the client. Deletes (and an update removing the last finalizer of an object
+ *  being deleted) read the object under the lock, since cascades follow. A sequence
+ *  value drawn for a write that then writes nothing (name taken, object changed) is
+ *  skipped: resourceVersions are opaque and may have gaps. A ROLLBACK of a transaction
+ *  that wrote nothing is sent without waiting for its answer (the server releases the
+ *  lock on receipt); the answer is read before the next call. All SQL goes through
+ *  PQexecParams / PQsendQueryParams with parameters; only static migration text uses
+ *  PQexec.
  */
 #include "lss_store_impl.h"
 #include "lss_log.h"
@@ -28,12 +44,13 @@
 #define S_LOCK_CLASS     0x4C5353 /* 'LSS': pg_advisory_xact_lock (class, id) */
 #define S_LOCK_MIGRATE   1
 #define S_LOCK_WRITE     2
-#define S_NOTIFY_CHANNEL "lss_store_events"
+#define S_NOTIFY_CHANNEL "lss_store_events." /* + the kind: one channel per kind */
 #define S_GENERATE_TRIES 8
 #define S_CASCADE_DEPTH  16   /* ownerReference chains deeper than this are not followed */
 #define S_CASCADE_FANOUT 1000 /* dependents deleted per removed object */
 #define S_WATCH_BATCH    100  /* events read per query */
 #define S_WATCH_REFETCH  16   /* fetch rounds per next call before answering 0 */
+#define S_WATCH_IDLE_MS  1000 /* a watch seeing only other kinds' changes reads this often */
 #define S_TOKEN_MAX      1024 /* continue token, hex characters */
 #define S_RV_SIZE        24
 #define S_SQL_MAX        4096
@@ -42,7 +59,16 @@ typedef struct {
     lss_store_t base; /* first: the store handle callers hold */
     PGconn *conn;
     char *dsn;
+    bool unread;       /* a ROLLBACK was sent whose answer is not read yet */
+    unsigned prepared; /* bit q: query q is prepared on conn */
 } s_pg_t;
+
+/*  The statements of the hot paths, prepared once per connection (planning them costs
+ *  more server time than running them). */
+typedef enum { S_Q_LOAD, S_Q_LOCK, S_Q_INSERT, S_Q_UPDATE, S_Q_DELETE, S_Q_COUNT } s_q_t;
+static int s_prepare (s_pg_t *self, int q, char *err, size_t err_size);
+static const char *const s_q_names[S_Q_COUNT] = {"lss_load", "lss_lock", "lss_insert",
+                                                 "lss_update", "lss_delete"};
 
 typedef struct {
     lss_store_watch_t base; /* first: the watch handle callers hold */
@@ -55,7 +81,10 @@ typedef struct {
     json_t *queue;        /* array of {type, rv, object} not yet handed out */
     size_t queue_pos;
     bool need_fetch;
-    int failed; /* sticky LSS_STORE_GONE / LSS_STORE_UNAVAILABLE */
+    bool other_kinds;   /* NOTIFYs of other kinds since the last fetch */
+    bool prepared;      /* the fetch query is prepared on conn */
+    int64_t fetched_ms; /* when the last fetch ran (monotonic) */
+    int failed;         /* sticky LSS_STORE_GONE / LSS_STORE_UNAVAILABLE */
     char rv_text[S_RV_SIZE];
 } s_pg_watch_t;
 
@@ -161,6 +190,12 @@ static PGconn *s_connect (const char *dsn, char *err, size_t err_size)
 /*  Reconnects a lost connection once. */
 static int s_ensure (s_pg_t *self, char *err, size_t err_size)
 {
+    if (self->unread) { /* the answer to a ROLLBACK sent without waiting */
+        PGresult *r;
+        while ((r = PQgetResult (self->conn)))
+            PQclear (r);
+        self->unread = false;
+    }
     if (PQstatus (self->conn) == CONNECTION_OK)
         return LSS_STORE_OK;
     PGconn *conn = s_connect (self->dsn, err, err_size);
@@ -168,6 +203,7 @@ static int s_ensure (s_pg_t *self, char *err, size_t err_size)
         return LSS_STORE_UNAVAILABLE;
     PQfinish (self->conn);
     self->conn = conn;
+    self->prepared = 0;
     lss_log_info ("store reconnected", NULL);
     return LSS_STORE_OK;
 }
@@ -182,18 +218,14 @@ static int s_lock (PGconn *conn, int id, char *err, size_t err_size)
                    err_size);
 }
 
-/*  BEGIN and the store-wide write lock. */
-static int s_begin_write (s_pg_t *self, char *err, size_t err_size)
+/*  Ends the write transaction without waiting for the answer: the server releases the
+ *  lock when it reads the ROLLBACK; s_ensure reads the answer before the next call. */
+static void s_release (s_pg_t *self)
 {
-    int rc = s_ensure (self, err, err_size);
-    if (rc == LSS_STORE_OK)
-        rc = s_exec (self->conn, "BEGIN", 0, NULL, NULL, err, err_size);
-    if (rc == LSS_STORE_OK) {
-        rc = s_lock (self->conn, S_LOCK_WRITE, err, err_size);
-        if (rc != LSS_STORE_OK)
-            PQclear (PQexec (self->conn, "ROLLBACK"));
-    }
-    return rc;
+    if (PQsendQueryParams (self->conn, "ROLLBACK", 0, NULL, NULL, NULL, NULL, 0) == 1)
+        self->unread = true;
+    else
+        PQclear (PQexec (self->conn, "ROLLBACK"));
 }
 
 static int s_finish (s_pg_t *self, int rc, char *err, size_t err_size)
@@ -201,6 +233,93 @@ static int s_finish (s_pg_t *self, int rc, char *err, size_t err_size)
     if (rc == LSS_STORE_OK)
         return s_exec (self->conn, "COMMIT", 0, NULL, NULL, err, err_size);
     PQclear (PQexec (self->conn, "ROLLBACK"));
+    return rc;
+}
+
+typedef struct {
+    const char *sql; /* or, q > 0: prepared query q - 1 */
+    int q;
+    int n;
+    const Oid *types; /* NULL: inferred */
+    const char *const *params;
+    PGresult *res; /* out: the result, when the statement succeeded (caller clears) */
+} s_stmt_t;
+
+static void s_stmts_clear (s_stmt_t *st, int count)
+{
+    for (int i = 0; i < count; i++) {
+        PQclear (st[i].res);
+        st[i].res = NULL;
+    }
+}
+
+/*  Sends count statements in one flight (libpq pipeline mode) and reads their results:
+ *  one round trip instead of count. Returns LSS_STORE_OK when every one succeeded; else
+ *  the first failure's code (the server skipped the statements after it). A connection
+ *  left in an unknown state is closed (s_ensure reconnects). */
+static int s_flight (s_pg_t *self, s_stmt_t *st, int count, char *err, size_t err_size)
+{
+    PGconn *conn = self->conn;
+    for (int i = 0; i < count; i++) {
+        st[i].res = NULL;
+        if (st[i].q > 0) {
+            int rc = s_prepare (self, st[i].q - 1, err, err_size);
+            if (rc != LSS_STORE_OK)
+                return rc;
+        }
+    }
+    if (PQenterPipelineMode (conn) != 1)
+        return s_pg_error (conn, NULL, "pipeline", err, err_size);
+    int rc = LSS_STORE_OK, sent = 0;
+    for (; sent < count; sent++)
+        if ((st[sent].q > 0 ? PQsendQueryPrepared (conn, s_q_names[st[sent].q - 1], st[sent].n,
+                                                   st[sent].params, NULL, NULL, 0)
+                            : PQsendQueryParams (conn, st[sent].sql, st[sent].n, st[sent].types,
+                                                 st[sent].params, NULL, NULL, 0)) != 1) {
+            rc = s_pg_error (conn, NULL, "send", err, err_size);
+            break;
+        }
+    bool synced = false;
+    if (PQpipelineSync (conn) != 1) {
+        if (rc == LSS_STORE_OK)
+            rc = s_pg_error (conn, NULL, "send", err, err_size);
+    } else {
+        /* each statement's result is followed by NULL; the sync's result ends it all */
+        int done = 0;
+        for (int guard = 0; guard < 4 * (sent + 2) && !synced; guard++) {
+            PGresult *r = PQgetResult (conn);
+            if (!r) {
+                if (PQstatus (conn) != CONNECTION_OK)
+                    break;
+                done++;
+                continue;
+            }
+            ExecStatusType t = PQresultStatus (r);
+            if (t == PGRES_PIPELINE_SYNC) {
+                synced = true;
+                PQclear (r);
+            } else if ((t == PGRES_COMMAND_OK || t == PGRES_TUPLES_OK) && done < sent &&
+                       !st[done].res)
+                st[done].res = r;
+            else {
+                if (rc == LSS_STORE_OK)
+                    rc = t == PGRES_PIPELINE_ABORTED
+                             ? (lss_errf (err, err_size, "store: statement skipped"),
+                                LSS_STORE_UNAVAILABLE)
+                             : s_pg_error (conn, r, "query", err, err_size);
+                PQclear (r);
+            }
+        }
+    }
+    if (!synced || PQexitPipelineMode (conn) != 1) {
+        if (rc == LSS_STORE_OK)
+            rc = s_pg_error (conn, NULL, "pipeline", err, err_size);
+        rc = rc == LSS_STORE_CONFLICT ? LSS_STORE_UNAVAILABLE : rc;
+        PQfinish (self->conn);
+        self->conn = NULL; /* reconnected by the next call */
+    }
+    if (rc != LSS_STORE_OK)
+        s_stmts_clear (st, count);
     return rc;
 }
 
@@ -220,20 +339,6 @@ static void s_set_rv (json_t *obj, int64_t rv)
     lss_fmt (text, sizeof text, "%" PRId64, rv);
     json_object_set_new (json_object_get (obj, "metadata"), "resourceVersion",
                          json_string (text));
-}
-
-static int s_next_rv (s_pg_t *self, int64_t *rv, char *err, size_t err_size)
-{
-    PGresult *res;
-    int rc =
-        s_exec (self->conn, "SELECT nextval('store_rv_seq')", 0, NULL, &res, err, err_size);
-    if (rc != LSS_STORE_OK)
-        return rc;
-    rc = s_parse_rv (PQgetvalue (res, 0, 0), rv) == 0 ? LSS_STORE_OK : LSS_STORE_UNAVAILABLE;
-    PQclear (res);
-    if (rc != LSS_STORE_OK)
-        lss_errf (err, err_size, "store: bad sequence value");
-    return rc;
 }
 
 static void s_uuid (char *out, size_t size)
@@ -297,42 +402,179 @@ static json_t *s_row_object (PGresult *res, int row, int col)
 }
 
 #define S_OBJECT_COLUMNS "api_version, kind, metadata::text, spec::text, status::text"
+#define S_LOAD_SQL                                                                             \
+    "SELECT " S_OBJECT_COLUMNS " FROM store_objects"                                           \
+    " WHERE kind = $1 AND namespace = $2 AND name = $3"
+
+/*  The object of a S_LOAD_SQL result; LSS_STORE_NOT_FOUND if it has no row. */
+static int s_row_load (PGresult *res, const char *kind, const char *ns, const char *name,
+                       json_t **out, char *err, size_t err_size)
+{
+    *out = NULL;
+    if (PQntuples (res) == 0) {
+        lss_errf (err, err_size, "%s %s%s%s not found", kind, ns, ns[0] ? "/" : "", name);
+        return LSS_STORE_NOT_FOUND;
+    }
+    if (!(*out = s_row_object (res, 0, 0))) {
+        lss_errf (err, err_size, "store: stored object does not parse");
+        return LSS_STORE_UNAVAILABLE;
+    }
+    return LSS_STORE_OK;
+}
 
 /*  Reads the stored object; LSS_STORE_NOT_FOUND if absent. */
-static int s_load (PGconn *conn, const char *kind, const char *ns, const char *name,
+static int s_load (s_pg_t *self, const char *kind, const char *ns, const char *name,
                    json_t **out, char *err, size_t err_size)
 {
     *out = NULL;
     const char *p[] = {kind, ns, name};
-    PGresult *res;
-    int rc = s_exec (conn,
-                     "SELECT " S_OBJECT_COLUMNS " FROM store_objects"
-                     " WHERE kind = $1 AND namespace = $2 AND name = $3",
-                     3, p, &res, err, err_size);
+    int rc = s_prepare (self, S_Q_LOAD, err, err_size);
     if (rc != LSS_STORE_OK)
         return rc;
-    if (PQntuples (res) == 0) {
-        lss_errf (err, err_size, "%s %s%s%s not found", kind, ns, ns[0] ? "/" : "", name);
-        rc = LSS_STORE_NOT_FOUND;
-    } else if (!(*out = s_row_object (res, 0, 0))) {
-        lss_errf (err, err_size, "store: stored object does not parse");
-        rc = LSS_STORE_UNAVAILABLE;
+    PGresult *res = PQexecPrepared (self->conn, s_q_names[S_Q_LOAD], 3, p, NULL, NULL, 0);
+    ExecStatusType t = res ? PQresultStatus (res) : PGRES_FATAL_ERROR;
+    if (t != PGRES_TUPLES_OK) {
+        rc = s_pg_error (self->conn, res, "query", err, err_size);
+        PQclear (res);
+        return rc;
     }
+    rc = s_row_load (res, kind, ns, name, out, err, err_size);
     PQclear (res);
     return rc;
 }
 
-static char *s_dump_opt (const json_t *v)
+static const char s_lock_sql[] = "SELECT pg_advisory_xact_lock($1::int, $2::int)";
+
+static void s_lock_params (char cls[16], char id[16])
 {
-    return (v && !json_is_null (v)) ? json_dumps (v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    lss_fmt (cls, 16, "%d", S_LOCK_CLASS);
+    lss_fmt (id, 16, "%d", S_LOCK_WRITE);
 }
 
-/*  Inserts (insert true; *affected 0 if the name is taken) or replaces the row of obj,
- *  whose metadata is complete. */
-static int s_write_row (s_pg_t *self, const json_t *obj, bool insert, int *affected, char *err,
-                        size_t err_size)
+/*  One flight: BEGIN, the store-wide write lock and (key not NULL: kind, ns, name) the
+ *  stored object, read under the lock, into *stored. On LSS_STORE_OK the transaction is
+ *  open; on any failure (LSS_STORE_NOT_FOUND when the object is absent) it has been
+ *  ended. */
+static int s_begin_write (s_pg_t *self, const char *const key[3], json_t **stored, char *err,
+                          size_t err_size)
 {
-    const json_t *meta = json_object_get (obj, "metadata");
+    int rc = s_ensure (self, err, err_size);
+    if (rc != LSS_STORE_OK)
+        return rc;
+    char cls[16], id[16];
+    s_lock_params (cls, id);
+    const char *lock_p[] = {cls, id};
+    s_stmt_t st[3] = {{.sql = "BEGIN"}, {.q = 1 + S_Q_LOCK, .n = 2, .params = lock_p}};
+    int n = 2;
+    if (key)
+        st[n++] = (s_stmt_t){.q = 1 + S_Q_LOAD, .n = 3, .params = key};
+    rc = s_flight (self, st, n, err, err_size);
+    if (rc == LSS_STORE_OK && key)
+        rc = s_row_load (st[2].res, key[0], key[1], key[2], stored, err, err_size);
+    s_stmts_clear (st, n);
+    if (rc != LSS_STORE_OK && self->conn) {
+        if (rc == LSS_STORE_NOT_FOUND)
+            s_release (self);
+        else
+            PQclear (PQexec (self->conn, "ROLLBACK"));
+    }
+    return rc;
+}
+
+typedef enum { S_INSERT, S_UPDATE, S_DELETE } s_write_t;
+
+/*  The statement of one write. r draws the resourceVersion (under the lock, taken by an
+ *  earlier statement of the transaction); w writes the row (insert, or replace / remove
+ *  only if it still has resourceVersion $6 and uid $4) with the rv put into its
+ *  metadata; then, each only if w wrote the row, the event (built from the same
+ *  parameters), current_rv and the NOTIFY. Returns the new rv, one row, or no row if
+ *  nothing was written. */
+#define S_WRITE_HEAD " WITH r AS MATERIALIZED (SELECT nextval('store_rv_seq') AS rv),"
+#define S_WRITE_META "jsonb_set($12, '{resourceVersion}', to_jsonb(r.rv::text))"
+#define S_WRITE_TAIL                                                                           \
+    " e AS (INSERT INTO store_events (rv, kind, namespace, name, type, object)"                \
+    " SELECT w.rv, $1, $2, $3, $15, jsonb_build_object('apiVersion', $5, 'kind', $1,"          \
+    " 'metadata', w.metadata)"                                                                 \
+    " || CASE WHEN $13 IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('spec', $13) END"      \
+    " || CASE WHEN $14 IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('status', $14) END"    \
+    " FROM w),"                                                                                \
+    " s AS (UPDATE store_state SET current_rv = w.rv FROM w WHERE id = 1)"                     \
+    " SELECT w.rv, pg_notify('" S_NOTIFY_CHANNEL "' || $1, w.rv::text || ' ' || $1) FROM w"
+
+static const char *const s_write_sql[] = {
+    [S_INSERT] = S_WRITE_HEAD
+    " w AS (INSERT INTO store_objects (kind, namespace, name, uid, api_version,"
+    " resource_version, generation, labels, annotations, owner_uids, deleting, metadata,"
+    " spec, status) SELECT $1, $2, $3, $4, $5, r.rv, $7, $8, $9, $10, $11, " S_WRITE_META
+    ", $13, $14 FROM r ON CONFLICT DO NOTHING RETURNING resource_version AS rv, "
+    "metadata)," S_WRITE_TAIL,
+    [S_UPDATE] = S_WRITE_HEAD
+    " w AS (UPDATE store_objects o SET api_version = $5, resource_version = r.rv,"
+    " generation = $7, labels = $8, annotations = $9, owner_uids = $10, deleting = $11,"
+    " metadata = " S_WRITE_META ", spec = $13, status = $14 FROM r"
+    " WHERE o.kind = $1 AND o.namespace = $2 AND o.name = $3 AND o.uid = $4"
+    " AND o.resource_version = $6 RETURNING o.resource_version AS rv, "
+    "o.metadata)," S_WRITE_TAIL,
+    [S_DELETE] =
+        S_WRITE_HEAD " w AS (DELETE FROM store_objects o USING r"
+                     " WHERE o.kind = $1 AND o.namespace = $2 AND o.name = $3 AND o.uid = $4"
+                     " AND o.resource_version = $6 RETURNING r.rv AS rv, " S_WRITE_META
+                     " AS metadata)," S_WRITE_TAIL,
+};
+
+#define S_TEXT  25
+#define S_INT8  20
+#define S_BOOL  16
+#define S_JSONB 3802
+static const Oid s_write_types[15] = {S_TEXT, S_TEXT,  S_TEXT,  S_TEXT,  S_TEXT,
+                                      S_INT8, S_INT8,  S_JSONB, S_JSONB, S_JSONB,
+                                      S_BOOL, S_JSONB, S_JSONB, S_JSONB, S_TEXT};
+
+/*  Prepares query q on the connection unless it is already. */
+static int s_prepare (s_pg_t *self, int q, char *err, size_t err_size)
+{
+    static const char *const sql[S_Q_COUNT] = {S_LOAD_SQL, s_lock_sql, s_write_sql[S_INSERT],
+                                               s_write_sql[S_UPDATE], s_write_sql[S_DELETE]};
+    static const int n[S_Q_COUNT] = {3, 2, 15, 15, 15};
+    if (self->prepared & (1u << q))
+        return LSS_STORE_OK;
+    PGresult *res = PQprepare (self->conn, s_q_names[q], sql[q], n[q],
+                               q >= S_Q_INSERT ? s_write_types : NULL);
+    int rc = LSS_STORE_OK;
+    if (!res || PQresultStatus (res) != PGRES_COMMAND_OK)
+        rc = s_pg_error (self->conn, res, "prepare", err, err_size);
+    else
+        self->prepared |= 1u << q;
+    PQclear (res);
+    return rc;
+}
+
+/*  Stands in for the resourceVersion while the object is serialized and measured: as
+ *  long as any rv (19 digits), replaced by the real one in SQL. */
+#define S_RV_PLACEHOLDER "0000000000000000000"
+
+/*  Compact JSON of an optional member: NULL when absent, "null" kept as such. */
+static char *s_dump_member (const json_t *v)
+{
+    return v ? json_dumps (v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+}
+
+/*  Writes obj (the object as it is to be stored; its resourceVersion is the stored one
+ *  for a replace or remove, which must still match) as one change of the given type:
+ *  the row with a new resourceVersion (set into obj), its event, current_rv, the NOTIFY.
+ *  own_tx: one flight of BEGIN, the lock, the write and COMMIT (the lock is held for
+ *  that flight's server time only); else inside the caller's transaction. *affected is
+ *  0 if nothing was written (insert: the name is taken; replace / remove: the object
+ *  changed or went away meanwhile). Refuses an object over LSS_STORE_OBJECT_MAX_BYTES. */
+static int s_write (s_pg_t *self, json_t *obj, s_write_t mode, const char *type, bool own_tx,
+                    int *affected, char *err, size_t err_size)
+{
+    *affected = 0;
+    json_t *meta = json_object_get (obj, "metadata");
+    char expect_rv[S_RV_SIZE];
+    lss_fmt (expect_rv, sizeof expect_rv, "%s",
+             mode == S_INSERT ? "0" : s_meta_str (obj, "resourceVersion"));
+    json_object_set_new (meta, "resourceVersion", json_string (S_RV_PLACEHOLDER));
     const char *ns = s_meta_str (obj, "namespace");
     json_t *owners = json_array ();
     size_t i;
@@ -349,11 +591,28 @@ static int s_write_row (s_pg_t *self, const json_t *obj, bool insert, int *affec
     char *s_ann = json_dumps (ann ? ann : empty, JSON_COMPACT);
     char *s_owners = json_dumps (owners, JSON_COMPACT);
     char *s_meta = json_dumps (meta, JSON_COMPACT);
-    char *s_spec = s_dump_opt (json_object_get (obj, "spec"));
-    char *s_status = s_dump_opt (json_object_get (obj, "status"));
+    const json_t *spec = json_object_get (obj, "spec");
+    const json_t *status = json_object_get (obj, "status");
+    char *s_spec = s_dump_member (spec);
+    char *s_status = s_dump_member (status);
+    char *s_api = s_dump_member (json_object_get (obj, "apiVersion"));
+    char *s_kind = s_dump_member (json_object_get (obj, "kind"));
     int rc = LSS_STORE_UNAVAILABLE;
-    if (!s_labels || !s_ann || !s_owners || !s_meta) {
+    PGresult *wres = NULL;
+    if (!s_labels || !s_ann || !s_owners || !s_meta || (spec && !s_spec) ||
+        (status && !s_status) || !s_api || !s_kind) {
         lss_errf (err, err_size, "store: out of memory");
+        goto cleanup;
+    }
+    /* the object's size as compact JSON, from its parts: {"apiVersion":…,"kind":…,
+     * "metadata":…[,"spec":…][,"status":…]} (this backend keeps no other member) */
+    size_t size = 1 + 13 + strlen (s_api) + 1 + 7 + strlen (s_kind) + 1 + 11 + strlen (s_meta) +
+                  (s_spec ? 1 + 7 + strlen (s_spec) : 0) +
+                  (s_status ? 1 + 9 + strlen (s_status) : 0) + 1;
+    if (mode != S_DELETE && size > LSS_STORE_OBJECT_MAX_BYTES) {
+        lss_errf (err, err_size, "object: larger than %d bytes serialized",
+                  LSS_STORE_OBJECT_MAX_BYTES);
+        rc = LSS_STORE_INVALID;
         goto cleanup;
     }
     const char *p[] = {json_string_value (json_object_get (obj, "kind")),
@@ -361,105 +620,69 @@ static int s_write_row (s_pg_t *self, const json_t *obj, bool insert, int *affec
                        s_meta_str (obj, "name"),
                        s_meta_str (obj, "uid"),
                        json_string_value (json_object_get (obj, "apiVersion")),
-                       s_meta_str (obj, "resourceVersion"),
+                       expect_rv,
                        gen,
                        s_labels,
                        s_ann,
                        s_owners,
                        s_meta_str (obj, "deletionTimestamp") ? "true" : "false",
                        s_meta,
-                       s_spec,
-                       s_status};
-    const char *sql =
-        insert ? "INSERT INTO store_objects (kind, namespace, name, uid, api_version,"
-                 " resource_version, generation, labels, annotations, owner_uids, deleting,"
-                 " metadata, spec, status) VALUES ($1, $2, $3, $4, $5, $6::bigint, $7::bigint,"
-                 " $8::jsonb, $9::jsonb, $10::jsonb, $11::boolean, $12::jsonb, $13::jsonb,"
-                 " $14::jsonb) ON CONFLICT DO NOTHING"
-               : "UPDATE store_objects SET api_version = $5, resource_version = $6::bigint,"
-                 " generation = $7::bigint, labels = $8::jsonb, annotations = $9::jsonb,"
-                 " owner_uids = $10::jsonb, deleting = $11::boolean, metadata = $12::jsonb,"
-                 " spec = $13::jsonb, status = $14::jsonb"
-                 " WHERE kind = $1 AND namespace = $2 AND name = $3 AND uid = $4";
-    PGresult *res;
-    rc = s_exec (self->conn, sql, 14, p, &res, err, err_size);
+                       s_spec && strcmp (s_spec, "null") ? s_spec : NULL,
+                       s_status && strcmp (s_status, "null") ? s_status : NULL,
+                       type};
+    char cls[16], id[16];
+    s_lock_params (cls, id);
+    const char *lock_p[] = {cls, id};
+    s_stmt_t st[4] = {{.sql = "BEGIN"},
+                      {.q = 1 + S_Q_LOCK, .n = 2, .params = lock_p},
+                      {.q = 1 + S_Q_INSERT + (int)mode, .n = 15, .params = p},
+                      {.sql = "COMMIT"}};
+    s_stmt_t *first = own_tx ? st : st + 2;
+    int count = own_tx ? 4 : 1;
+    rc = s_flight (self, first, count, err, err_size);
     if (rc == LSS_STORE_OK) {
-        int64_t count = 0;
-        lss_parse_int64 (PQcmdTuples (res), 0, INT32_MAX, &count);
-        *affected = (int)count;
-        PQclear (res);
+        wres = st[2].res;
+        st[2].res = NULL;
+    }
+    s_stmts_clear (first, count);
+    if (rc == LSS_STORE_OK && PQntuples (wres) == 1) {
+        int64_t rv = 0;
+        if (s_parse_rv (PQgetvalue (wres, 0, 0), &rv) != 0) {
+            lss_errf (err, err_size, "store: bad sequence value");
+            rc = LSS_STORE_UNAVAILABLE;
+        } else {
+            s_set_rv (obj, rv);
+            *affected = 1;
+        }
     }
 cleanup:
+    if (!*affected) /* nothing written: obj keeps its resourceVersion */
+        json_object_set_new (meta, "resourceVersion", json_string (expect_rv));
+    if (rc != LSS_STORE_OK && own_tx && self->conn)
+        s_release (self); /* the write failed or was not sent: end the transaction */
+    PQclear (wres);
     free (s_labels);
     free (s_ann);
     free (s_owners);
     free (s_meta);
     free (s_spec);
     free (s_status);
+    free (s_api);
+    free (s_kind);
     json_decref (owners);
     json_decref (empty);
     return rc;
 }
 
-/*  Appends the event, records the rv as current and wakes watchers. */
-static int s_emit (s_pg_t *self, int64_t rv, const char *type, const json_t *obj, char *err,
-                   size_t err_size)
-{
-    char *text = json_dumps (obj, JSON_COMPACT);
-    if (!text) {
-        lss_errf (err, err_size, "store: out of memory");
-        return LSS_STORE_UNAVAILABLE;
-    }
-    char rvs[S_RV_SIZE];
-    lss_fmt (rvs, sizeof rvs, "%" PRId64, rv);
-    const char *ns = s_meta_str (obj, "namespace");
-    const char *p[] = {rvs,          json_string_value (json_object_get (obj, "kind")),
-                       ns ? ns : "", s_meta_str (obj, "name"),
-                       type,         text};
-    int rc = s_exec (self->conn,
-                     "WITH e AS (INSERT INTO store_events (rv, kind, namespace, name, type,"
-                     " object) VALUES ($1::bigint, $2, $3, $4, $5, $6::jsonb)),"
-                     " s AS (UPDATE store_state SET current_rv = $1::bigint WHERE id = 1)"
-                     " SELECT pg_notify('" S_NOTIFY_CHANNEL "', $1::bigint::text)",
-                     6, p, NULL, err, err_size);
-    free (text);
-    return rc;
-}
+static int s_delete_one (s_pg_t *self, json_t *obj, const char *precondition_rv, int depth,
+                         char *err, size_t err_size);
 
-static int s_check_size (const json_t *obj, char *err, size_t err_size)
-{
-    char *text = json_dumps (obj, JSON_COMPACT);
-    size_t len = text ? strlen (text) : SIZE_MAX;
-    free (text);
-    if (len > LSS_STORE_OBJECT_MAX_BYTES) {
-        lss_errf (err, err_size, "object: larger than %d bytes serialized",
-                  LSS_STORE_OBJECT_MAX_BYTES);
-        return LSS_STORE_INVALID;
-    }
-    return LSS_STORE_OK;
-}
-
-static int s_delete_one (s_pg_t *self, const char *kind, const char *ns, const char *name,
-                         const char *precondition_rv, int depth, char *err, size_t err_size);
-
-/*  Removes obj (the stored object, owned by the caller), emits DELETED and deletes its
- *  dependents. Inside a write transaction. */
+/*  Removes obj (the stored object, read under the lock; owned by the caller), emits
+ *  DELETED and deletes its dependents. Inside a write transaction. */
 static int s_remove (s_pg_t *self, json_t *obj, int depth, char *err, size_t err_size)
 {
-    const char *ns = s_meta_str (obj, "namespace");
-    const char *p[] = {json_string_value (json_object_get (obj, "kind")), ns ? ns : "",
-                       s_meta_str (obj, "name"), s_meta_str (obj, "uid")};
-    int rc = s_exec (self->conn,
-                     "DELETE FROM store_objects"
-                     " WHERE kind = $1 AND namespace = $2 AND name = $3 AND uid = $4",
-                     4, p, NULL, err, err_size);
-    int64_t rv = 0;
-    if (rc == LSS_STORE_OK)
-        rc = s_next_rv (self, &rv, err, err_size);
-    if (rc == LSS_STORE_OK) {
-        s_set_rv (obj, rv);
-        rc = s_emit (self, rv, "DELETED", obj, err, err_size);
-    }
+    int affected = 0;
+    int rc = s_write (self, obj, S_DELETE, "DELETED", false, &affected, err, err_size);
     if (rc != LSS_STORE_OK)
         return rc;
     if (depth >= S_CASCADE_DEPTH) {
@@ -478,55 +701,46 @@ static int s_remove (s_pg_t *self, json_t *obj, int depth, char *err, size_t err
     if (rc != LSS_STORE_OK)
         return rc;
     for (int i = 0; i < PQntuples (res) && rc == LSS_STORE_OK; i++) {
-        rc = s_delete_one (self, PQgetvalue (res, i, 0), PQgetvalue (res, i, 1),
-                           PQgetvalue (res, i, 2), NULL, depth + 1, err, err_size);
-        if (rc == LSS_STORE_NOT_FOUND) /* removed earlier in this cascade */
+        json_t *dep = NULL;
+        rc = s_load (self, PQgetvalue (res, i, 0), PQgetvalue (res, i, 1),
+                     PQgetvalue (res, i, 2), &dep, err, err_size);
+        if (rc == LSS_STORE_NOT_FOUND) { /* removed earlier in this cascade */
             rc = LSS_STORE_OK;
+            continue;
+        }
+        if (rc == LSS_STORE_OK)
+            rc = s_delete_one (self, dep, NULL, depth + 1, err, err_size);
+        json_decref (dep);
     }
     PQclear (res);
     return rc;
 }
 
-static int s_delete_one (s_pg_t *self, const char *kind, const char *ns, const char *name,
-                         const char *precondition_rv, int depth, char *err, size_t err_size)
+/*  Deletes obj (the stored object, read under the lock; not consumed): removes it, or
+ *  marks it (deletionTimestamp) when it has finalizers. Inside a write transaction. */
+static int s_delete_one (s_pg_t *self, json_t *obj, const char *precondition_rv, int depth,
+                         char *err, size_t err_size)
 {
-    json_t *obj = NULL;
-    int rc = s_load (self->conn, kind, ns, name, &obj, err, err_size);
-    if (rc != LSS_STORE_OK)
-        goto cleanup;
     if (precondition_rv && strcmp (precondition_rv, s_meta_str (obj, "resourceVersion"))) {
         lss_errf (err, err_size,
                   "metadata.resourceVersion: precondition %.24s does not match "
                   "%s",
                   precondition_rv, s_meta_str (obj, "resourceVersion"));
-        rc = LSS_STORE_CONFLICT;
-        goto cleanup;
+        return LSS_STORE_CONFLICT;
     }
     json_t *meta = json_object_get (obj, "metadata");
-    if (json_array_size (json_object_get (meta, "finalizers")) == 0) {
-        rc = s_remove (self, obj, depth, err, err_size);
-        goto cleanup;
-    }
+    if (json_array_size (json_object_get (meta, "finalizers")) == 0)
+        return s_remove (self, obj, depth, err, err_size);
     if (json_object_get (meta, "deletionTimestamp"))
-        goto cleanup; /* already being deleted: nothing changes */
+        return LSS_STORE_OK; /* already being deleted: nothing changes */
     char now[LSS_TIME_RFC3339_SIZE];
     json_object_set_new (meta, "deletionTimestamp",
                          json_string (lss_time_rfc3339 (lss_time_now_ms (), now)));
     json_object_set_new (
         meta, "generation",
         json_integer (json_integer_value (json_object_get (meta, "generation")) + 1));
-    int64_t rv;
     int affected = 0;
-    rc = s_next_rv (self, &rv, err, err_size);
-    if (rc == LSS_STORE_OK) {
-        s_set_rv (obj, rv);
-        rc = s_write_row (self, obj, false, &affected, err, err_size);
-    }
-    if (rc == LSS_STORE_OK)
-        rc = s_emit (self, rv, "MODIFIED", obj, err, err_size);
-cleanup:
-    json_decref (obj);
-    return rc;
+    return s_write (self, obj, S_UPDATE, "MODIFIED", false, &affected, err, err_size);
 }
 
 static int s_migrate (PGconn *conn, char *err, size_t err_size)
@@ -602,7 +816,7 @@ static int s_pg_get (lss_store_t *store, const char *kind, const char *ns, const
     if (rc == LSS_STORE_OK)
         rc = s_ensure (self, err, err_size);
     if (rc == LSS_STORE_OK)
-        rc = s_load (self->conn, kind, ns, name, out, err, err_size);
+        rc = s_load (self, kind, ns, name, out, err, err_size);
     return rc;
 }
 
@@ -860,9 +1074,8 @@ static int s_pg_create (lss_store_t *store, const json_t *obj, json_t **out, cha
                          json_string (lss_time_rfc3339 (lss_time_now_ms (), now)));
     json_object_set_new (meta, "generation", json_integer (1));
     bool generated = json_object_get (meta, "name") == NULL;
-    rc = s_begin_write (self, err, err_size);
-    if (rc != LSS_STORE_OK)
-        goto cleanup;
+    /* each attempt is one transaction in one flight; a generated name that is taken
+     * (nothing written, the empty transaction committed) is tried again */
     for (int attempt = 0;; attempt++) {
         if (generated) {
             char name[LSS_STORE_NAME_MAX + 1];
@@ -876,33 +1089,22 @@ static int s_pg_create (lss_store_t *store, const json_t *obj, json_t **out, cha
         }
         s_uuid (uid, sizeof uid);
         json_object_set_new (meta, "uid", json_string (uid));
-        int64_t rv;
         int affected = 0;
-        rc = s_next_rv (self, &rv, err, err_size);
-        if (rc != LSS_STORE_OK)
+        rc = s_ensure (self, err, err_size);
+        if (rc == LSS_STORE_OK)
+            rc = s_write (self, o, S_INSERT, "ADDED", true, &affected, err, err_size);
+        if (rc != LSS_STORE_OK || affected == 1)
             break;
-        s_set_rv (o, rv);
-        if ((rc = s_check_size (o, err, err_size)) != LSS_STORE_OK)
-            break;
-        rc = s_write_row (self, o, true, &affected, err, err_size);
-        if (rc != LSS_STORE_OK)
-            break;
-        if (affected == 1) {
-            rc = s_emit (self, rv, "ADDED", o, err, err_size);
-            break;
-        }
         if (!generated || attempt + 1 >= S_GENERATE_TRIES) {
             lss_errf (err, err_size, "%s %s already exists", kind, s_meta_str (o, "name"));
             rc = LSS_STORE_CONFLICT;
             break;
         }
     }
-    rc = s_finish (self, rc, err, err_size);
     if (rc == LSS_STORE_OK && out) {
         *out = o;
         o = NULL;
     }
-cleanup:
     json_decref (o);
     return rc;
 }
@@ -944,12 +1146,13 @@ static int s_update (s_pg_t *self, const json_t *obj, s_update_mode_t mode, json
         return LSS_STORE_INVALID;
     }
     json_t *stored = NULL, *o = NULL;
-    rc = s_begin_write (self, err, err_size);
+    /* read without the lock; the write below happens only if the row still has the
+     * resourceVersion read here (else someone wrote meanwhile: the caller's is stale) */
+    rc = s_ensure (self, err, err_size);
+    if (rc == LSS_STORE_OK)
+        rc = s_load (self, kind, ns, name, &stored, err, err_size);
     if (rc != LSS_STORE_OK)
         return rc;
-    rc = s_load (self->conn, kind, ns, name, &stored, err, err_size);
-    if (rc != LSS_STORE_OK)
-        goto done;
     if (strcmp (rv_in, s_meta_str (stored, "resourceVersion")) != 0) {
         lss_errf (err, err_size,
                   "%s %s: the object has been modified (resourceVersion %.24s, stored %s); "
@@ -1015,25 +1218,44 @@ static int s_update (s_pg_t *self, const json_t *obj, s_update_mode_t mode, json
     }
     if (json_object_get (meta, "deletionTimestamp") &&
         json_array_size (json_object_get (meta, "finalizers")) == 0) {
-        rc = s_remove (self, o, 0, err, err_size);
+        /* the last finalizer went: remove it and its dependents, under the lock */
+        const char *key[] = {kind, ns, name};
+        json_t *locked = NULL;
+        rc = s_begin_write (self, key, &locked, err, err_size);
+        if (rc != LSS_STORE_OK)
+            goto done;
+        if (strcmp (s_meta_str (locked, "resourceVersion"),
+                    s_meta_str (stored, "resourceVersion"))) {
+            lss_errf (err, err_size,
+                      "%s %s: the object has been modified; read it again and "
+                      "retry",
+                      kind, name);
+            rc = LSS_STORE_CONFLICT;
+        } else
+            rc = s_remove (self, o, 0, err, err_size);
+        json_decref (locked);
+        rc = s_finish (self, rc, err, err_size);
         goto done;
     }
-    int64_t rv;
     int affected = 0;
-    if ((rc = s_next_rv (self, &rv, err, err_size)) != LSS_STORE_OK)
-        goto done;
-    s_set_rv (o, rv);
-    if ((rc = s_check_size (o, err, err_size)) != LSS_STORE_OK)
-        goto done;
-    rc = s_write_row (self, o, false, &affected, err, err_size);
-    if (rc == LSS_STORE_OK)
-        rc = s_emit (self, rv, "MODIFIED", o, err, err_size);
+    rc = s_write (self, o, S_UPDATE, "MODIFIED", true, &affected, err, err_size);
+    if (rc == LSS_STORE_OK && !affected) { /* written or removed since it was read */
+        json_t *now = NULL;
+        rc = s_load (self, kind, ns, name, &now, err, err_size);
+        if (rc == LSS_STORE_OK) {
+            lss_errf (err, err_size,
+                      "%s %s: the object has been modified (resourceVersion %.24s, stored "
+                      "%s); read it again and retry",
+                      kind, name, rv_in, s_meta_str (now, "resourceVersion"));
+            rc = LSS_STORE_CONFLICT;
+        }
+        json_decref (now);
+    }
     if (rc == LSS_STORE_OK && out) {
         *out = o;
         o = NULL;
     }
 done:
-    rc = s_finish (self, rc, err, err_size);
     if (rc != LSS_STORE_OK && out && *out) {
         json_decref (*out);
         *out = NULL;
@@ -1063,11 +1285,15 @@ static int s_pg_delete (lss_store_t *store, const char *kind, const char *ns, co
 {
     s_pg_t *self = (s_pg_t *)store;
     int rc = s_check_key (kind, ns, name ? name : "", err, err_size);
-    if (rc == LSS_STORE_OK)
-        rc = s_begin_write (self, err, err_size);
     if (rc != LSS_STORE_OK)
         return rc;
-    rc = s_delete_one (self, kind, ns, name, precondition_rv, 0, err, err_size);
+    const char *key[] = {kind, ns, name};
+    json_t *obj = NULL;
+    rc = s_begin_write (self, key, &obj, err, err_size);
+    if (rc != LSS_STORE_OK)
+        return rc;
+    rc = s_delete_one (self, obj, precondition_rv, 0, err, err_size);
+    json_decref (obj);
     return s_finish (self, rc, err, err_size);
 }
 
@@ -1097,7 +1323,7 @@ static int s_pg_compact (lss_store_t *store, const char *keep_after_rv, char *er
         lss_errf (err, err_size, "resourceVersion: must be a decimal resourceVersion");
         return LSS_STORE_INVALID;
     }
-    int rc = s_begin_write (self, err, err_size);
+    int rc = s_begin_write (self, NULL, NULL, err, err_size);
     if (rc != LSS_STORE_OK)
         return rc;
     rc = s_state (self->conn, &current, &compacted, err, err_size);
@@ -1187,7 +1413,10 @@ static lss_store_watch_t *s_pg_watch_new (lss_store_t *base, const char *kind, c
         goto fail;
     }
     /* LISTEN first, then read the state: nothing committed after this point is missed */
-    rc = s_exec (self->conn, "LISTEN " S_NOTIFY_CHANNEL, 0, NULL, NULL, err, err_size);
+    /* the kind is a known one (checked above): letters only, safe as an identifier */
+    char listen[128];
+    lss_fmt (listen, sizeof listen, "LISTEN \"" S_NOTIFY_CHANNEL "%s\"", self->kind);
+    rc = s_exec (self->conn, listen, 0, NULL, NULL, err, err_size);
     if (rc == LSS_STORE_OK)
         rc = s_state (self->conn, &current, &compacted, err, err_size);
     if (rc != LSS_STORE_OK)
@@ -1236,13 +1465,27 @@ static int s_watch_fetch (s_pg_watch_t *self)
     const char *p[] = {from, self->kind, self->all_ns ? NULL : self->ns, limit};
     PGresult *res;
     char err[LSS_STORE_ERR_SIZE];
-    int rc = s_exec (self->conn,
-                     "SELECT s.current_rv, s.compacted_rv, e.rv, e.type, e.object::text"
-                     " FROM store_state s LEFT JOIN LATERAL (SELECT rv, type, object"
-                     " FROM store_events WHERE rv > $1::bigint AND rv <= s.current_rv"
-                     " AND kind = $2 AND ($3::text IS NULL OR namespace = $3::text)"
-                     " ORDER BY rv LIMIT $4::bigint) e ON true ORDER BY e.rv",
-                     4, p, &res, err, sizeof err);
+    int rc = LSS_STORE_OK;
+    if (!self->prepared) { /* prepared once: planning costs more than running it */
+        res = PQprepare (self->conn, "lss_watch",
+                         "SELECT s.current_rv, s.compacted_rv, e.rv, e.type, e.object::text"
+                         " FROM store_state s LEFT JOIN LATERAL (SELECT rv, type, object"
+                         " FROM store_events WHERE rv > $1::bigint AND rv <= s.current_rv"
+                         " AND kind = $2 AND ($3::text IS NULL OR namespace = $3::text)"
+                         " ORDER BY rv LIMIT $4::bigint) e ON true ORDER BY e.rv",
+                         4, NULL);
+        if (!res || PQresultStatus (res) != PGRES_COMMAND_OK)
+            rc = s_pg_error (self->conn, res, "prepare", err, sizeof err);
+        self->prepared = rc == LSS_STORE_OK;
+        PQclear (res);
+    }
+    if (rc == LSS_STORE_OK) {
+        res = PQexecPrepared (self->conn, "lss_watch", 4, p, NULL, NULL, 0);
+        if (!res || PQresultStatus (res) != PGRES_TUPLES_OK) {
+            rc = s_pg_error (self->conn, res, "query", err, sizeof err);
+            PQclear (res);
+        }
+    }
     if (rc != LSS_STORE_OK) {
         lss_log_warn ("store watch query failed", "{s:s, s:s}", "kind", self->kind, "error",
                       err);
@@ -1281,15 +1524,21 @@ static int s_watch_fetch (s_pg_watch_t *self)
     return LSS_STORE_OK;
 }
 
+/*  Takes the pending NOTIFYs: true if one names this watch's kind (or no kind at all);
+ *  the others only set other_kinds. */
 static bool s_watch_drain_notifies (s_pg_watch_t *self)
 {
-    bool any = false;
+    bool ours = false;
     PGnotify *nt;
     while ((nt = PQnotifies (self->conn))) {
-        any = true;
+        const char *kind = nt->extra ? strchr (nt->extra, ' ') : NULL;
+        if (!kind || strcmp (kind + 1, self->kind) == 0)
+            ours = true;
+        else
+            self->other_kinds = true;
         PQfreemem (nt);
     }
-    return any;
+    return ours;
 }
 
 static int s_pg_watch_next (lss_store_watch_t *watch, lss_store_event_t *ev)
@@ -1317,9 +1566,15 @@ static int s_pg_watch_next (lss_store_watch_t *watch, lss_store_event_t *ev)
         }
         if (s_watch_drain_notifies (self))
             self->need_fetch = true;
+        /* changes of other kinds only move lss_store_watch_rv on: now and then is enough */
+        int64_t now = lss_time_mono_ms ();
+        if (!self->need_fetch && self->other_kinds && now - self->fetched_ms >= S_WATCH_IDLE_MS)
+            self->need_fetch = true;
         if (!self->need_fetch)
             return 0;
         self->need_fetch = false;
+        self->other_kinds = false;
+        self->fetched_ms = now;
         int rc = s_watch_fetch (self);
         if (rc != LSS_STORE_OK) {
             self->failed = rc;

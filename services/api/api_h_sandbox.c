@@ -165,6 +165,8 @@ static json_t *s_sandbox_object (api_worker_t *w, const api_create_req_t *cr, co
         json_object_set_new (spec, "profileRef", json_pack ("{s:s}", "name", cr->profile));
     if (warm_pod && *warm_pod)
         lss_obj_set_annotation (obj, LSS_ANN_WARM_POD, warm_pod);
+    /* the reconciler's finalizer from the start: it then needs no write to add it */
+    lss_obj_add_finalizer (obj, LSS_FINALIZER_SANDBOX);
     return obj;
 }
 

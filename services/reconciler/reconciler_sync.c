@@ -312,11 +312,12 @@ static int s_get (s_ctx_t *c, const char *kind, const char *ns, const char *name
 }
 
 /*  Adopts the claimed warm pod's Pod: it becomes the Sandbox's (owner, label).
- *  Returns 1 if adopted (status.podName and warmPodRef set), 0 if rejected (cold start
- *  instead), or a negative store code. */
-static int s_adopt_warm (s_ctx_t *c, const char *warm)
+ *  Returns 1 if adopted (status.podName and warmPodRef set, the Pod as stored now in
+ *  *pod_out), 0 if rejected (cold start instead), or a negative store code. */
+static int s_adopt_warm (s_ctx_t *c, const char *warm, json_t **pod_out)
 {
     json_t *wp = NULL, *pod = NULL;
+    *pod_out = NULL;
     int rc = s_get (c, "WarmPod", c->ns, warm, &wp);
     if (rc && rc != LSS_STORE_NOT_FOUND)
         return rc;
@@ -349,10 +350,12 @@ static int s_adopt_warm (s_ctx_t *c, const char *warm)
         json_array_append_new (refs, lss_obj_owner_ref (c->sb));
         json_object_set_new (json_object_get (pod, "metadata"), "ownerReferences", refs);
         lss_obj_set_label (pod, LSS_LABEL_SANDBOX, c->name);
-        rc = lss_store_update (c->store, pod, NULL, c->err, c->err_size);
+        json_t *stored = NULL; /* the Pod as written: no need to read it again */
+        rc = lss_store_update (c->store, pod, &stored, c->err, c->err_size);
+        json_decref (pod);
+        pod = stored;
         if (rc) {
             json_decref (wp);
-            json_decref (pod);
             return rc;
         }
     }
@@ -363,7 +366,7 @@ static int s_adopt_warm (s_ctx_t *c, const char *warm)
     json_object_set_new (st, "podNamespace", json_string (c->ns));
     lss_obj_set_condition (c->sb, "WarmPod", "True", "WarmPodAdopted", NULL, c->now);
     json_decref (wp);
-    json_decref (pod);
+    *pod_out = pod;
     return 1;
 }
 
@@ -514,16 +517,16 @@ static int s_sync (s_ctx_t *c)
         lss_obj_set_condition (c->sb, "Ready", "False", "Pending", NULL, c->now);
     }
 
+    /* runtime and profile are read only when a Pod or NetworkPolicy is to be made from
+     * them: a warm start or a pass over a sandbox that has its Pod needs neither */
     json_t *runtime = NULL, *profile = NULL, *pod = NULL;
-    rc = s_resolve (c, &runtime, &profile);
-    if (rc) {
-        json_decref (runtime);
-        json_decref (profile);
-        return rc < 0 ? rc : 0;
-    }
+    bool resolved = false;
     /* the NetworkPolicy comes before the Pod it guards (fail closed) */
-    if (!lss_obj_str (c->sb, "status.podName")) {
-        rc = s_ensure_netpol (c, profile);
+    if (!lss_obj_str (c->sb, "status.podName") && c->opts && c->opts->network_policies) {
+        resolved = true;
+        rc = s_resolve (c, &runtime, &profile);
+        if (rc == 0)
+            rc = s_ensure_netpol (c, profile);
         if (rc) {
             rc = rc < 0 ? rc : 0;
             goto cleanup;
@@ -532,11 +535,11 @@ static int s_sync (s_ctx_t *c)
     /* a warm pod claimed for us and not adopted yet */
     const char *warm = s_warm_name (c);
     if (warm && !lss_obj_str (c->sb, "status.podName")) {
-        rc = s_adopt_warm (c, warm);
+        rc = s_adopt_warm (c, warm, &pod);
         if (rc < 0)
             goto cleanup;
     }
-    rc = s_get (c, "Pod", c->ns, s_pod_name (c), &pod);
+    rc = pod ? 0 : s_get (c, "Pod", c->ns, s_pod_name (c), &pod);
     if (rc == 0 && !s_pod_ours (c, pod)) {
         bool leaving = lss_obj_deleting (pod);
         json_decref (pod);
@@ -553,6 +556,13 @@ static int s_sync (s_ctx_t *c)
         if (lss_obj_str (c->sb, "status.podName") && strcmp (s_phase (c), "Running") == 0) {
             rc = s_fail (c, "PodLost", "the sandbox's Pod disappeared");
             goto cleanup;
+        }
+        if (!resolved) {
+            rc = s_resolve (c, &runtime, &profile);
+            if (rc) {
+                rc = rc < 0 ? rc : 0;
+                goto cleanup;
+            }
         }
         char why[LSS_STORE_ERR_SIZE];
         json_t *tmpl = reconciler_pod_for (c->sb, runtime, profile, c->opts, why, sizeof why);

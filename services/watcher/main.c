@@ -82,9 +82,12 @@ static void s_on_informer (s_main_t *self, int64_t now)
         char *cmd = NULL, *queue = NULL, *key = NULL;
         if (zsock_recv (pipe, "sss", &cmd, &queue, &key) != 0)
             break;
-        if (cmd && strcmp (cmd, "KEY") == 0 && queue && key) {
-            if (watcher_server_add (self->server, queue, key, now) == 0 &&
-                atomic_load (&self->leading))
+        bool later = cmd && strcmp (cmd, "KEYLATER") == 0;
+        if (cmd && (later || strcmp (cmd, "KEY") == 0) && queue && key) {
+            int rc = later ? watcher_server_add_after (self->server, queue, key,
+                                                       WATCHER_POOL_CHILD_DELAY_MS, now)
+                           : watcher_server_add (self->server, queue, key, now);
+            if (rc == 0 && atomic_load (&self->leading))
                 lss_metric_inc (self->m_keys, 1, queue);
         } else if (cmd && strcmp (cmd, "SYNCED") == 0) {
             self->synced = true;

@@ -148,8 +148,12 @@ static void s_send_keys (s_self_t *self, const char *kind, const json_t *obj)
     const char *queues[2];
     char keys[2][513];
     int n = watcher_keys_of (kind, obj, queues, keys);
+    /* a pool's key from its children's events waits (WATCHER_POOL_CHILD_DELAY_MS) */
+    bool child = strcmp (kind, "WarmPool") != 0;
     for (int i = 0; i < n; i++)
-        zsock_send (self->pipe, "sss", "KEY", queues[i], keys[i]);
+        zsock_send (self->pipe, "sss",
+                    child && strcmp (queues[i], "warmpool") == 0 ? "KEYLATER" : "KEY",
+                    queues[i], keys[i]);
 }
 
 static void s_publish (s_self_t *self, s_informer_t *inf, const char *verb, const json_t *obj,
@@ -175,8 +179,41 @@ static void s_publish (s_self_t *self, s_informer_t *inf, const char *verb, cons
     }
 }
 
+/*  True if a and b differ at most in status and metadata.resourceVersion. */
+static bool s_status_only_change (const json_t *a, const json_t *b)
+{
+    if (json_object_size (a) != json_object_size (b))
+        return false;
+    const char *key;
+    json_t *v;
+    json_object_foreach ((json_t *)a, key, v)
+    {
+        json_t *w = json_object_get (b, key);
+        if (strcmp (key, "status") == 0)
+            continue;
+        if (strcmp (key, "metadata") != 0) {
+            if (!w || !json_equal (v, w))
+                return false;
+            continue;
+        }
+        if (!json_is_object (v) || !json_is_object (w) ||
+            json_object_size (v) != json_object_size (w))
+            return false;
+        const char *mkey;
+        json_t *mv;
+        json_object_foreach (v, mkey, mv)
+        {
+            json_t *mw = json_object_get (w, mkey);
+            if (strcmp (mkey, "resourceVersion") != 0 && (!mw || !json_equal (mv, mw)))
+                return false;
+        }
+    }
+    return true;
+}
+
 /*  One change of an object: metrics, then (leader only) the event and its queue keys,
- *  including those of the previous version (a label may have moved). */
+ *  including those of the previous version (a label may have moved). A Sandbox change of
+ *  status alone queues nothing: only the reconciler writes it, after acting. */
 static void s_emit (s_self_t *self, s_informer_t *inf, const char *verb, const json_t *obj,
                     const json_t *old)
 {
@@ -188,6 +225,9 @@ static void s_emit (s_self_t *self, s_informer_t *inf, const char *verb, const j
     if (!atomic_load (self->args.leader))
         return;
     s_publish (self, inf, verb, obj, ns ? ns : "", name);
+    if (old && strcmp (inf->kind, "Sandbox") == 0 && strcmp (verb, "modified") == 0 &&
+        s_status_only_change (old, obj))
+        return;
     s_send_keys (self, inf->kind, obj);
     if (old)
         s_send_keys (self, inf->kind, old);

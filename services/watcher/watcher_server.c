@@ -206,6 +206,21 @@ int watcher_server_add (watcher_server_t *self, const char *queue, const char *k
     return rc;
 }
 
+int watcher_server_add_after (watcher_server_t *self, const char *queue, const char *key,
+                              int64_t delay_ms, int64_t now_ms)
+{
+    s_queue_t *q = s_queue (self, queue);
+    if (!q)
+        return -1;
+    if (!self->leader)
+        return 0;
+    int rc = lss_workqueue_add_after (q->wq, key, delay_ms, now_ms);
+    if (rc != 0)
+        lss_log_warn ("key not queued (invalid or queue full)", "{s:s, s:s}", "queue", q->name,
+                      "key", key ? key : "");
+    return rc;
+}
+
 //  --------------------------------------------------------------------------
 //  Requests
 

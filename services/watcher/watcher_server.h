@@ -26,6 +26,10 @@
 #define WATCHER_WAITERS_MAX    1024                     /* queue.get requests held per queue */
 #define WATCHER_REQUEUE_MAX_MS (7LL * 24 * 3600 * 1000) /* longest requeue after_ms */
 #define WATCHER_QUEUE_NAME_MAX 32
+/* a WarmPool's key from an event of one of its WarmPods or Pods waits this long: the
+ * scaler's refill then neither competes with the sandbox start that claimed the pod nor
+ * runs once per event of a burst (assignment, adoption, status) */
+#define WATCHER_POOL_CHILD_DELAY_MS 25
 
 typedef struct _watcher_server_t watcher_server_t;
 
@@ -46,6 +50,11 @@ bool watcher_server_is_leader (const watcher_server_t *self);
  *  while standby. Returns 0, or -1 for an unknown queue, a bad key or a full queue. */
 int watcher_server_add (watcher_server_t *self, const char *queue, const char *key,
                         int64_t now_ms);
+
+/*  As watcher_server_add, but the key is ready only after delay_ms (unless it is, or
+ *  becomes, ready earlier: an immediate add still goes at once). */
+int watcher_server_add_after (watcher_server_t *self, const char *queue, const char *key,
+                              int64_t delay_ms, int64_t now_ms);
 
 /*  Reads and answers one message from the router (call when it is readable). Returns 0,
  *  or -1 if nothing could be read (interrupted). */
