@@ -24,6 +24,7 @@ void lss_bus_opts_default (lss_bus_opts_t *opts)
         .heartbeat_ivl_ms = 2000,
         .heartbeat_timeout_ms = 6000,
         .max_message = 4 << 20,
+        .resolve_interval_ms = 10000,
     };
 }
 
