@@ -99,6 +99,18 @@ int lss_epset_add (lss_epset_t *self, const char *endpoint)
     return 0;
 }
 
+int lss_epset_remove (lss_epset_t *self, const char *endpoint)
+{
+    bool found = false;
+    size_t at = self && endpoint ? s_find (self, endpoint, &found) : 0;
+    if (!found)
+        return -1;
+    free (self->items[at]);
+    memmove (&self->items[at], &self->items[at + 1], (self->count - at - 1) * sizeof (char *));
+    self->count--;
+    return 0;
+}
+
 size_t lss_epset_size (const lss_epset_t *self)
 {
     return self ? self->count : 0;
@@ -386,6 +398,14 @@ fail:
     return NULL;
 }
 
+int lss_discovery_validate (const char *list, const char *what, char *err, size_t err_size)
+{
+    lss_discovery_t *d = lss_discovery_new (list, S_INTERVAL_MIN, what, err, err_size);
+    int rc = d ? 0 : -1;
+    lss_discovery_destroy (&d);
+    return rc;
+}
+
 void lss_discovery_destroy (lss_discovery_t **self_p)
 {
     if (!self_p || !*self_p)
@@ -633,4 +653,51 @@ uint64_t lss_discovery_lookups (const lss_discovery_t *self)
 uint64_t lss_discovery_failures (const lss_discovery_t *self)
 {
     return self ? self->failures : 0;
+}
+
+//  --------------------------------------------------------------------------
+//  One socket towards every endpoint of a set
+
+int lss_discovery_connect (zsock_t *sock, const char *endpoint)
+{
+    const char *e = endpoint[0] == '>' || endpoint[0] == '@' ? endpoint + 1 : endpoint;
+    if (strncmp (e, "tcp://[", 7) == 0)
+        zsock_set_ipv6 (sock, 1);
+    if (zsock_attach (sock, endpoint, false) != 0) {
+        lss_log_error ("discovery: cannot connect", "{s:s, s:s}", "endpoint", endpoint,
+                       "error", zmq_strerror (zmq_errno ()));
+        return -1;
+    }
+    return 0;
+}
+
+int lss_discovery_sync (zsock_t *sock, const lss_epset_t *want, lss_epset_t **connected)
+{
+    lss_epset_t *added = NULL, *removed = NULL, *now = lss_epset_dup (want);
+    if (!now || lss_epset_diff (*connected, want, &added, &removed)) {
+        lss_epset_destroy (&now);
+        return -1;
+    }
+    int changes = 0;
+    for (size_t i = 0; i < lss_epset_size (removed); i++) {
+        const char *ep = lss_epset_at (removed, i);
+        const char *e = ep[0] == '>' ? ep + 1 : ep;
+        if (zsock_disconnect (sock, "%s", e) != 0)
+            lss_log_warn ("discovery: cannot disconnect", "{s:s, s:s}", "endpoint", ep,
+                          "error", zmq_strerror (zmq_errno ()));
+        changes++;
+    }
+    for (size_t i = 0; i < lss_epset_size (added); i++) {
+        const char *ep = lss_epset_at (added, i);
+        if (lss_discovery_connect (sock, ep) != 0) {
+            lss_epset_remove (now, ep); /* not connected: the next sync tries again */
+            continue;
+        }
+        changes++;
+    }
+    lss_epset_destroy (&added);
+    lss_epset_destroy (&removed);
+    lss_epset_destroy (connected);
+    *connected = now;
+    return changes;
 }

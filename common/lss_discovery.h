@@ -25,6 +25,7 @@
 #ifndef LSS_DISCOVERY_H
 #define LSS_DISCOVERY_H
 
+#include <czmq.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -52,6 +53,8 @@ lss_epset_t *lss_epset_dup (const lss_epset_t *self);
  *  (LSS_EPSET_MAX), endpoint is empty or longer than LSS_EPSET_ENDPOINT_MAX, or memory ran
  *  out. */
 int lss_epset_add (lss_epset_t *self, const char *endpoint);
+/*  Removes endpoint. Returns 0, -1 if it was not there. */
+int lss_epset_remove (lss_epset_t *self, const char *endpoint);
 size_t lss_epset_size (const lss_epset_t *self);
 /*  The i-th endpoint in sorted order (borrowed), NULL past the end. */
 const char *lss_epset_at (const lss_epset_t *self, size_t i);
@@ -101,6 +104,9 @@ typedef struct _lss_discovery_t lss_discovery_t;
  *  port, more than LSS_DISCOVERY_NAMES_MAX dns+ entries, an empty or too long entry). */
 lss_discovery_t *lss_discovery_new (const char *list, int64_t interval_ms, const char *what,
                                     char *err, size_t err_size);
+/*  Checks list as lss_discovery_new would, without keeping anything (start-up config
+ *  checks). Returns 0, or -1 with a message in err. */
+int lss_discovery_validate (const char *list, const char *what, char *err, size_t err_size);
 /*  Destroys; a lookup still running is cancelled (or, if glibc cannot cancel it, waited
  *  for at most LSS_DISCOVERY_LOOKUP_MS). */
 void lss_discovery_destroy (lss_discovery_t **self_p);
@@ -117,5 +123,19 @@ const lss_epset_t *lss_discovery_set (const lss_discovery_t *self);
 /*  Lookups completed and failed so far (metrics, tests). */
 uint64_t lss_discovery_lookups (const lss_discovery_t *self);
 uint64_t lss_discovery_failures (const lss_discovery_t *self);
+
+//  --------------------------------------------------------------------------
+//  One socket towards every endpoint of a set
+
+/*  Connects sock to one concrete endpoint (CZMQ attach syntax: '>' or none connects, '@'
+ *  binds), turning ZMQ_IPV6 on first for a tcp://[v6] address. Returns 0 or -1 (logged). */
+int lss_discovery_connect (zsock_t *sock, const char *endpoint);
+
+/*  Makes sock connected to exactly want: connects what *connected lacks, disconnects what
+ *  want no longer has, then replaces *connected by a copy of want (*connected may be NULL
+ *  at first = nothing connected yet). An endpoint that fails to connect is left out of
+ *  *connected so the next sync tries it again. Returns the number of changes made, -1 on
+ *  allocation failure (nothing changed). */
+int lss_discovery_sync (zsock_t *sock, const lss_epset_t *want, lss_epset_t **connected);
 
 #endif

@@ -916,9 +916,10 @@ static int s_executor_open (api_bridge_t *self, const char *endpoint)
     }
     char ep[300];
     snprintf (ep, sizeof ep, ">%s", x->endpoint);
-    x->sock = lss_bus_socket_new (ZMQ_DEALER, ep, &self->opts);
-    if (!x->sock) {
+    x->sock = lss_bus_socket_new (ZMQ_DEALER, NULL, &self->opts);
+    if (!x->sock || lss_discovery_connect (x->sock, ep) != 0) {
         lss_log_error ("bad executor endpoint", "{s:s}", "endpoint", x->endpoint);
+        zsock_destroy (&x->sock);
         return -1;
     }
     x->last_rx_ms = lss_time_mono_ms ();
