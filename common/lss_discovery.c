@@ -415,10 +415,14 @@ void lss_discovery_destroy (lss_discovery_t **self_p)
         s_name_t *nm = &self->names[i];
         if (nm->req) {
             int rc = gai_cancel (&nm->req->cb);
-            if (rc == EAI_NOTCANCELED) {
+            int64_t deadline = lss_time_mono_ms () + LSS_DISCOVERY_LOOKUP_MS;
+            while (rc == EAI_NOTCANCELED && gai_error (&nm->req->cb) == EAI_INPROGRESS &&
+                   lss_time_mono_ms () < deadline) {
+                /* running in glibc's thread: wait for it (gai_suspend may return early) */
                 const struct gaicb *list[1] = {&nm->req->cb};
-                struct timespec ts = {LSS_DISCOVERY_LOOKUP_MS / 1000, 0};
-                gai_suspend (list, 1, &ts);
+                struct timespec ts = {0, 10 * 1000000L};
+                if (gai_suspend (list, 1, &ts) == EAI_ALLDONE)
+                    zclock_sleep (10);
             }
             rc = gai_error (&nm->req->cb);
             if (rc == EAI_INPROGRESS) /* glibc still owns it: abandon, never free */
