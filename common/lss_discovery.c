@@ -1,10 +1,12 @@
 /*  lss_discovery — dns+tcp:// endpoint lists expanded to every replica. See lss_discovery.h.
  *
- *  Design note: each dns+ name is looked up on its own with glibc's getaddrinfo_a
- *  (GAI_NOWAIT), so a slow DNS server never stalls the caller's poll loop; the request
- *  block lives on the heap so that, in the rare case glibc cannot cancel a lookup at
- *  destroy time and it does not finish either, it can be abandoned instead of freed under
- *  glibc's feet. Every name keeps its last good answer: a failed lookup changes nothing.
+ *  Design note: each lookup runs getaddrinfo in a short-lived detached thread, so a slow
+ *  DNS server never stalls the caller's poll loop. The request is reference-counted
+ *  between the thread and the discovery, so the discovery can give up on a lookup (after
+ *  LSS_DISCOVERY_LOOKUP_MS, or when destroyed) without waiting: the thread frees it when
+ *  getaddrinfo returns. (glibc's getaddrinfo_a was tried first: cancelling a queued
+ *  request leaks glibc's own bookkeeping.) At most S_LOOKUPS_MAX such threads exist at
+ *  once. Every name keeps its last good answer: a failed lookup changes nothing.
  *  The concrete set is rebuilt from the static entries and every name's answer after each
  *  lookup, and compared with the previous one to tell the caller whether anything moved.
  */
@@ -13,6 +15,9 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +31,7 @@
 #define S_WHAT_MAX     63
 #define S_INTERVAL_MIN 500
 #define S_INTERVAL_MAX 600000
+#define S_LOOKUPS_MAX  32 /* lookup threads at once in the process (stuck DNS bounds it) */
 
 //  --------------------------------------------------------------------------
 //  Endpoint sets: a sorted array of strings
@@ -295,10 +301,37 @@ void lss_discovery_set_resolver (lss_discovery_resolve_fn *resolve,
     s_hook_arg = resolve ? arg : NULL;
 }
 
+/*  One lookup, shared by the discovery and the thread running getaddrinfo: whoever drops
+ *  the last reference frees it (the discovery may give up on a lookup, the thread cannot). */
 typedef struct {
-    struct gaicb cb;
-    struct addrinfo hints;
+    atomic_int refs;
+    atomic_bool done;
+    char host[LSS_DISCOVERY_HOST_MAX + 1];
+    int rc;
+    struct addrinfo *res;
 } s_request_t;
+
+static atomic_int s_lookups_running; /* threads in getaddrinfo, all discoveries */
+
+static void s_request_unref (s_request_t *req)
+{
+    if (atomic_fetch_sub (&req->refs, 1) != 1)
+        return;
+    if (req->res)
+        freeaddrinfo (req->res);
+    free (req);
+}
+
+static void *s_lookup (void *arg)
+{
+    s_request_t *req = arg;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    req->rc = getaddrinfo (req->host, NULL, &hints, &req->res);
+    atomic_store (&req->done, true);
+    atomic_fetch_sub (&s_lookups_running, 1);
+    s_request_unref (req);
+    return NULL;
+}
 
 typedef struct {
     char host[LSS_DISCOVERY_HOST_MAX + 1];
@@ -413,26 +446,8 @@ void lss_discovery_destroy (lss_discovery_t **self_p)
     lss_discovery_t *self = *self_p;
     for (size_t i = 0; i < self->nnames; i++) {
         s_name_t *nm = &self->names[i];
-        if (nm->req) {
-            int rc = gai_cancel (&nm->req->cb);
-            int64_t deadline = lss_time_mono_ms () + LSS_DISCOVERY_LOOKUP_MS;
-            while (rc == EAI_NOTCANCELED && gai_error (&nm->req->cb) == EAI_INPROGRESS &&
-                   lss_time_mono_ms () < deadline) {
-                /* running in glibc's thread: wait for it (gai_suspend may return early) */
-                const struct gaicb *list[1] = {&nm->req->cb};
-                struct timespec ts = {0, 10 * 1000000L};
-                if (gai_suspend (list, 1, &ts) == EAI_ALLDONE)
-                    zclock_sleep (10);
-            }
-            rc = gai_error (&nm->req->cb);
-            if (rc == EAI_INPROGRESS) /* glibc still owns it: abandon, never free */
-                lss_log_warn ("discovery: a lookup could not be cancelled", "{s:s, s:s}",
-                              "endpoints", self->what, "host", nm->host);
-            else {
-                if (rc == 0 && nm->req->cb.ar_result)
-                    freeaddrinfo (nm->req->cb.ar_result);
-                free (nm->req);
-            }
+        if (nm->req) { /* a lookup still running finishes on its own and frees it */
+            s_request_unref (nm->req);
             nm->req = NULL;
         }
         lss_epset_destroy (&nm->addrs);
@@ -553,20 +568,33 @@ static void s_start (lss_discovery_t *self, s_name_t *nm, int64_t now)
             s_hook_release (s_hook_arg, res);
         return;
     }
+    if (atomic_load (&s_lookups_running) >= S_LOOKUPS_MAX) {
+        s_failed (self, nm, now, "too many lookups running");
+        return;
+    }
     s_request_t *req = calloc (1, sizeof *req);
     if (!req) {
         s_failed (self, nm, now, "out of memory");
         return;
     }
-    req->hints.ai_family = AF_UNSPEC;
-    req->hints.ai_socktype = SOCK_STREAM;
-    req->cb.ar_name = nm->host;
-    req->cb.ar_request = &req->hints;
-    struct gaicb *list[1] = {&req->cb};
-    int rc = getaddrinfo_a (GAI_NOWAIT, list, 1, NULL);
+    memcpy (req->host, nm->host, sizeof req->host);
+    atomic_init (&req->refs, 2);
+    atomic_init (&req->done, false);
+    atomic_fetch_add (&s_lookups_running, 1);
+    pthread_attr_t attr;
+    pthread_t thread;
+    sigset_t all, old;
+    sigfillset (&all);
+    pthread_attr_init (&attr);
+    pthread_attr_setdetachstate (&attr, PTHREAD_CREATE_DETACHED);
+    pthread_sigmask (SIG_BLOCK, &all, &old); /* signals stay with the service's threads */
+    int rc = pthread_create (&thread, &attr, s_lookup, req);
+    pthread_sigmask (SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy (&attr);
     if (rc != 0) {
+        atomic_fetch_sub (&s_lookups_running, 1);
         free (req);
-        s_failed (self, nm, now, gai_strerror (rc));
+        s_failed (self, nm, now, "cannot start a lookup thread");
         return;
     }
     nm->req = req;
@@ -576,23 +604,21 @@ static void s_start (lss_discovery_t *self, s_name_t *nm, int64_t now)
 /*  Collects nm's lookup if it has ended (or has run too long). */
 static void s_collect (lss_discovery_t *self, s_name_t *nm, int64_t now)
 {
-    int rc = gai_error (&nm->req->cb);
-    if (rc == EAI_INPROGRESS) {
+    s_request_t *req = nm->req;
+    if (!atomic_load (&req->done)) {
         if (now - nm->started_ms < LSS_DISCOVERY_LOOKUP_MS)
             return;
-        if (gai_cancel (&nm->req->cb) != EAI_CANCELED)
-            return; /* not cancellable yet: it ends on its own (libc's resolver timeouts) */
-        rc = EAI_CANCELED;
+        nm->req = NULL; /* give up on it: the thread frees it when getaddrinfo returns */
+        s_request_unref (req);
+        s_failed (self, nm, now, "lookup timed out");
+        return;
     }
-    s_request_t *req = nm->req;
     nm->req = NULL;
-    if (rc == 0)
-        s_answered (self, nm, req->cb.ar_result, now);
+    if (req->rc == 0)
+        s_answered (self, nm, req->res, now);
     else
-        s_failed (self, nm, now, rc == EAI_CANCELED ? "lookup timed out" : gai_strerror (rc));
-    if (rc == 0 && req->cb.ar_result)
-        freeaddrinfo (req->cb.ar_result);
-    free (req);
+        s_failed (self, nm, now, gai_strerror (req->rc));
+    s_request_unref (req);
 }
 
 static int s_take_changed (lss_discovery_t *self)
@@ -626,20 +652,16 @@ int lss_discovery_resolve_now (lss_discovery_t *self, int timeout_ms)
         if (!self->names[i].req)
             s_start (self, &self->names[i], now);
     for (;;) {
-        const struct gaicb *list[LSS_DISCOVERY_NAMES_MAX];
-        int n = 0;
+        int pending = 0;
         now = lss_time_mono_ms ();
         for (size_t i = 0; i < self->nnames; i++)
             if (self->names[i].req) {
                 s_collect (self, &self->names[i], now);
-                if (self->names[i].req)
-                    list[n++] = &self->names[i].req->cb;
+                pending += self->names[i].req != NULL;
             }
-        if (n == 0 || now >= deadline)
+        if (pending == 0 || now >= deadline)
             break;
-        int64_t left = deadline - now;
-        struct timespec ts = {(time_t)(left / 1000), (long)(left % 1000) * 1000000L};
-        gai_suspend (list, n, &ts);
+        zclock_sleep (5); /* this call may block by contract; lookups run in their threads */
     }
     return s_take_changed (self);
 }

@@ -10,8 +10,8 @@
  *  lss_discovery_is_dynamic () and keep their old path when it is false.
  *
  *  Resolution is repeated every interval_ms (bus.resolve_interval) without blocking the
- *  caller's loop: lss_discovery_poll () starts an asynchronous lookup (glibc
- *  getaddrinfo_a) when one is due and picks up its answer on a later call. A name that
+ *  caller's loop: lss_discovery_poll () starts an asynchronous lookup (getaddrinfo in a
+ *  short-lived thread) when one is due and picks up its answer on a later call. A name that
  *  fails to resolve (NXDOMAIN, no replica ready yet, resolver down) is logged and keeps
  *  its previous addresses; it is tried again after LSS_DISCOVERY_RETRY_MS (or the
  *  interval, if shorter).
@@ -107,8 +107,7 @@ lss_discovery_t *lss_discovery_new (const char *list, int64_t interval_ms, const
 /*  Checks list as lss_discovery_new would, without keeping anything (start-up config
  *  checks). Returns 0, or -1 with a message in err. */
 int lss_discovery_validate (const char *list, const char *what, char *err, size_t err_size);
-/*  Destroys; a lookup still running is cancelled (or, if glibc cannot cancel it, waited
- *  for at most LSS_DISCOVERY_LOOKUP_MS). */
+/*  Destroys without waiting; a lookup still running frees itself when it returns. */
 void lss_discovery_destroy (lss_discovery_t **self_p);
 
 /*  Never blocks. Starts a lookup when one is due, collects it when answered. Returns 1 if
