@@ -165,8 +165,8 @@ int lss_epset_join (const lss_epset_t *self, char *out, size_t size)
     return 0;
 }
 
-int lss_epset_diff (const lss_epset_t *old_set, const lss_epset_t *new_set,
-                    lss_epset_t **added, lss_epset_t **removed)
+int lss_epset_diff (const lss_epset_t *old_set, const lss_epset_t *new_set, lss_epset_t **added,
+                    lss_epset_t **removed)
 {
     lss_epset_t *a = lss_epset_new (), *r = lss_epset_new ();
     if (!a || !r)
@@ -336,11 +336,11 @@ static void *s_lookup (void *arg)
 typedef struct {
     char host[LSS_DISCOVERY_HOST_MAX + 1];
     int port;
-    lss_epset_t *addrs;  /* last good answer, as tcp:// endpoints */
-    s_request_t *req;    /* lookup in flight */
-    int64_t started_ms;  /* of the lookup in flight */
-    int64_t next_ms;     /* next lookup due */
-    bool failing;        /* the last lookup failed (logged once per failure run) */
+    lss_epset_t *addrs; /* last good answer, as tcp:// endpoints */
+    s_request_t *req;   /* lookup in flight */
+    int64_t started_ms; /* of the lookup in flight */
+    int64_t next_ms;    /* next lookup due */
+    bool failing;       /* the last lookup failed (logged once per failure run) */
 } s_name_t;
 
 struct _lss_discovery_t {
@@ -489,8 +489,8 @@ static void s_rebuild (lss_discovery_t *self)
 static void s_failed (lss_discovery_t *self, s_name_t *nm, int64_t now, const char *why)
 {
     self->failures++;
-    int64_t retry = self->interval_ms < LSS_DISCOVERY_RETRY_MS ? self->interval_ms
-                                                               : LSS_DISCOVERY_RETRY_MS;
+    int64_t retry =
+        self->interval_ms < LSS_DISCOVERY_RETRY_MS ? self->interval_ms : LSS_DISCOVERY_RETRY_MS;
     nm->next_ms = now + retry;
     if (!nm->failing)
         lss_log_warn ("discovery: lookup failed, keeping the previous addresses",
@@ -690,8 +690,8 @@ int lss_discovery_connect (zsock_t *sock, const char *endpoint)
     if (strncmp (e, "tcp://[", 7) == 0)
         zsock_set_ipv6 (sock, 1);
     if (zsock_attach (sock, endpoint, false) != 0) {
-        lss_log_error ("discovery: cannot connect", "{s:s, s:s}", "endpoint", endpoint,
-                       "error", zmq_strerror (zmq_errno ()));
+        lss_log_error ("discovery: cannot connect", "{s:s, s:s}", "endpoint", endpoint, "error",
+                       zmq_strerror (zmq_errno ()));
         return -1;
     }
     return 0;
@@ -709,8 +709,8 @@ int lss_discovery_sync (zsock_t *sock, const lss_epset_t *want, lss_epset_t **co
         const char *ep = lss_epset_at (removed, i);
         const char *e = ep[0] == '>' ? ep + 1 : ep;
         if (zsock_disconnect (sock, "%s", e) != 0)
-            lss_log_warn ("discovery: cannot disconnect", "{s:s, s:s}", "endpoint", ep,
-                          "error", zmq_strerror (zmq_errno ()));
+            lss_log_warn ("discovery: cannot disconnect", "{s:s, s:s}", "endpoint", ep, "error",
+                          zmq_strerror (zmq_errno ()));
         changes++;
     }
     for (size_t i = 0; i < lss_epset_size (added); i++) {

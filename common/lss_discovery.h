@@ -65,8 +65,8 @@ int lss_epset_join (const lss_epset_t *self, char *out, size_t size);
 /*  What changes from old to new: *added gets the endpoints of new not in old, *removed those
  *  of old not in new (both fresh sets the caller destroys; old may be NULL = empty).
  *  Returns 0, -1 on allocation failure (nothing returned). */
-int lss_epset_diff (const lss_epset_t *old_set, const lss_epset_t *new_set,
-                    lss_epset_t **added, lss_epset_t **removed);
+int lss_epset_diff (const lss_epset_t *old_set, const lss_epset_t *new_set, lss_epset_t **added,
+                    lss_epset_t **removed);
 
 //  --------------------------------------------------------------------------
 //  Parsing
@@ -88,8 +88,8 @@ int lss_discovery_parse (const char *entry, char host[LSS_DISCOVERY_HOST_MAX + 1
 /*  The resolver hook (tests only): answer host with a list of addresses the caller frees
  *  with release (both called on the thread calling lss_discovery_poll / _resolve_now).
  *  Return 0 with *res set (it may be NULL: no address), or non-zero for a failed lookup. */
-typedef int(lss_discovery_resolve_fn) (void *arg, const char *host, struct addrinfo **res);
-typedef void(lss_discovery_release_fn) (void *arg, struct addrinfo *res);
+typedef int (lss_discovery_resolve_fn) (void *arg, const char *host, struct addrinfo **res);
+typedef void (lss_discovery_release_fn) (void *arg, struct addrinfo *res);
 /*  Installs (resolve non-NULL) or removes (NULL) the hook for every discovery of the
  *  process. While installed, lookups happen synchronously inside poll / resolve_now. */
 void lss_discovery_set_resolver (lss_discovery_resolve_fn *resolve,

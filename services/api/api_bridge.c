@@ -86,8 +86,8 @@ struct _api_bridge_t {
     lss_discovery_t *disc; /* dns+ endpoints; NULL for a static list */
     bool disc_retry;       /* an address found no free slot: apply the set again */
     lss_bus_opts_t opts;   /* of the executor sockets */
-    zhashx_t *execs; /* exec id → s_exec_t */
-    zhashx_t *fops;  /* request ref → s_fop_t */
+    zhashx_t *execs;       /* exec id → s_exec_t */
+    zhashx_t *fops;        /* request ref → s_fop_t */
     uint64_t seq;
     char src[64];
     lss_metric_t *m_execs, *m_inflight, *m_files;
@@ -1124,8 +1124,9 @@ api_bridge_t *api_bridge_new (api_ctx_t *ctx)
     /* one DEALER per endpoint: executions stick to one executor */
     if (lss_discovery_is_dynamic (ctx->executor_endpoint)) {
         char err[256];
-        self->disc = lss_discovery_new (ctx->executor_endpoint, ctx->bus_opts.resolve_interval_ms,
-                                        "api.executor_endpoint", err, sizeof err);
+        self->disc =
+            lss_discovery_new (ctx->executor_endpoint, ctx->bus_opts.resolve_interval_ms,
+                               "api.executor_endpoint", err, sizeof err);
         if (!self->disc) {
             lss_log_error ("bad executor endpoint", "{s:s}", "error", err);
             goto fail;
@@ -1133,8 +1134,8 @@ api_bridge_t *api_bridge_new (api_ctx_t *ctx)
         lss_discovery_resolve_now (self->disc, API_BRIDGE_RESOLVE_WAIT_MS);
         s_apply_set (self);
         if (self->nex == 0)
-            lss_log_warn ("no executor discovered yet: executions fail until one is",
-                          "{s:s}", "api.executor_endpoint", ctx->executor_endpoint);
+            lss_log_warn ("no executor discovered yet: executions fail until one is", "{s:s}",
+                          "api.executor_endpoint", ctx->executor_endpoint);
     }
     const char *p = self->disc ? "" : ctx->executor_endpoint;
     while (p && *p && self->nex < API_BRIDGE_MAX_EXECUTORS) {

@@ -27,15 +27,15 @@
 
 #include "api_ctx.h"
 
-#define API_BRIDGE_WINDOW        (256 * 1024)
-#define API_BRIDGE_MAX_EXECUTORS 16
-#define API_BRIDGE_MAX_WORK      4096 /* executions + file operations in flight */
-#define API_BRIDGE_PING_MS       1000
-#define API_BRIDGE_SILENCE_MS    5000
-#define API_BRIDGE_GRACE_MS      5000
-#define API_BRIDGE_FILE_CHUNK    (1024 * 1024)
-#define API_BRIDGE_FILE_STEP_MS  30000 /* one file request's answer */
-#define API_BRIDGE_SUMMARY_MAX   1024
+#define API_BRIDGE_WINDOW          (256 * 1024)
+#define API_BRIDGE_MAX_EXECUTORS   16
+#define API_BRIDGE_MAX_WORK        4096 /* executions + file operations in flight */
+#define API_BRIDGE_PING_MS         1000
+#define API_BRIDGE_SILENCE_MS      5000
+#define API_BRIDGE_GRACE_MS        5000
+#define API_BRIDGE_FILE_CHUNK      (1024 * 1024)
+#define API_BRIDGE_FILE_STEP_MS    30000 /* one file request's answer */
+#define API_BRIDGE_SUMMARY_MAX     1024
 #define API_BRIDGE_RESOLVE_WAIT_MS 2000 /* first lookup of dns+ endpoints, at start */
 
 typedef struct _api_bridge_t api_bridge_t;

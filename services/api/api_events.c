@@ -417,8 +417,8 @@ static zsock_t *s_connect_discovered (api_ctx_t *ctx, int type, const char *endp
                                       lss_epset_t **conn)
 {
     char err[256];
-    *disc = lss_discovery_new (endpoints, ctx->bus_opts.resolve_interval_ms, what, err,
-                               sizeof err);
+    *disc =
+        lss_discovery_new (endpoints, ctx->bus_opts.resolve_interval_ms, what, err, sizeof err);
     if (!*disc) {
         lss_log_error ("bad endpoint list", "{s:s, s:s}", "key", what, "error", err);
         return NULL;
@@ -512,9 +512,9 @@ api_events_t *api_events_new (api_ctx_t *ctx)
     zhashx_set_destructor (self->seqs, s_free_item);
     zhashx_set_destructor (self->recorded, s_free_item);
     if (lss_discovery_is_dynamic (ctx->watcher_endpoint))
-        self->sub = s_connect_discovered (ctx, ZMQ_SUB, ctx->watcher_endpoint,
-                                          "api.watcher_endpoint", &self->sub_disc,
-                                          &self->sub_conn);
+        self->sub =
+            s_connect_discovered (ctx, ZMQ_SUB, ctx->watcher_endpoint, "api.watcher_endpoint",
+                                  &self->sub_disc, &self->sub_conn);
     else
         self->sub = s_connect (ctx, ZMQ_SUB, ctx->watcher_endpoint);
     if (!self->sub) {
@@ -526,9 +526,9 @@ api_events_t *api_events_new (api_ctx_t *ctx)
      * messages, so a gap can only be seen on the whole stream */
     zsock_set_subscribe (self->sub, "");
     if (lss_discovery_is_dynamic (ctx->warmpool_endpoint))
-        self->wp_probe = s_connect_discovered (ctx, ZMQ_DEALER, ctx->warmpool_endpoint,
-                                               "api.warmpool_endpoint", &self->wp_disc,
-                                               &self->wp_conn);
+        self->wp_probe =
+            s_connect_discovered (ctx, ZMQ_DEALER, ctx->warmpool_endpoint,
+                                  "api.warmpool_endpoint", &self->wp_disc, &self->wp_conn);
     else
         self->wp_probe = s_connect (ctx, ZMQ_DEALER, ctx->warmpool_endpoint);
     if (!self->wp_probe) {

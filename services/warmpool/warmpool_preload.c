@@ -13,7 +13,7 @@
 #include "lss_store.h"
 #include "lss_util.h"
 
-#define S_SLOTS   (WARMPOOL_PRELOAD_PARALLEL * 4) /* running plus outcomes not polled yet */
+#define S_SLOTS           (WARMPOOL_PRELOAD_PARALLEL * 4) /* running plus outcomes not polled yet */
 #define S_KEY_MAX         (LSS_STORE_NAMESPACE_MAX + LSS_STORE_NAME_MAX + 2)
 #define S_RESOLVE_WAIT_MS 2000
 

@@ -31,7 +31,7 @@
 
 #define S_FAKE_MAX 80
 static pthread_mutex_t s_fake_lock = PTHREAD_MUTEX_INITIALIZER;
-static const char *s_fake_host;            /* the only name it knows */
+static const char *s_fake_host;              /* the only name it knows */
 static const char *s_fake_addrs[S_FAKE_MAX]; /* what it answers */
 static size_t s_fake_count;
 static bool s_fake_fail; /* answer as NXDOMAIN */
@@ -136,23 +136,22 @@ static void test_parse_good (void **state)
     char host[LSS_DISCOVERY_HOST_MAX + 1];
     int port = 0;
     char err[256];
-    assert_int_equal (lss_discovery_parse ("dns+tcp://lss-executor-bus.lss.svc.cluster.local:7432",
-                                           host, &port, err, sizeof err),
-                      0);
+    assert_int_equal (
+        lss_discovery_parse ("dns+tcp://lss-executor-bus.lss.svc.cluster.local:7432", host,
+                             &port, err, sizeof err),
+        0);
     assert_string_equal (host, "lss-executor-bus.lss.svc.cluster.local");
     assert_int_equal (port, 7432);
     assert_int_equal (lss_discovery_parse ("dns+tcp://a:1", host, &port, err, sizeof err), 0);
     assert_int_equal (port, 1);
-    assert_int_equal (lss_discovery_parse ("dns+tcp://x.example.:65535", host, &port, err,
-                                           sizeof err),
-                      0);
+    assert_int_equal (
+        lss_discovery_parse ("dns+tcp://x.example.:65535", host, &port, err, sizeof err), 0);
     assert_string_equal (host, "x.example.");
     assert_int_equal (port, 65535);
-    assert_int_equal (lss_discovery_parse ("dns+tcp://10.0.0.7:80", host, &port, err, sizeof err),
-                      0);
-    assert_int_equal (lss_discovery_parse ("dns+tcp://[fd00::1]:7432", host, &port, err,
-                                           sizeof err),
-                      0);
+    assert_int_equal (
+        lss_discovery_parse ("dns+tcp://10.0.0.7:80", host, &port, err, sizeof err), 0);
+    assert_int_equal (
+        lss_discovery_parse ("dns+tcp://[fd00::1]:7432", host, &port, err, sizeof err), 0);
     assert_string_equal (host, "fd00::1");
     /* a label of 63 bytes is fine, a name of 253 too */
     char name[300];
@@ -177,31 +176,31 @@ static void test_parse_bad (void **state)
 {
     (void)state;
     static const char *const bad[] = {
-        "dns+tcp://host",          /* no port */
-        "dns+tcp://host:",         /* empty port */
-        "dns+tcp://host:0",        /* port 0 */
-        "dns+tcp://host:65536",    /* past the range */
-        "dns+tcp://host:123456",   /* too many digits */
-        "dns+tcp://host:-1",       /* sign */
-        "dns+tcp://host:80x",      /* junk after the port */
-        "dns+tcp://host:80/path",  /* a path */
-        "dns+tcp://:80",           /* no host */
-        "dns+tcp://-host:80",      /* label starts with '-' */
-        "dns+tcp://host-:80",      /* label ends with '-' */
-        "dns+tcp://a..b:80",       /* empty label */
-        "dns+tcp://ho_st:80",      /* underscore */
-        "dns+tcp://ho st:80",      /* space */
-        "dns+tcp://host,x:80",     /* comma (would split the list) */
-        "dns+tcp://*:80",          /* wildcard */
-        "dns+tcp://h\n:80",        /* control character */
-        "dns+tcp://[fd00::1:80",   /* unclosed bracket */
-        "dns+tcp://[nothex]:80",   /* not an IPv6 address */
-        "dns+tcp://[]:80",         /* empty brackets */
-        "dns+tcp://[::1]80",       /* no colon after the bracket */
-        "dns+udp://host:80",       /* only tcp */
-        "dns+ipc://x",             /* only tcp */
-        "dns+tcp:/host:80",        /* malformed scheme */
-        "tcp://host:80",           /* not dns+ at all */
+        "dns+tcp://host",         /* no port */
+        "dns+tcp://host:",        /* empty port */
+        "dns+tcp://host:0",       /* port 0 */
+        "dns+tcp://host:65536",   /* past the range */
+        "dns+tcp://host:123456",  /* too many digits */
+        "dns+tcp://host:-1",      /* sign */
+        "dns+tcp://host:80x",     /* junk after the port */
+        "dns+tcp://host:80/path", /* a path */
+        "dns+tcp://:80",          /* no host */
+        "dns+tcp://-host:80",     /* label starts with '-' */
+        "dns+tcp://host-:80",     /* label ends with '-' */
+        "dns+tcp://a..b:80",      /* empty label */
+        "dns+tcp://ho_st:80",     /* underscore */
+        "dns+tcp://ho st:80",     /* space */
+        "dns+tcp://host,x:80",    /* comma (would split the list) */
+        "dns+tcp://*:80",         /* wildcard */
+        "dns+tcp://h\n:80",       /* control character */
+        "dns+tcp://[fd00::1:80",  /* unclosed bracket */
+        "dns+tcp://[nothex]:80",  /* not an IPv6 address */
+        "dns+tcp://[]:80",        /* empty brackets */
+        "dns+tcp://[::1]80",      /* no colon after the bracket */
+        "dns+udp://host:80",      /* only tcp */
+        "dns+ipc://x",            /* only tcp */
+        "dns+tcp:/host:80",       /* malformed scheme */
+        "tcp://host:80",          /* not dns+ at all */
         "",
     };
     char host[LSS_DISCOVERY_HOST_MAX + 1];
@@ -239,9 +238,8 @@ static void test_new_errors (void **state)
     longest[sizeof longest - 1] = '\0';
     memcpy (longest, "tcp://", 6);
     assert_null (lss_discovery_new (longest, 1000, "k", err, sizeof err));
-    assert_int_equal (lss_discovery_validate ("dns+tcp://a:1,>dns+tcp://b.c:2", "k", err,
-                                              sizeof err),
-                      0);
+    assert_int_equal (
+        lss_discovery_validate ("dns+tcp://a:1,>dns+tcp://b.c:2", "k", err, sizeof err), 0);
     assert_int_equal (lss_discovery_validate ("dns+tcp://a:99999", "k", err, sizeof err), -1);
     assert_true (lss_discovery_is_dynamic ("tcp://a:1,dns+tcp://b:2"));
     assert_false (lss_discovery_is_dynamic ("tcp://a:1,ipc:///x"));
@@ -340,13 +338,12 @@ static char *s_joined (const lss_discovery_t *d)
 static void test_expand (void **state)
 {
     (void)state;
-    static const char *const addrs[] = {"10.0.0.9", "10.0.0.3", "fd00::2", "10.0.0.3",
-                                        "fd00:0::2", "10.0.0.10"};
+    static const char *const addrs[] = {"10.0.0.9", "10.0.0.3",  "fd00::2",
+                                        "10.0.0.3", "fd00:0::2", "10.0.0.10"};
     s_fake_set ("exec.lss.svc", addrs, 6, false);
     char err[256];
-    lss_discovery_t *d =
-        lss_discovery_new (">dns+tcp://exec.lss.svc:7432,tcp://static:1", 1000, "t", err,
-                           sizeof err);
+    lss_discovery_t *d = lss_discovery_new (">dns+tcp://exec.lss.svc:7432,tcp://static:1", 1000,
+                                            "t", err, sizeof err);
     assert_non_null (d);
     assert_string_equal (s_joined (d), "tcp://static:1"); /* no lookup yet */
     assert_int_equal (lss_discovery_resolve_now (d, 1000), 1);
@@ -430,7 +427,8 @@ static void test_real_resolver (void **state)
     /* the system resolver on a literal: no network, but the getaddrinfo_a path runs */
     lss_discovery_set_resolver (NULL, NULL, NULL);
     char err[256];
-    lss_discovery_t *d = lss_discovery_new ("dns+tcp://127.0.0.1:7000", 500, "t", err, sizeof err);
+    lss_discovery_t *d =
+        lss_discovery_new ("dns+tcp://127.0.0.1:7000", 500, "t", err, sizeof err);
     assert_non_null (d);
     assert_int_equal (lss_discovery_resolve_now (d, 5000), 1);
     assert_string_equal (s_joined (d), "tcp://127.0.0.1:7000");
@@ -538,12 +536,12 @@ static void test_sync_socket (void **state)
 typedef struct {
     zsock_t *sock;
     const char *src;
-    int starts;                  /* exec.start received */
-    char held[8][64];            /* exec ids not answered yet */
-    char held_route[8][256];     /* their routing ids */
+    int starts;              /* exec.start received */
+    char held[8][64];        /* exec ids not answered yet */
+    char held_route[8][256]; /* their routing ids */
     size_t held_route_len[8];
     int nheld;
-    bool hold;                   /* keep new executions unanswered */
+    bool hold; /* keep new executions unanswered */
 } s_fake_exec_t;
 
 static void s_exec_reply (s_fake_exec_t *x, const void *route, size_t route_len,
@@ -557,8 +555,8 @@ static void s_exec_reply (s_fake_exec_t *x, const void *route, size_t route_len,
         lss_bus_send (x->sock, route, route_len, NULL, &env, LSS_MSG_exec_started, &st), 0);
     lss_exec_end_t end = {.exec_id = (char *)exec_id, .exit_code = 0};
     assert_int_equal (lss_bus_envelope_init (&env, LSS_MSG_exec_end, NULL, x->src, 2, NULL), 0);
-    assert_int_equal (lss_bus_send (x->sock, route, route_len, NULL, &env, LSS_MSG_exec_end, &end),
-                      0);
+    assert_int_equal (
+        lss_bus_send (x->sock, route, route_len, NULL, &env, LSS_MSG_exec_end, &end), 0);
 }
 
 /*  Serves everything queued on x: pongs, and exec.start answered (or held). */
@@ -577,8 +575,7 @@ static void s_exec_serve (s_fake_exec_t *x)
         }
         if (kind == LSS_MSG_agent_ping) {
             lss_envelope_t e;
-            lss_agent_pong_t pong = {.ref = env.id,
-                                     .nonce = ((lss_agent_ping_t *)body)->nonce};
+            lss_agent_pong_t pong = {.ref = env.id, .nonce = ((lss_agent_ping_t *)body)->nonce};
             lss_bus_envelope_init (&e, LSS_MSG_agent_pong, NULL, x->src, 1, NULL);
             lss_bus_send (x->sock, zframe_data (route), zframe_size (route), NULL, &e,
                           LSS_MSG_agent_pong, &pong);
@@ -857,18 +854,12 @@ int main (void)
 {
     lss_log_init ("test_discovery", LSS_LOG_WARN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test (test_parse_good),
-        cmocka_unit_test (test_parse_bad),
-        cmocka_unit_test (test_new_errors),
-        cmocka_unit_test (test_epset),
-        cmocka_unit_test (test_epset_diff),
-        cmocka_unit_test (test_expand),
-        cmocka_unit_test (test_expand_cap),
-        cmocka_unit_test (test_failure_keeps_set),
-        cmocka_unit_test (test_real_resolver),
-        cmocka_unit_test (test_sync_socket),
-        cmocka_unit_test (test_bridge_fanout),
-        cmocka_unit_test (test_bridge_nothing_found),
+        cmocka_unit_test (test_parse_good),    cmocka_unit_test (test_parse_bad),
+        cmocka_unit_test (test_new_errors),    cmocka_unit_test (test_epset),
+        cmocka_unit_test (test_epset_diff),    cmocka_unit_test (test_expand),
+        cmocka_unit_test (test_expand_cap),    cmocka_unit_test (test_failure_keeps_set),
+        cmocka_unit_test (test_real_resolver), cmocka_unit_test (test_sync_socket),
+        cmocka_unit_test (test_bridge_fanout), cmocka_unit_test (test_bridge_nothing_found),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);
 }
