@@ -530,6 +530,45 @@ static void test_sync_socket (void **state)
     zsock_destroy (&rb);
 }
 
+static void test_sync_ipv6 (void **state)
+{
+    (void)state;
+    /* an IPv6 answer becomes tcp://[::1]:PORT, and the socket really connects to it
+     * (ZMQ_IPV6 is off by default: without it the connect would fail) */
+    zsock_t *router = lss_bus_socket_new (ZMQ_ROUTER, NULL, NULL);
+    zsock_set_ipv6 (router, 1);
+    int port = zsock_bind (router, "tcp://[::1]:*");
+    if (port < 0) {
+        zsock_destroy (&router);
+        skip (); /* no IPv6 loopback here */
+    }
+    static const char *const v6[] = {"::1"};
+    s_fake_set ("v6.test", v6, 1, false);
+    char list[64], err[256];
+    snprintf (list, sizeof list, "dns+tcp://v6.test:%d", port);
+    lss_discovery_t *d = lss_discovery_new (list, 500, "t", err, sizeof err);
+    assert_non_null (d);
+    assert_int_equal (lss_discovery_resolve_now (d, 1000), 1);
+    char want[64];
+    snprintf (want, sizeof want, "tcp://[::1]:%d", port);
+    assert_string_equal (s_joined (d), want);
+    zsock_t *dealer = lss_bus_socket_new (ZMQ_DEALER, NULL, NULL);
+    lss_epset_t *conn = NULL;
+    assert_int_equal (lss_discovery_sync (dealer, lss_discovery_set (d), &conn), 1);
+    zstr_sendx (dealer, "hello", NULL);
+    zpoller_t *p = zpoller_new (router, NULL);
+    assert_ptr_equal (zpoller_wait (p, S_WAIT_MS), router);
+    zpoller_destroy (&p);
+    zmsg_t *m = zmsg_recv (router);
+    assert_non_null (m);
+    assert_int_equal (zmsg_size (m), 2); /* [identity][hello] */
+    zmsg_destroy (&m);
+    lss_epset_destroy (&conn);
+    zsock_destroy (&dealer);
+    lss_discovery_destroy (&d);
+    zsock_destroy (&router);
+}
+
 //  --------------------------------------------------------------------------
 //  The api bridge behind one dns+ name
 
@@ -854,12 +893,19 @@ int main (void)
 {
     lss_log_init ("test_discovery", LSS_LOG_WARN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test (test_parse_good),    cmocka_unit_test (test_parse_bad),
-        cmocka_unit_test (test_new_errors),    cmocka_unit_test (test_epset),
-        cmocka_unit_test (test_epset_diff),    cmocka_unit_test (test_expand),
-        cmocka_unit_test (test_expand_cap),    cmocka_unit_test (test_failure_keeps_set),
-        cmocka_unit_test (test_real_resolver), cmocka_unit_test (test_sync_socket),
-        cmocka_unit_test (test_bridge_fanout), cmocka_unit_test (test_bridge_nothing_found),
+        cmocka_unit_test (test_parse_good),
+        cmocka_unit_test (test_parse_bad),
+        cmocka_unit_test (test_new_errors),
+        cmocka_unit_test (test_epset),
+        cmocka_unit_test (test_epset_diff),
+        cmocka_unit_test (test_expand),
+        cmocka_unit_test (test_expand_cap),
+        cmocka_unit_test (test_failure_keeps_set),
+        cmocka_unit_test (test_real_resolver),
+        cmocka_unit_test (test_sync_socket),
+        cmocka_unit_test (test_sync_ipv6),
+        cmocka_unit_test (test_bridge_fanout),
+        cmocka_unit_test (test_bridge_nothing_found),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);
 }
