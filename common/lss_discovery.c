@@ -390,8 +390,10 @@ lss_discovery_t *lss_discovery_new (const char *list, int64_t interval_ms, const
             continue;
         const char *e = entry[0] == '>' ? entry + 1 : entry;
         bool dns = strncmp (e, "dns+", 4) == 0;
-        if (!dns && entry[0] == '@' && strncmp (entry + 1, "dns+", 4) == 0) {
-            lss_errf (err, err_size, "%s: a dns+ endpoint cannot be bound ('@'): %.64s",
+        if (!dns && strstr (entry, "dns+")) { /* "@dns+...", ">@dns+...", "x,dns+" typos */
+            lss_errf (err, err_size,
+                      "%s: a dns+ endpoint must start the entry and cannot be bound ('@'): "
+                      "%.64s",
                       self->what, entry);
             goto fail;
         }

@@ -223,6 +223,8 @@ static void test_new_errors (void **state)
     assert_null (lss_discovery_new (",,,", 1000, "k", err, sizeof err));
     assert_null (lss_discovery_new ("@dns+tcp://a:1", 1000, "k", err, sizeof err));
     assert_non_null (strstr (err, "bound"));
+    assert_null (lss_discovery_new (">@dns+tcp://a:1", 1000, "k", err, sizeof err));
+    assert_null (lss_discovery_new ("tcp://dns+a:1", 1000, "k", err, sizeof err));
     assert_null (lss_discovery_new ("tcp://x:1,dns+tcp://a:0", 1000, "api.x", err, sizeof err));
     assert_non_null (strstr (err, "api.x"));
     assert_non_null (strstr (err, "port"));
