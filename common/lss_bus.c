@@ -24,6 +24,7 @@ void lss_bus_opts_default (lss_bus_opts_t *opts)
         .heartbeat_ivl_ms = 2000,
         .heartbeat_timeout_ms = 6000,
         .max_message = 4 << 20,
+        .resolve_interval_ms = 10000,
     };
 }
 
@@ -50,6 +51,8 @@ zsock_t *lss_bus_socket_new (int type, const char *endpoints, const lss_bus_opts
     zsock_set_maxmsgsize (sock, opts->max_message);
     if (type == ZMQ_ROUTER)
         zsock_set_router_mandatory (sock, 1); /* unknown peer → EHOSTUNREACH, not silence */
+    if (endpoints && strstr (endpoints, "tcp://["))
+        zsock_set_ipv6 (sock, 1); /* a bracketed IPv6 address (e.g. found by lss_discovery) */
     bool serverish =
         type == ZMQ_PUB || type == ZMQ_ROUTER || type == ZMQ_XPUB || type == ZMQ_REP;
     if (endpoints && *endpoints && zsock_attach (sock, endpoints, serverish) != 0) {

@@ -29,6 +29,7 @@ typedef struct {
     int heartbeat_ivl_ms;
     int heartbeat_timeout_ms;
     int64_t max_message;
+    int resolve_interval_ms; /* dns+tcp:// endpoints (lss_discovery) are resolved this often */
 } lss_bus_opts_t;
 
 /*  Built-in defaults (the same as lss_settings' bus.* defaults). */

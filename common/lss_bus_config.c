@@ -12,4 +12,5 @@ void lss_bus_opts_from_config (const lss_config_t *cfg, lss_bus_opts_t *opts)
     opts->heartbeat_ivl_ms = (int)lss_config_int (cfg, "bus.heartbeat_ivl");
     opts->heartbeat_timeout_ms = (int)lss_config_int (cfg, "bus.heartbeat_timeout");
     opts->max_message = lss_config_int (cfg, "bus.max_message");
+    opts->resolve_interval_ms = (int)lss_config_int (cfg, "bus.resolve_interval");
 }

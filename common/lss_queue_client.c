@@ -8,11 +8,17 @@
  *  replies to earlier requests are dropped. When no reply comes the socket is recreated,
  *  so a reply (and a key) for a request we gave up on can never be mistaken for a new
  *  one; the key handed to it comes back to the queue when its lease lapses.
+ *
+ *  dns+tcp:// endpoints (lss_discovery): the socket is connected to every address found;
+ *  get() looks again when bus.resolve_interval has passed (the lookup runs in the
+ *  background and is picked up by a later get()) and connects / disconnects the socket's
+ *  endpoints to match. A static list never touches discovery.
  */
 #include "lss_queue_client.h"
 
 #include <string.h>
 
+#include "lss_discovery.h"
 #include "lss_log.h"
 #include "lss_util.h"
 
@@ -21,6 +27,7 @@
 #define S_DONE_TIMEOUT_MS 5000
 #define S_QUEUE_NAME_MAX  32
 #define S_MESSAGE_MAX     1024 /* queue.done message field */
+#define S_RESOLVE_WAIT_MS 2000 /* first lookup of dns+ endpoints */
 
 struct _lss_queue_client_t {
     zsock_t *sock;
@@ -29,6 +36,8 @@ struct _lss_queue_client_t {
     char worker[LSS_WORKQUEUE_WORKER_MAX + 1];
     lss_bus_opts_t opts;
     uint64_t seq;
+    lss_discovery_t *disc; /* dns+ endpoints; NULL for a static list */
+    lss_epset_t *conn;     /* what sock is connected to (dns+ only) */
 };
 
 static zsock_t *s_socket (lss_queue_client_t *self)
@@ -37,6 +46,12 @@ static zsock_t *s_socket (lss_queue_client_t *self)
     if (!sock)
         return NULL;
     zsock_set_immediate (sock, 1);
+    if (self->disc) {
+        lss_epset_destroy (&self->conn); /* a fresh socket is connected to nothing */
+        if (lss_discovery_sync (sock, lss_discovery_set (self->disc), &self->conn) < 0)
+            zsock_destroy (&sock);
+        return sock;
+    }
     if (zsock_attach (sock, self->endpoints, false) != 0) {
         lss_log_error ("queue client: cannot connect", "{s:s, s:s}", "endpoints",
                        self->endpoints, "error", zmq_strerror (zmq_errno ()));
@@ -63,6 +78,17 @@ lss_queue_client_t *lss_queue_client_new (const char *endpoints, const char *que
         self->opts = *opts;
     else
         lss_bus_opts_default (&self->opts);
+    if (self->endpoints && lss_discovery_is_dynamic (self->endpoints)) {
+        char err[256];
+        self->disc = lss_discovery_new (self->endpoints, self->opts.resolve_interval_ms,
+                                        "queue endpoints", err, sizeof err);
+        if (!self->disc) {
+            lss_log_error ("queue client: bad endpoint list", "{s:s}", "error", err);
+            lss_queue_client_destroy (&self);
+            return NULL;
+        }
+        lss_discovery_resolve_now (self->disc, S_RESOLVE_WAIT_MS);
+    }
     if (self->endpoints)
         self->sock = s_socket (self);
     if (!self->sock) {
@@ -78,6 +104,8 @@ void lss_queue_client_destroy (lss_queue_client_t **self_p)
         return;
     lss_queue_client_t *self = *self_p;
     zsock_destroy (&self->sock);
+    lss_discovery_destroy (&self->disc);
+    lss_epset_destroy (&self->conn);
     free (self->endpoints);
     free (self);
     *self_p = NULL;
@@ -189,6 +217,8 @@ int lss_queue_client_get (lss_queue_client_t *self, int wait_ms, char *key, size
         wait_ms = 0;
     if (wait_ms > 30000)
         wait_ms = 30000;
+    if (self->disc && lss_discovery_poll (self->disc, lss_time_mono_ms ()))
+        lss_discovery_sync (self->sock, lss_discovery_set (self->disc), &self->conn);
     int64_t deadline = lss_time_mono_ms () + wait_ms + S_GRACE_MS;
     lss_queue_get_t req = {.queue = self->queue, .worker = self->worker, .wait_ms = wait_ms};
     char id[LSS_PROTO_ID_MAX + 1];

@@ -1,7 +1,8 @@
 /*  lss_queue_client — a worker's side of the watcher's work queue (docs/control-plane.md).
  *
- *  One DEALER connected to every watcher endpoint (a list). get() asks for the next key
- *  of a queue and waits for it (the watcher holds the request up to wait_ms); the
+ *  One DEALER connected to every watcher endpoint (a list; a dns+tcp:// entry stands for
+ *  every address its name resolves to, followed as replicas come and go). get() asks for the
+ * next key of a queue and waits for it (the watcher holds the request up to wait_ms); the
  *  standby watchers answer not_leader and the client tries again after a short pause.
  *  Each worker thread owns its own client (a socket belongs to one thread).
  *

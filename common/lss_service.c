@@ -155,7 +155,8 @@ static void s_print_help (const char *name)
     for (size_t i = 0; i < lss_settings_count; i++) {
         const lss_config_spec_t *spec = &lss_settings[i];
         if (strncmp (spec->key, prefix, strlen (prefix)) != 0 &&
-            strncmp (spec->key, "service.", 8) != 0 && strncmp (spec->key, "log.", 4) != 0)
+            strncmp (spec->key, "service.", 8) != 0 && strncmp (spec->key, "log.", 4) != 0 &&
+            strncmp (spec->key, "bus.", 4) != 0) /* every service has bus sockets */
             continue;
         char env[128];
         s_env_name (spec->key, env, sizeof env);

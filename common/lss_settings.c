@@ -55,6 +55,7 @@ const lss_config_spec_t lss_settings[] = {
     {"bus.rcvhwm",              LSS_CFG_INT,      "10000",                     1, 10000000,     0, "bus: receive high-water mark, messages per socket"},
     {"bus.reconnect_ivl",       LSS_CFG_DURATION, "100",                      10, 60000,        0, "bus: first reconnect delay"},
     {"bus.reconnect_ivl_max",   LSS_CFG_DURATION, "5000",                     10, 600000,       0, "bus: reconnect delay cap (exponential backoff)"},
+    {"bus.resolve_interval",    LSS_CFG_DURATION, "10000",                   500, 600000,       0, "bus: how often dns+tcp:// endpoints are resolved again (new replicas get work within this long; a failed lookup is retried after 1 s)"},
     {"bus.sndhwm",              LSS_CFG_INT,      "10000",                     1, 10000000,     0, "bus: send high-water mark, messages per socket"},
     {"bus.trace",               LSS_CFG_BOOL,     "false",                     0, 0,            0, "bus: also publish request/reply traffic as trace.* events"},
 

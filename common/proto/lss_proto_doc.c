@@ -65,7 +65,30 @@ char *lss_proto_doc_markdown (void)
         "deeper than %d, containers claiming more elements than bytes remain, ext types, "
         "trailing bytes, invalid UTF-8, wrong field types, missing required fields and "
         "values over their limits. Unknown body fields are ignored (a newer sender).\n\n"
-        "Absent optional fields read as zero, false, empty or null.\n\n",
+        "Absent optional fields read as zero, false, empty or null.\n\n"
+        "## Discovery\n\n"
+        "Endpoint lists are CZMQ's: comma-separated, `@` binds, `>` connects, so one "
+        "socket may reach several peers. A connecting list may also hold "
+        "`dns+tcp://HOST:PORT` (common/lss_discovery.c): HOST is resolved (getaddrinfo, "
+        "IPv4 and IPv6) to every address it has, each becoming `tcp://A:PORT` "
+        "(`tcp://[A]:PORT`), sorted, de-duplicated, at most 64 per name and 16 names per "
+        "list. On Kubernetes HOST is a headless Service, whose name resolves to one address "
+        "per ready replica. The lookup is repeated every `bus.resolve_interval` (default "
+        "10 s, 500 ms to 10 min) in a background thread, never in a service's loop; what "
+        "changed is connected or disconnected. A failed lookup (NXDOMAIN, no ready replica "
+        "yet, resolver down, no answer in 5 s) is logged, keeps the addresses found before "
+        "and is tried again after 1 s. A bad dns+ entry (host characters, label or name "
+        "length, port outside 1..65535, `@`, a scheme other than tcp) stops the service "
+        "at start with a message naming the key. Lists without `dns+` work as before and "
+        "cost nothing extra.\n\n"
+        "Consumers: lss-api's executor bridge (one DEALER per address; new executions go "
+        "to the one with the fewest in flight; an address that leaves gets no new work, "
+        "keeps its executions until they end or its 5 s silence fails them, then is "
+        "closed), lss-api's watcher SUB and warm-pool probe, the work-queue clients of "
+        "lss-reconciler and lss-warmpool (one DEALER, requests round-robin; standbys answer "
+        "`not_leader`), and lss-warmpool's preload client (one address picked at random per "
+        "job). The test hook `lss_discovery_set_resolver` is code only: no environment "
+        "variable can redirect discovery.\n\n",
         LSS_PROTO_VERSION, LSS_PROTO_TYPE_MAX, LSS_PROTO_ID_MAX, LSS_PROTO_SRC_MAX,
         LSS_PROTO_TRACE_MAX, LSS_PROTO_MAX_DEPTH);
     for (int k = LSS_MSG_NONE + 1; k < LSS_MSG_COUNT; k++) {

@@ -21,6 +21,7 @@
 #include "api_view.h"
 #include "api_wsproto.h"
 #include "lss_bus.h"
+#include "lss_discovery.h"
 #include "lss_log.h"
 #include "lss_metrics.h"
 #include "lss_util.h"
@@ -29,7 +30,8 @@
 #define S_STDIN_HELD_MAX (4u << 20) /* stdin held per execution until exec.started */
 
 typedef struct {
-    zsock_t *sock;
+    zsock_t *sock; /* NULL: a free slot */
+    bool draining; /* its address left discovery: no new work, closed once idle */
     char endpoint[256];
     char src[LSS_PROTO_SRC_MAX + 1]; /* the executor process answering, "" until known */
     int64_t last_rx_ms, last_ping_ms;
@@ -80,9 +82,12 @@ struct _api_bridge_t {
     bool started;
     atomic_bool stop;
     s_executor_t ex[API_BRIDGE_MAX_EXECUTORS];
-    int nex;
-    zhashx_t *execs; /* exec id → s_exec_t */
-    zhashx_t *fops;  /* request ref → s_fop_t */
+    int nex;               /* slots in use or freed: ex[0..nex) */
+    lss_discovery_t *disc; /* dns+ endpoints; NULL for a static list */
+    bool disc_retry;       /* an address found no free slot: apply the set again */
+    lss_bus_opts_t opts;   /* of the executor sockets */
+    zhashx_t *execs;       /* exec id → s_exec_t */
+    zhashx_t *fops;        /* request ref → s_fop_t */
     uint64_t seq;
     char src[64];
     lss_metric_t *m_execs, *m_inflight, *m_files;
@@ -100,14 +105,19 @@ static int s_send (api_bridge_t *self, int ex, lss_msg_kind_t kind, const void *
         return -1;
     if (ref_out)
         memcpy (ref_out, env.id, sizeof env.id);
+    if (ex < 0 || !self->ex[ex].sock)
+        return -1;
     return lss_bus_send (self->ex[ex].sock, NULL, 0, NULL, &env, kind, body);
 }
 
+/*  The executor for new work: the one with the fewest in flight among those open and not
+ *  draining; -1 if there is none (discovery has found no replica yet). */
 static int s_pick (api_bridge_t *self)
 {
-    int best = 0;
-    for (int i = 1; i < self->nex; i++)
-        if (self->ex[i].inflight < self->ex[best].inflight)
+    int best = -1;
+    for (int i = 0; i < self->nex; i++)
+        if (self->ex[i].sock && !self->ex[i].draining &&
+            (best < 0 || self->ex[i].inflight < self->ex[best].inflight))
             best = i;
     return best;
 }
@@ -142,7 +152,7 @@ static void s_exec_free (s_exec_t *e)
 
 static void s_exec_drop (api_bridge_t *self, s_exec_t *e)
 {
-    if (self->ex[e->ex].inflight > 0)
+    if (e->ex >= 0 && self->ex[e->ex].inflight > 0)
         self->ex[e->ex].inflight--;
     lss_metric_set (self->m_inflight,
                     (double)(zhashx_size (self->execs) + zhashx_size (self->fops) - 1));
@@ -270,6 +280,10 @@ static void s_start (api_bridge_t *self, api_exec_start_msg_t *m)
     lss_buf_init (&e->stdin_held, S_STDIN_HELD_MAX);
     e->ex = s_pick (self);
     zhashx_insert (self->execs, e->exec_id, e);
+    if (e->ex < 0) {
+        s_exec_fail (self, e, "executor_unavailable", "no executor has been discovered");
+        return;
+    }
     self->ex[e->ex].inflight++;
     lss_metric_set (self->m_inflight,
                     (double)(zhashx_size (self->execs) + zhashx_size (self->fops)));
@@ -508,7 +522,7 @@ static void s_fop_done (api_bridge_t *self, s_fop_t *f, api_resp_t *resp)
 {
     s_to_lws (self, (api_msg_t *)resp);
     lss_metric_inc (self->m_files, 1, resp ? "ok" : "none");
-    if (self->ex[f->ex].inflight > 0)
+    if (f->ex >= 0 && self->ex[f->ex].inflight > 0)
         self->ex[f->ex].inflight--;
     if (f->ref[0])
         zhashx_delete (self->fops, f->ref);
@@ -577,8 +591,13 @@ static void s_file_start (api_bridge_t *self, api_file_msg_t *m)
     }
     f->m = m;
     f->ex = s_pick (self);
-    self->ex[f->ex].inflight++;
+    if (f->ex >= 0)
+        self->ex[f->ex].inflight++;
     lss_buf_init (&f->acc, m->max_file ? m->max_file : 1);
+    if (f->ex < 0) {
+        s_fop_error (self, f, "executor_unavailable", "no executor has been discovered");
+        return;
+    }
     if (zhashx_size (self->execs) + zhashx_size (self->fops) >= API_BRIDGE_MAX_WORK) {
         s_fop_done (self, f,
                     api_resp_error (&m->to, 503, NULL, "too much work in flight", NULL));
@@ -873,12 +892,98 @@ static void s_on_executor (api_bridge_t *self, int ex)
     }
 }
 
+//  --------------------------------------------------------------------------
+//  Executor sockets (a fixed table; discovery opens and drains slots)
+
+/*  Opens a DEALER to endpoint in a free slot. Returns the slot, -1 (logged) if the table
+ *  is full or the endpoint is refused. */
+static int s_executor_open (api_bridge_t *self, const char *endpoint)
+{
+    int i = 0;
+    while (i < self->nex && self->ex[i].sock)
+        i++;
+    if (i >= API_BRIDGE_MAX_EXECUTORS) {
+        lss_log_warn ("executor not used: table full", "{s:s, s:i}", "endpoint", endpoint,
+                      "max", API_BRIDGE_MAX_EXECUTORS);
+        return -1;
+    }
+    s_executor_t *x = &self->ex[i];
+    *x = (s_executor_t){0};
+    if (lss_fmt (x->endpoint, sizeof x->endpoint, "%s",
+                 endpoint[0] == '>' ? endpoint + 1 : endpoint)) {
+        lss_log_error ("executor endpoint too long", "{s:s}", "endpoint", endpoint);
+        return -1;
+    }
+    char ep[300];
+    snprintf (ep, sizeof ep, ">%s", x->endpoint);
+    x->sock = lss_bus_socket_new (ZMQ_DEALER, NULL, &self->opts);
+    if (!x->sock || lss_discovery_connect (x->sock, ep) != 0) {
+        lss_log_error ("bad executor endpoint", "{s:s}", "endpoint", x->endpoint);
+        zsock_destroy (&x->sock);
+        return -1;
+    }
+    x->last_rx_ms = lss_time_mono_ms ();
+    if (i == self->nex)
+        self->nex++;
+    return i;
+}
+
+static void s_executor_close (api_bridge_t *self, int i)
+{
+    lss_log_info ("executor closed", "{s:s}", "endpoint", self->ex[i].endpoint);
+    zsock_destroy (&self->ex[i].sock);
+    self->ex[i] = (s_executor_t){0};
+    while (self->nex > 0 && !self->ex[self->nex - 1].sock)
+        self->nex--;
+}
+
+/*  Brings the table in line with discovery's set: an address that left stops getting new
+ *  work (its executions keep going, or its silence fails them) and is closed once idle;
+ *  one that came back is used again; a new one gets a DEALER. */
+static void s_apply_set (api_bridge_t *self)
+{
+    const lss_epset_t *want = lss_discovery_set (self->disc);
+    self->disc_retry = false;
+    for (int i = 0; i < self->nex; i++) {
+        s_executor_t *x = &self->ex[i];
+        if (!x->sock)
+            continue;
+        bool wanted = lss_epset_contains (want, x->endpoint);
+        if (!wanted && !x->draining)
+            lss_log_info ("executor left discovery: draining", "{s:s, s:i}", "endpoint",
+                          x->endpoint, "in_flight", x->inflight);
+        else if (wanted && x->draining)
+            lss_log_info ("executor back in discovery", "{s:s}", "endpoint", x->endpoint);
+        x->draining = !wanted;
+    }
+    for (size_t k = 0; k < lss_epset_size (want); k++) {
+        const char *ep = lss_epset_at (want, k);
+        bool have = false;
+        for (int i = 0; i < self->nex && !have; i++)
+            have = self->ex[i].sock && strcmp (self->ex[i].endpoint, ep) == 0;
+        if (have)
+            continue;
+        if (s_executor_open (self, ep) < 0)
+            self->disc_retry = true; /* table full (or refused): try again next tick */
+        else
+            lss_log_info ("executor discovered", "{s:s}", "endpoint", ep);
+    }
+}
+
 static void s_tick (api_bridge_t *self)
 {
     int64_t now = lss_time_mono_ms ();
     bool any_alive = false;
+    if (self->disc && (lss_discovery_poll (self->disc, now) || self->disc_retry))
+        s_apply_set (self);
     for (int i = 0; i < self->nex; i++) {
         s_executor_t *x = &self->ex[i];
+        if (!x->sock)
+            continue;
+        if (x->draining && x->inflight == 0) {
+            s_executor_close (self, i);
+            continue;
+        }
         if (x->src[0] && now - x->last_heard_ms <= 3 * API_BRIDGE_PING_MS)
             any_alive = true;
         if (now - x->last_ping_ms >= API_BRIDGE_PING_MS) {
@@ -947,14 +1052,18 @@ static void *s_run (void *arg)
     while (!atomic_load (&self->stop)) {
         items[0] =
             (zmq_pollitem_t){NULL, api_mailbox_fd (self->ctx->bridge_inbox), ZMQ_POLLIN, 0};
+        int n = 1;
         for (int i = 0; i < self->nex; i++)
-            items[i + 1] = (zmq_pollitem_t){zsock_resolve (self->ex[i].sock), 0, ZMQ_POLLIN, 0};
-        int rc = zmq_poll (items, self->nex + 1, S_TICK_MS);
+            if (self->ex[i].sock)
+                items[n++] =
+                    (zmq_pollitem_t){zsock_resolve (self->ex[i].sock), 0, ZMQ_POLLIN, 0};
+        int rc = zmq_poll (items, n, S_TICK_MS);
         if (rc < 0 && errno != EINTR)
             break;
         s_on_inbox (self);
         for (int i = 0; i < self->nex; i++)
-            s_on_executor (self, i);
+            if (self->ex[i].sock)
+                s_on_executor (self, i);
         int64_t now = lss_time_mono_ms ();
         if (now - last_tick >= S_TICK_MS) {
             s_tick (self);
@@ -1008,34 +1117,41 @@ api_bridge_t *api_bridge_new (api_ctx_t *ctx)
                            "Executions and file operations at the executor.", NULL);
     self->m_files = lss_metrics_counter ("lss_api_file_operations_total",
                                          "File operations answered.", "result");
-    lss_bus_opts_t o = ctx->bus_opts;
-    if (o.max_message < (8 << 20))
-        o.max_message = 8 << 20;
-    o.linger_ms = 0;
+    self->opts = ctx->bus_opts;
+    if (self->opts.max_message < (8 << 20))
+        self->opts.max_message = 8 << 20;
+    self->opts.linger_ms = 0;
     /* one DEALER per endpoint: executions stick to one executor */
-    const char *p = ctx->executor_endpoint;
+    if (lss_discovery_is_dynamic (ctx->executor_endpoint)) {
+        char err[256];
+        self->disc =
+            lss_discovery_new (ctx->executor_endpoint, ctx->bus_opts.resolve_interval_ms,
+                               "api.executor_endpoint", err, sizeof err);
+        if (!self->disc) {
+            lss_log_error ("bad executor endpoint", "{s:s}", "error", err);
+            goto fail;
+        }
+        lss_discovery_resolve_now (self->disc, API_BRIDGE_RESOLVE_WAIT_MS);
+        s_apply_set (self);
+        if (self->nex == 0)
+            lss_log_warn ("no executor discovered yet: executions fail until one is", "{s:s}",
+                          "api.executor_endpoint", ctx->executor_endpoint);
+    }
+    const char *p = self->disc ? "" : ctx->executor_endpoint;
     while (p && *p && self->nex < API_BRIDGE_MAX_EXECUTORS) {
         size_t n = strcspn (p, ",");
         if (n > 0 && n < sizeof self->ex[0].endpoint) {
-            s_executor_t *x = &self->ex[self->nex];
-            memcpy (x->endpoint, p, n);
-            x->endpoint[n] = '\0';
-            char ep[300];
-            snprintf (ep, sizeof ep, ">%s",
-                      x->endpoint[0] == '>' ? x->endpoint + 1 : x->endpoint);
-            x->sock = lss_bus_socket_new (ZMQ_DEALER, ep, &o);
-            if (!x->sock) {
-                lss_log_error ("bad executor endpoint", "{s:s}", "endpoint", x->endpoint);
+            char ep[sizeof self->ex[0].endpoint];
+            memcpy (ep, p, n);
+            ep[n] = '\0';
+            if (s_executor_open (self, ep) < 0)
                 goto fail;
-            }
-            x->last_rx_ms = lss_time_mono_ms ();
-            self->nex++;
         }
         p += n;
         if (*p == ',')
             p++;
     }
-    if (self->nex == 0) {
+    if (self->nex == 0 && !self->disc) {
         lss_log_error ("no executor endpoint", "{s:s}", "api.executor_endpoint",
                        ctx->executor_endpoint ? ctx->executor_endpoint : "");
         goto fail;
@@ -1071,6 +1187,7 @@ void api_bridge_destroy (api_bridge_t **self_p)
     zhashx_destroy (&self->fops);
     for (int i = 0; i < self->nex; i++)
         zsock_destroy (&self->ex[i].sock);
+    lss_discovery_destroy (&self->disc);
     free (self);
     *self_p = NULL;
 }

@@ -9,6 +9,12 @@
  *  explicit error — an execution never hangs. Every execution also ends at its
  *  deadline plus API_BRIDGE_GRACE_MS whatever the executor does.
  *
+ *  Discovery: a `dns+tcp://NAME:PORT` entry (lss_discovery) stands for every address NAME
+ *  resolves to, looked up again every bus.resolve_interval from the bridge's tick (never
+ *  blocking it). A new address gets its own DEALER; one that disappears gets no new work,
+ *  keeps its executions until they end (or its silence fails them) and is then closed.
+ *  With no dns+ entry the table is fixed at start, as before.
+ *
  *  Flow control: an execution starts with API_BRIDGE_WINDOW bytes of credit. REST
  *  output is gathered (capped by api.exec_max_output per stream; the agent cuts and
  *  flags beyond it) and credit is granted back as it arrives. WebSocket output becomes
@@ -21,15 +27,16 @@
 
 #include "api_ctx.h"
 
-#define API_BRIDGE_WINDOW        (256 * 1024)
-#define API_BRIDGE_MAX_EXECUTORS 16
-#define API_BRIDGE_MAX_WORK      4096 /* executions + file operations in flight */
-#define API_BRIDGE_PING_MS       1000
-#define API_BRIDGE_SILENCE_MS    5000
-#define API_BRIDGE_GRACE_MS      5000
-#define API_BRIDGE_FILE_CHUNK    (1024 * 1024)
-#define API_BRIDGE_FILE_STEP_MS  30000 /* one file request's answer */
-#define API_BRIDGE_SUMMARY_MAX   1024
+#define API_BRIDGE_WINDOW          (256 * 1024)
+#define API_BRIDGE_MAX_EXECUTORS   16
+#define API_BRIDGE_MAX_WORK        4096 /* executions + file operations in flight */
+#define API_BRIDGE_PING_MS         1000
+#define API_BRIDGE_SILENCE_MS      5000
+#define API_BRIDGE_GRACE_MS        5000
+#define API_BRIDGE_FILE_CHUNK      (1024 * 1024)
+#define API_BRIDGE_FILE_STEP_MS    30000 /* one file request's answer */
+#define API_BRIDGE_SUMMARY_MAX     1024
+#define API_BRIDGE_RESOLVE_WAIT_MS 2000 /* first lookup of dns+ endpoints, at start */
 
 typedef struct _api_bridge_t api_bridge_t;
 

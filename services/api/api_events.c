@@ -22,13 +22,15 @@
 #include "api_redis.h"
 #include "api_view.h"
 #include "lss_bus.h"
+#include "lss_discovery.h"
 #include "lss_log.h"
 #include "lss_metrics.h"
 #include "lss_obj.h"
 #include "lss_store.h"
 #include "lss_util.h"
 
-#define S_TICK_MS 100
+#define S_TICK_MS         100
+#define S_RESOLVE_WAIT_MS 2000 /* first lookup of dns+ endpoints, at start */
 
 /*  A ZeroMQ socket monitor: connections up to one of a socket's peers. */
 typedef struct {
@@ -53,6 +55,9 @@ struct _api_events_t {
     zsock_t *sub, *wp_probe; /* the probe DEALER never sends: reachability only */
     lss_bus_pub_t *pub;      /* api.pub_endpoint: audit events (NULL if none) */
     s_monitor_t mon_sub, mon_wp;
+    /* dns+ endpoints (NULL for static lists): what each socket should reach, what it does */
+    lss_discovery_t *sub_disc, *wp_disc;
+    lss_epset_t *sub_conn, *wp_conn;
 
     zlistx_t *waiters;  /* s_waiter_t * */
     zhashx_t *seqs;     /* publisher src → last seq (uint64_t *) */
@@ -394,6 +399,38 @@ static void s_health (api_events_t *self)
     atomic_store (&c->warmpool_ok, self->mon_wp.connected > 0);
 }
 
+/* ---------------------------------------------------------------- discovery */
+/*  Follows the watcher and warm-pool replicas when their endpoints are dns+ names. */
+static void s_discover (api_events_t *self)
+{
+    int64_t now = lss_time_mono_ms ();
+    if (self->sub_disc && lss_discovery_poll (self->sub_disc, now))
+        lss_discovery_sync (self->sub, lss_discovery_set (self->sub_disc), &self->sub_conn);
+    if (self->wp_disc && lss_discovery_poll (self->wp_disc, now))
+        lss_discovery_sync (self->wp_probe, lss_discovery_set (self->wp_disc), &self->wp_conn);
+}
+
+/*  A socket towards a dns+ list: created empty, connected to what the first lookup finds
+ *  (the SUB subscribes before any peer matters: subscriptions follow new connections). */
+static zsock_t *s_connect_discovered (api_ctx_t *ctx, int type, const char *endpoints,
+                                      const char *what, lss_discovery_t **disc,
+                                      lss_epset_t **conn)
+{
+    char err[256];
+    *disc =
+        lss_discovery_new (endpoints, ctx->bus_opts.resolve_interval_ms, what, err, sizeof err);
+    if (!*disc) {
+        lss_log_error ("bad endpoint list", "{s:s, s:s}", "key", what, "error", err);
+        return NULL;
+    }
+    zsock_t *sock = lss_bus_socket_new (type, NULL, &ctx->bus_opts);
+    if (!sock)
+        return NULL;
+    lss_discovery_resolve_now (*disc, S_RESOLVE_WAIT_MS);
+    lss_discovery_sync (sock, lss_discovery_set (*disc), conn);
+    return sock;
+}
+
 /* ---------------------------------------------------------------- thread */
 static void *s_run (void *arg)
 {
@@ -412,6 +449,8 @@ static void *s_run (void *arg)
             break;
         s_on_inbox (self);
         s_on_sub (self);
+        if (self->sub_disc || self->wp_disc)
+            s_discover (self);
         s_monitor_read (&self->mon_sub);
         s_monitor_read (&self->mon_wp);
         s_check_waiters (self, false);
@@ -472,7 +511,12 @@ api_events_t *api_events_new (api_ctx_t *ctx)
         goto fail;
     zhashx_set_destructor (self->seqs, s_free_item);
     zhashx_set_destructor (self->recorded, s_free_item);
-    self->sub = s_connect (ctx, ZMQ_SUB, ctx->watcher_endpoint);
+    if (lss_discovery_is_dynamic (ctx->watcher_endpoint))
+        self->sub =
+            s_connect_discovered (ctx, ZMQ_SUB, ctx->watcher_endpoint, "api.watcher_endpoint",
+                                  &self->sub_disc, &self->sub_conn);
+    else
+        self->sub = s_connect (ctx, ZMQ_SUB, ctx->watcher_endpoint);
     if (!self->sub) {
         lss_log_error ("bad watcher endpoint", "{s:s}", "api.watcher_endpoint",
                        ctx->watcher_endpoint ? ctx->watcher_endpoint : "");
@@ -481,7 +525,12 @@ api_events_t *api_events_new (api_ctx_t *ctx)
     /* everything the watcher publishes, not only "sandbox.": its seq counts all its
      * messages, so a gap can only be seen on the whole stream */
     zsock_set_subscribe (self->sub, "");
-    self->wp_probe = s_connect (ctx, ZMQ_DEALER, ctx->warmpool_endpoint);
+    if (lss_discovery_is_dynamic (ctx->warmpool_endpoint))
+        self->wp_probe =
+            s_connect_discovered (ctx, ZMQ_DEALER, ctx->warmpool_endpoint,
+                                  "api.warmpool_endpoint", &self->wp_disc, &self->wp_conn);
+    else
+        self->wp_probe = s_connect (ctx, ZMQ_DEALER, ctx->warmpool_endpoint);
     if (!self->wp_probe) {
         lss_log_error ("bad warm-pool endpoint", "{s:s}", "api.warmpool_endpoint",
                        ctx->warmpool_endpoint ? ctx->warmpool_endpoint : "");
@@ -542,6 +591,10 @@ void api_events_destroy (api_events_t **self_p)
     s_monitor_close (&self->mon_wp, self->wp_probe);
     zsock_destroy (&self->sub);
     zsock_destroy (&self->wp_probe);
+    lss_discovery_destroy (&self->sub_disc);
+    lss_discovery_destroy (&self->wp_disc);
+    lss_epset_destroy (&self->sub_conn);
+    lss_epset_destroy (&self->wp_conn);
     lss_bus_pub_destroy (&self->pub);
     zhashx_destroy (&self->seqs);
     zhashx_destroy (&self->recorded);

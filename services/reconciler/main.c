@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 
 #include "lss_bus.h"
+#include "lss_discovery.h"
 #include "lss_log.h"
 #include "lss_service.h"
 #include "lss_util.h"
@@ -57,6 +58,13 @@ int main (int argc, char **argv)
         lss_log_error ("reconciler.executor_public_keys: 1..8 comma-separated 40-character Z85 "
                        "keys",
                        NULL);
+        goto cleanup;
+    }
+    const char *queue_ep = lss_config_str (cfg, "reconciler.queue_endpoint");
+    char derr[256];
+    if (lss_discovery_is_dynamic (queue_ep) &&
+        lss_discovery_validate (queue_ep, "reconciler.queue_endpoint", derr, sizeof derr)) {
+        lss_log_error ("bad endpoint list", "{s:s}", "error", derr);
         goto cleanup;
     }
     if (!pub || !events) {

@@ -107,8 +107,13 @@ static void *s_run (void *arg)
     gethostname (host, sizeof host - 1);
     snprintf (worker_id, sizeof worker_id, "reconciler/%.64s/%d/%d", host, (int)getpid (),
               self->index);
+    lss_bus_opts_t opts;
+    if (self->cfg)
+        lss_bus_opts_from_config (self->cfg, &opts);
+    else
+        lss_bus_opts_default (&opts);
     lss_queue_client_t *q =
-        lss_queue_client_new (self->queue_endpoint, "sandbox", worker_id, NULL);
+        lss_queue_client_new (self->queue_endpoint, "sandbox", worker_id, &opts);
     zsock_t *events = zsock_new_push (">" RECONCILER_EVENTS_ENDPOINT);
     lss_store_t *store = NULL;
     if (!q || !events) {

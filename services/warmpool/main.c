@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "lss_bus.h"
+#include "lss_discovery.h"
 #include "lss_log.h"
 #include "lss_metrics.h"
 #include "lss_pod.h"
@@ -178,6 +179,18 @@ int main (int argc, char **argv)
     zsock_t *router = NULL;
     static warmpool_worker_t worker;
 
+    static const char *const dyn_keys[] = {"warmpool.queue_endpoint",
+                                           "warmpool.executor_endpoint"};
+    for (size_t k = 0; k < sizeof dyn_keys / sizeof dyn_keys[0]; k++) {
+        const char *list = lss_config_str (cfg, dyn_keys[k]);
+        char derr[256];
+        if (lss_discovery_is_dynamic (list) &&
+            lss_discovery_validate (list, dyn_keys[k], derr, sizeof derr)) {
+            lss_log_error ("bad endpoint list", "{s:s}", "error", derr);
+            exit_code = 1;
+            goto cleanup;
+        }
+    }
     const char *pub_ep = lss_config_str (cfg, "warmpool.pub_endpoint");
     if (*pub_ep && !(ev.pub = lss_bus_pub_new (pub_ep, src, &bus))) {
         lss_log_error ("cannot bind the event publisher", "{s:s}", "endpoint", pub_ep);

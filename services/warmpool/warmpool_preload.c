@@ -7,13 +7,15 @@
 #include <string.h>
 
 #include "executor_resolve.h"
+#include "lss_discovery.h"
 #include "lss_exec_client.h"
 #include "lss_log.h"
 #include "lss_store.h"
 #include "lss_util.h"
 
-#define S_SLOTS   (WARMPOOL_PRELOAD_PARALLEL * 4) /* running plus outcomes not polled yet */
-#define S_KEY_MAX (LSS_STORE_NAMESPACE_MAX + LSS_STORE_NAME_MAX + 2)
+#define S_SLOTS           (WARMPOOL_PRELOAD_PARALLEL * 4) /* running plus outcomes not polled yet */
+#define S_KEY_MAX         (LSS_STORE_NAMESPACE_MAX + LSS_STORE_NAME_MAX + 2)
+#define S_RESOLVE_WAIT_MS 2000
 
 typedef struct {
     bool used;
@@ -85,15 +87,52 @@ static void s_finish (int slot, warmpool_preload_state_t st, const char *msg)
     pthread_mutex_unlock (&s_lock);
 }
 
+/*  The executor endpoint of one job: the configured list, or, when it names dns+ entries,
+ *  one address picked at random among those they resolve to now (an execution's messages
+ *  must all reach the executor it started on, so a job talks to one). Fills ep; returns
+ *  0, -1 with msg set if nothing was found. This thread may block on the lookup. */
+static int s_job_endpoint (char *ep, size_t ep_size, char *msg, size_t msg_size)
+{
+    if (!lss_discovery_is_dynamic (s_endpoint))
+        return lss_fmt (ep, ep_size, "%s", s_endpoint); /* fits: ep is as large */
+    char err[256];
+    lss_discovery_t *d =
+        lss_discovery_new (s_endpoint, 10000, "warmpool.executor_endpoint", err, sizeof err);
+    if (!d) {
+        lss_errf (msg, msg_size, "%s", err);
+        return -1;
+    }
+    lss_discovery_resolve_now (d, S_RESOLVE_WAIT_MS);
+    const lss_epset_t *set = lss_discovery_set (d);
+    size_t n = lss_epset_size (set);
+    int rc = -1;
+    if (n == 0)
+        lss_errf (msg, msg_size, "no executor found at %.200s", s_endpoint);
+    else {
+        uint32_t r = 0;
+        lss_random_bytes (&r, sizeof r); /* on failure r stays 0: the first one */
+        rc = lss_fmt (ep, ep_size, "%s", lss_epset_at (set, r % n));
+        if (rc)
+            lss_errf (msg, msg_size, "executor endpoint too long");
+    }
+    lss_discovery_destroy (&d);
+    return rc;
+}
+
 static void *s_run (void *arg)
 {
     s_job_t *j = arg;
     char msg[256] = "";
     warmpool_preload_state_t st = WARMPOOL_PRELOAD_OK;
-    lss_exec_client_t *c = lss_exec_client_new (s_endpoint, NULL);
-    if (!c) {
+    char ep[sizeof s_endpoint];
+    lss_exec_client_t *c = NULL;
+    if (s_job_endpoint (ep, sizeof ep, msg, sizeof msg) == 0)
+        c = lss_exec_client_new (ep, NULL);
+    else
         st = WARMPOOL_PRELOAD_FAILED;
-        lss_errf (msg, sizeof msg, "cannot reach the executor at %.200s", s_endpoint);
+    if (!c && st == WARMPOOL_PRELOAD_OK) {
+        st = WARMPOOL_PRELOAD_FAILED;
+        lss_errf (msg, sizeof msg, "cannot reach the executor at %.200s", ep);
     }
     for (size_t i = 0; c && i < j->n && st == WARMPOOL_PRELOAD_OK; i++) {
         lss_exec_start_t req = {.sandbox = j->ref,

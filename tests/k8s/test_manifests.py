@@ -328,10 +328,14 @@ def test_config_keys_exist_and_endpoints_resolve():
         for key, value in flat.items():
             if not key.startswith(svc + ".") or not isinstance(value, str):
                 continue
-            m = re.fullmatch(r"(?:tcp://)?([^:/]+):(\d+)", value)
+            m = re.fullmatch(r"(dns\+)?(?:tcp://)?([^:/]+):(\d+)", value)
             if not m or not (key.endswith("_endpoint") or key.endswith("listen")):
                 continue
-            host, port = m.group(1), int(m.group(2))
+            dns, host, port = m.group(1), m.group(2), int(m.group(3))
+            if dns:  # dns+tcp://<svc>.<ns>.svc.cluster.local: every replica (lss_discovery)
+                parts = host.split(".")
+                assert parts[1:] == [CP, "svc", "cluster", "local"], (key, value)
+                host = parts[0]
             if host in ("0.0.0.0", "*"):  # binds: the Pod must declare the port
                 assert port in ports, "%s: %s not a containerPort of %s" % (key, port, svc)
                 continue
@@ -339,6 +343,11 @@ def test_config_keys_exist_and_endpoints_resolve():
             assert target, "%s: no Service %s" % (key, host)
             assert port in [p["port"] for p in target["spec"]["ports"]], (key, value)
             assert target["spec"].get("clusterIP") == "None", "%s: bus Services are headless" % key
+    # components with replicas are reached through discovery, not one resolved address
+    for key in ("api.executor_endpoint", "api.warmpool_endpoint", "api.watcher_endpoint",
+                "reconciler.queue_endpoint", "warmpool.queue_endpoint",
+                "warmpool.executor_endpoint"):
+        assert flat[key].startswith("dns+tcp://"), key
 
 
 LSS = os.path.join(os.environ.get("LSS_BUILD_DIR") or os.path.join(ROOT, "build"), "bin", "lss")
