@@ -288,7 +288,12 @@ api_ws_frame_t *api_wsproto_output_frame_utf8 (uint64_t conn_id, const char *exe
     o += s_json_escape (id, id_len, text + o);
     memcpy (text + o, tail, (size_t)tn);
     o += (size_t)tn;
-    o += s_json_escape (data, len, text + o);
+    if (content == len) { /* nothing to escape (the common case): the bytes as they are */
+        if (len)
+            memcpy (text + o, data, len);
+        o += len;
+    } else
+        o += s_json_escape (data, len, text + o);
     memcpy (text + o, "\"}", 2);
     o += 2;
     text[o] = '\0';
