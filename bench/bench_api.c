@@ -40,8 +40,9 @@
 #define PER_THREAD_T  50
 #define PER_THREAD_PY 8
 #define STREAM_BYTES                                                                           \
-    16000000LL           /* per execution: api.exec_max_output caps it (16 MiB at most) */
-#define STREAM_RUNS   13 /* back to back on one connection: 208 MB */
+    16000000LL            /* per execution: api.exec_max_output caps it (16 MiB at most) */
+#define STREAM_RUNS   13  /* back to back on one connection: 208 MB */
+#define STREAM_CPU    "2" /* the stream's sandbox: resources.cpu */
 #define UP_TIMEOUT_MS 180000
 
 static char s_data[128], s_base[128], s_auth[256], s_key[160];
@@ -840,10 +841,36 @@ int main (void)
         json_object_set_new (ex, "c1_breakdown", bd);
     }
     if (s_part ("stream")) {
-        json_t *st = s_bench_stream (port, id);
+        /* The program (head | tr) and the agent run inside the sandbox's CPU quota: in the
+         * default sandbox (0.5 CPU) the quota throttles them well below what the output
+         * path carries (cpu.stat: throttled in 8 of 12 periods at 128 MB/s), so the
+         * headline figure uses a sandbox of 2 CPUs; the default sandbox's figure is kept
+         * beside it. */
+        json_t *o = NULL;
+        char big[64] = "";
+        long code = cl_req (&c, "POST", "/sandboxes",
+                            "{\"runtime\":\"python:3.11\",\"timeout\":600,"
+                            "\"useWarmPool\":false,\"resources\":{\"cpu\":\"" STREAM_CPU "\"}}",
+                            &o);
+        const char *v = json_string_value (json_object_get (o, "id"));
+        if (code == 201 && v)
+            snprintf (big, sizeof big, "%s", v);
+        else
+            fprintf (stderr, "POST /sandboxes (cpu " STREAM_CPU "): %ld %s\n", code,
+                     c.buf ? c.buf : "");
+        json_decref (o);
+        json_t *st = big[0] ? s_bench_stream (port, big) : NULL;
+        if (st)
+            json_object_set_new (st, "sandbox_cpu", json_string (STREAM_CPU));
         json_object_set_new (out, "stream", st ? st : json_null ());
         mbps = st ? json_real_value (json_object_get (st, "mb_per_s")) : 0;
-        fprintf (stderr, "stream %.1f MB/s\n", mbps);
+        fprintf (stderr, "stream %.1f MB/s (sandbox of %s CPUs)\n", mbps, STREAM_CPU);
+        if (big[0])
+            s_delete (&c, big);
+        json_t *sd = s_bench_stream (port, id);
+        json_object_set_new (out, "stream_default_sandbox", sd ? sd : json_null ());
+        fprintf (stderr, "stream %.1f MB/s (default sandbox)\n",
+                 sd ? json_real_value (json_object_get (sd, "mb_per_s")) : 0);
     }
     if (s_part ("get")) {
         char path[128];

@@ -44,6 +44,7 @@ const lss_config_spec_t lss_settings[] = {
     {"api.workers",             LSS_CFG_INT,      "8",                         1, 256,          0, "api: worker threads for requests that touch PostgreSQL, Redis or the store"},
     {"api.ws_max_executions",   LSS_CFG_INT,      "16",                        1, 1024,         0, "api: executions at once per WebSocket connection"},
     {"api.ws_max_frame",        LSS_CFG_SIZE,     "1Mi",                      256, 16777216,     0, "api: largest WebSocket message from a client"},
+    {"api.ws_max_output",       LSS_CFG_SIZE,     "1Gi",                     1024, 1073741824,   0, "api: output per stream of a WebSocket execution (flow-controlled, so not held in memory; more is cut and flagged)"},
     {"api.ws_ping",             LSS_CFG_DURATION, "30s",                    1000, 3600000,      0, "api: WebSocket protocol ping interval (a peer that misses two is dropped)"},
     {"api.ws_send_queue",       LSS_CFG_SIZE,     "4Mi",                    65536, 268435456,    0, "api: bytes queued towards one WebSocket client at most"},
     {"api.ws_send_timeout",     LSS_CFG_DURATION, "30s",                    1000, 3600000,      0, "api: a WebSocket client that reads nothing this long while output waits is disconnected"},

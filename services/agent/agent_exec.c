@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -379,6 +380,7 @@ void agent_exec_exited (agent_exec_t *e, int status, const struct rusage *ru, in
     e->ru = *ru;
     e->end_ms = now_ms;
     e->drain_until_ms = now_ms + AGENT_DRAIN_GRACE_MS;
+    e->late_left = AGENT_LATE_MAX;
     if (e->fd[AGENT_STDIN] >= 0) {
         close (e->fd[AGENT_STDIN]);
         e->fd[AGENT_STDIN] = -1;
@@ -396,7 +398,26 @@ bool agent_exec_finished (const agent_exec_t *e, int64_t now_ms)
     /* Output stalled by flow control keeps the execution until the consumer catches up. */
     if (e->flow && e->credit <= 0)
         return false;
-    return now_ms >= e->drain_until_ms;
+    if (now_ms < e->drain_until_ms)
+        return false;
+    /* The grace is over, but what a pipe holds now was written before: it is read first
+     * (the loop may not have polled the pipe since the leader was reaped — a stalled
+     * loop, e.g. a CPU-throttled sandbox, would otherwise drop a short program's whole
+     * output). Bounded by late_left against a writer that never stops. */
+    if (e->late_left <= 0)
+        return true;
+    for (int s = AGENT_STDOUT; s <= AGENT_STDERR; s++) {
+        int queued = 0;
+        if (e->fd[s] >= 0 && ioctl (e->fd[s], FIONREAD, &queued) == 0 && queued > 0)
+            return false;
+    }
+    return true;
+}
+
+void agent_exec_read (agent_exec_t *e, size_t n, int64_t now_ms)
+{
+    if (e->exited && now_ms >= e->drain_until_ms)
+        e->late_left -= (int64_t)n;
 }
 
 void agent_exec_end_msg (const agent_exec_t *e, lss_exec_end_t *end, int64_t now_ms)

@@ -24,6 +24,7 @@
 #define AGENT_MAX_INTERPRETERS 16
 #define AGENT_STDIN_MAX        (4u << 20) /* stdin bytes buffered per execution */
 #define AGENT_OWNER_MAX        256        /* ZeroMQ routing id */
+#define AGENT_LATE_MAX         (4u << 20) /* output read past the drain grace at most */
 
 typedef struct {
     char lang[32];
@@ -51,6 +52,7 @@ typedef struct {
     pid_t pid;
     int fd[3]; /* our ends; -1 when closed */
     int64_t start_ms, deadline_ms, drain_until_ms, end_ms;
+    int64_t late_left; /* bytes still read past the drain grace (what the pipes held) */
     bool exited;
     int status;
     struct rusage ru;
@@ -91,8 +93,13 @@ void agent_exec_grant (agent_exec_t *e, int64_t bytes, int64_t now_ms);
 void agent_exec_kill (agent_exec_t *e);
 /*  Records the leader's exit (status, rusage) and starts the output drain grace. */
 void agent_exec_exited (agent_exec_t *e, int status, const struct rusage *ru, int64_t now_ms);
-/*  True when the leader has exited and both output pipes are closed or the grace ended. */
+/*  True when the leader has exited and both output pipes are closed, or the drain grace
+ *  ended and the pipes hold nothing more (at most AGENT_LATE_MAX bytes are still read
+ *  past the grace, so a background process writing forever cannot keep it open). Output
+ *  the program wrote before it exited is never left unread in a pipe. */
 bool agent_exec_finished (const agent_exec_t *e, int64_t now_ms);
+/*  Accounts n bytes read from an output pipe at now_ms (past the grace: of late_left). */
+void agent_exec_read (agent_exec_t *e, size_t n, int64_t now_ms);
 /*  Fills the end message (borrows e->id). */
 void agent_exec_end_msg (const agent_exec_t *e, lss_exec_end_t *end, int64_t now_ms);
 /*  Closes descriptors, removes the code file, frees buffers. */

@@ -254,6 +254,7 @@ static void s_read_output (s_agent_t *self, agent_exec_t *e, int stream)
     }
     if (n == 0)
         return;
+    agent_exec_read (e, (size_t)n, lss_time_mono_ms ());
     e->total[stream] += n;
     int64_t room = e->max_output - e->kept[stream];
     size_t keep = room <= 0 ? 0 : (room < n ? (size_t)room : (size_t)n);

@@ -351,26 +351,35 @@ static void s_on_output (api_bridge_t *self, s_exec_t *e, lss_exec_output_t *m)
         s_grant (self, e, n, API_BRIDGE_WINDOW / 2);
         return;
     }
-    /* prepend what was held back, keep back an incomplete trailing UTF-8 sequence */
+    /* prepend what was held back (rare: a sequence cut between chunks; the chunk itself
+     * is used in place otherwise), keep back an incomplete trailing UTF-8 sequence */
     size_t total = e->hold_len[s] + m->data.len;
-    uint8_t *buf = malloc (total ? total : 1);
-    if (!buf)
-        return;
-    memcpy (buf, e->hold[s], e->hold_len[s]);
-    memcpy (buf + e->hold_len[s], m->data.data, m->data.len);
-    size_t send = api_view_utf8_complete (buf, total);
+    uint8_t *joined = NULL;
+    const uint8_t *buf = m->data.data;
+    if (e->hold_len[s]) {
+        joined = malloc (total);
+        if (!joined)
+            return;
+        memcpy (joined, e->hold[s], e->hold_len[s]);
+        memcpy (joined + e->hold_len[s], m->data.data, m->data.len);
+        buf = joined;
+    }
+    size_t send = total ? api_view_utf8_complete (buf, total) : 0;
     e->hold_len[s] = total - send;
     memcpy (e->hold[s], buf + send, e->hold_len[s]);
     if (send == 0) {
-        free (buf);
+        free (joined);
         s_grant (self, e, n, 1); /* nothing queued for the client: give the credit back */
         return;
     }
-    api_ws_frame_t *frame;
-    if (api_view_utf8_valid (buf, send)) /* the common case, written without jansson */
-        frame = api_wsproto_output_frame (e->conn_id, e->execution_id, s ? "stderr" : "stdout",
-                                          ++e->seq, lss_time_now_ms (), buf, send);
-    else {
+    /* the common case, UTF-8 checked and escaped in one pass without jansson */
+    bool valid;
+    api_ws_frame_t *frame =
+        api_wsproto_output_frame_utf8 (e->conn_id, e->execution_id, s ? "stderr" : "stdout",
+                                       e->seq + 1, lss_time_now_ms (), buf, send, &valid);
+    if (frame)
+        e->seq++;
+    else if (!valid) {
         json_t *f =
             json_pack ("{s:s, s:s, s:s, s:I, s:I}", "type", "output", "executionId",
                        e->execution_id, "stream", s ? "stderr" : "stdout", "seq",
@@ -379,7 +388,7 @@ static void s_on_output (api_bridge_t *self, s_exec_t *e, lss_exec_output_t *m)
             api_view_set_text (f, "content", "encoding", buf, send);
         frame = api_ws_frame_json (e->conn_id, f);
     }
-    free (buf);
+    free (joined);
     if (!frame) {
         s_grant (self, e, n, 1);
         return;

@@ -23,6 +23,7 @@ typedef struct {
     /* settings (api.* and friends), copied at start */
     char namespace_[64];
     size_t max_body, max_file, exec_max_output, ws_max_frame, ws_send_queue;
+    size_t ws_max_output; /* api.ws_max_output */
     int64_t create_wait_ms, exec_default_timeout_ms, exec_max_timeout_ms;
     int64_t ws_send_timeout_ms, ws_ping_ms, key_cache_ttl_ms, rate_window_ms, jwt_ttl_ms;
     int64_t rate_default, rate_create_sandbox, rate_execute_code;

@@ -872,6 +872,7 @@ api_server_t *api_server_new (api_ctx_t *ctx)
         .callback = s_callback,
         .per_session_data_size = sizeof (s_pss_t),
         .rx_buffer_size = 65536,
+        .tx_packet_size = API_WS_TX_PACKET,
     };
     int64_t ping_s = ctx->ws_ping_ms / 1000;
     self->retry = (lws_retry_bo_t){

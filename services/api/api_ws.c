@@ -168,7 +168,8 @@ static void s_on_execute (api_ws_t *self, api_wsf_t *f)
     }
     api_exec_limits_t lim = {.default_timeout_ms = self->ctx->exec_default_timeout_ms,
                              .max_timeout_ms = self->ctx->exec_max_timeout_ms,
-                             .max_output = (int64_t)self->ctx->exec_max_output};
+                             /* flow-controlled: the cap is not needed for memory */
+                             .max_output = (int64_t)self->ctx->ws_max_output};
     json_t *fields = json_object ();
     api_exec_start_msg_t *start = api_exec_start_msg_new ();
     if (!start || !fields ||

@@ -24,6 +24,10 @@
 
 #define API_WS_HELD_MAX       16         /* client frames held before authorisation */
 #define API_WS_HELD_BYTES_MAX (4u << 20) /* their bytes, and stdin held per execution */
+/* bytes lws hands the kernel in one send() (its .tx_packet_size): a whole output frame
+ * at once. With 0 lws caps each send() at rx_buffer_size (64 KiB) and sends the rest of
+ * a frame one piece per service-loop turn. */
+#define API_WS_TX_PACKET (1u << 20)
 
 typedef struct _api_ws_t api_ws_t;
 

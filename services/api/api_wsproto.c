@@ -125,22 +125,98 @@ json_t *api_wsproto_cancelled (const char *execution_id)
     return s_frame ("execution_cancelled", execution_id);
 }
 
+/*  Output text is scanned a word (8 bytes) at a time: a word of printable ASCII other
+ *  than '"' and '\\' — nearly all program output — is checked with a few integer
+ *  operations and copied with memcpy; only the bytes around anything else are looked at
+ *  one by one. One pass counts (and checks UTF-8), the second writes into the frame. */
+#define S_ONES  0x0101010101010101ull
+#define S_HIGHS 0x8080808080808080ull
+
+static bool s_plain (uint8_t c)
+{
+    return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
+}
+
+/* The end of the run of plain bytes starting at i. */
+static size_t s_plain_end (const uint8_t *s, size_t i, size_t n)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    while (i + 8 <= n) {
+        uint64_t w, q, b;
+        memcpy (&w, s + i, 8);
+        q = w ^ (S_ONES * '"');
+        b = w ^ (S_ONES * '\\');
+        /* per byte: high bit set, below 0x20, '"' or '\\' (exact for the lowest such
+         * byte: a borrow only ever spoils the bytes above it) */
+        uint64_t m = (w & S_HIGHS) | ((w - S_ONES * 0x20) & ~w & S_HIGHS) |
+                     ((q - S_ONES) & ~q & S_HIGHS) | ((b - S_ONES) & ~b & S_HIGHS);
+        if (m)
+            return i + (size_t)__builtin_ctzll (m) / 8;
+        i += 8;
+    }
+#endif
+    while (i < n && s_plain (s[i]))
+        i++;
+    return i;
+}
+
+/* Length of the valid UTF-8 sequence (2..4 bytes) at s[i] (>= 0x80), or 0. */
+static size_t s_utf8_seq (const uint8_t *s, size_t i, size_t n)
+{
+    uint8_t c = s[i];
+    size_t len;
+    uint32_t cp, min;
+    if ((c & 0xE0) == 0xC0) {
+        len = 2;
+        cp = c & 0x1F;
+        min = 0x80;
+    } else if ((c & 0xF0) == 0xE0) {
+        len = 3;
+        cp = c & 0x0F;
+        min = 0x800;
+    } else if ((c & 0xF8) == 0xF0) {
+        len = 4;
+        cp = c & 0x07;
+        min = 0x10000;
+    } else
+        return 0;
+    if (i + len > n)
+        return 0;
+    for (size_t k = 1; k < len; k++) {
+        if ((s[i + k] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i + k] & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return len;
+}
+
 /*  Bytes s (n) need as the inside of a JSON string (RFC 8259: '"', '\\' and controls
- *  escaped; everything else, UTF-8 included, as is); writes them to out unless NULL. */
+ *  escaped; everything else, UTF-8 included, as is); writes them to out unless NULL.
+ *  SIZE_MAX when s is not valid UTF-8. */
 static size_t s_json_escape (const uint8_t *s, size_t n, char *out)
 {
     static const char hex[] = "0123456789abcdef";
     size_t o = 0;
     for (size_t i = 0; i < n;) {
-        size_t run = i;
-        while (run < n && s[run] >= 0x20 && s[run] != '"' && s[run] != '\\')
-            run++;
+        size_t run = s_plain_end (s, i, n);
         if (out)
             memcpy (out + o, s + i, run - i);
         o += run - i;
         if (run == n)
             break;
         uint8_t c = s[run];
+        if (c >= 0x80) {
+            size_t len = s_utf8_seq (s, run, n);
+            if (!len)
+                return SIZE_MAX;
+            if (out)
+                memcpy (out + o, s + run, len);
+            o += len;
+            i = run + len;
+            continue;
+        }
         char e = c == '"'    ? '"'
                  : c == '\\' ? '\\'
                  : c == '\n' ? 'n'
@@ -162,10 +238,19 @@ static size_t s_json_escape (const uint8_t *s, size_t n, char *out)
     return o;
 }
 
-api_ws_frame_t *api_wsproto_output_frame (uint64_t conn_id, const char *execution_id,
-                                          const char *stream, int64_t seq, int64_t timestamp,
-                                          const uint8_t *data, size_t len)
+static void s_output_frame_destroy (api_msg_t *msg)
 {
+    api_ws_frame_t *f = (api_ws_frame_t *)msg;
+    free (f->buf);
+    free (f);
+}
+
+api_ws_frame_t *api_wsproto_output_frame_utf8 (uint64_t conn_id, const char *execution_id,
+                                               const char *stream, int64_t seq,
+                                               int64_t timestamp, const uint8_t *data,
+                                               size_t len, bool *valid)
+{
+    *valid = true;
     const uint8_t *id = (const uint8_t *)execution_id;
     size_t id_len = strlen (execution_id);
     char head[160], tail[96];
@@ -176,21 +261,51 @@ api_ws_frame_t *api_wsproto_output_frame (uint64_t conn_id, const char *executio
                        stream, (long long)seq, (long long)timestamp);
     if (hn < 0 || tn < 0 || (size_t)tn >= sizeof tail)
         return NULL;
-    size_t total = (size_t)hn + s_json_escape (id, id_len, NULL) + (size_t)tn +
-                   s_json_escape (data, len, NULL) + 2;
-    char *text = malloc (total + 1);
-    if (!text)
+    size_t id_out = s_json_escape (id, id_len, NULL);
+    size_t content = s_json_escape (data, len, NULL);
+    if (id_out == SIZE_MAX || content == SIZE_MAX) {
+        *valid = false;
         return NULL;
+    }
+    size_t total = (size_t)hn + id_out + (size_t)tn + content + 2;
+    /* the frame is built in place: no copy of the text afterwards */
+    api_ws_frame_t *f = calloc (1, sizeof *f);
+    if (!f)
+        return NULL;
+    f->buf = malloc (API_WS_PRE + total + 1);
+    if (!f->buf) {
+        free (f);
+        return NULL;
+    }
+    f->msg.type = API_MSG_WS_FRAME;
+    f->msg.destroy = s_output_frame_destroy;
+    f->conn_id = conn_id;
+    f->text = f->buf + API_WS_PRE;
+    char *text = f->text;
     size_t o = 0;
     memcpy (text, head, (size_t)hn);
     o += (size_t)hn;
     o += s_json_escape (id, id_len, text + o);
     memcpy (text + o, tail, (size_t)tn);
     o += (size_t)tn;
-    o += s_json_escape (data, len, text + o);
+    if (content == len) { /* nothing to escape (the common case): the bytes as they are */
+        if (len)
+            memcpy (text + o, data, len);
+        o += len;
+    } else
+        o += s_json_escape (data, len, text + o);
     memcpy (text + o, "\"}", 2);
     o += 2;
-    api_ws_frame_t *f = api_ws_frame_new (conn_id, text, o);
-    free (text);
+    text[o] = '\0';
+    f->len = o;
     return f;
+}
+
+api_ws_frame_t *api_wsproto_output_frame (uint64_t conn_id, const char *execution_id,
+                                          const char *stream, int64_t seq, int64_t timestamp,
+                                          const uint8_t *data, size_t len)
+{
+    bool valid;
+    return api_wsproto_output_frame_utf8 (conn_id, execution_id, stream, seq, timestamp, data,
+                                          len, &valid);
 }

@@ -50,10 +50,16 @@ json_t *api_wsproto_cancelled (const char *execution_id);
  *  ready JSON text, written directly: building it with jansson (a string copy checked
  *  for UTF-8 again, then dumped one character at a time) cost about 20 ns per output
  *  byte and capped WebSocket streaming near 50 MB/s (docs/benchmarks.md). data must be
- *  valid UTF-8 (api_view_utf8_valid; other output goes base64 through jansson). NULL on
- *  OOM. */
+ *  valid UTF-8 (NULL otherwise, and on OOM). */
 api_ws_frame_t *api_wsproto_output_frame (uint64_t conn_id, const char *execution_id,
                                           const char *stream, int64_t seq, int64_t timestamp,
                                           const uint8_t *data, size_t len);
+/*  The same, checking the UTF-8 in the same pass (8 bytes at a time over plain ASCII):
+ *  NULL with *valid false when data is not valid UTF-8 (the caller sends it base64);
+ *  NULL with *valid true on OOM. */
+api_ws_frame_t *api_wsproto_output_frame_utf8 (uint64_t conn_id, const char *execution_id,
+                                               const char *stream, int64_t seq,
+                                               int64_t timestamp, const uint8_t *data,
+                                               size_t len, bool *valid);
 
 #endif

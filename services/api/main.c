@@ -32,6 +32,7 @@ static void s_ctx_from_config (api_ctx_t *c, const lss_config_t *cfg)
     c->exec_max_output = (size_t)lss_config_int (cfg, "api.exec_max_output");
     c->ws_max_frame = (size_t)lss_config_int (cfg, "api.ws_max_frame");
     c->ws_send_queue = (size_t)lss_config_int (cfg, "api.ws_send_queue");
+    c->ws_max_output = (size_t)lss_config_int (cfg, "api.ws_max_output");
     c->create_wait_ms = lss_config_int (cfg, "api.create_wait");
     c->exec_default_timeout_ms = lss_config_int (cfg, "api.exec_default_timeout");
     c->exec_max_timeout_ms = lss_config_int (cfg, "executor.max_timeout");

@@ -33,7 +33,21 @@ void exec_flow_release (exec_flow_t *self)
 {
     lss_buf_free (&self->buf);
     self->buffered = 0;
+    self->head = 0;
     self->has_last = false;
+}
+
+/* Moves the records to the front of the buffer (forwarded bytes leave it). Done only
+ * when the forwarded part is large or room is needed, so forwarding a piece costs no
+ * copy of everything behind it. */
+static void s_compact (exec_flow_t *self)
+{
+    if (self->head == 0)
+        return;
+    lss_buf_consume (&self->buf, self->head);
+    if (self->has_last)
+        self->last_rec -= self->head;
+    self->head = 0;
 }
 
 int exec_flow_put (exec_flow_t *self, int stream, const uint8_t *data, size_t len)
@@ -47,6 +61,8 @@ int exec_flow_put (exec_flow_t *self, int stream, const uint8_t *data, size_t le
         self->ungranted += (int64_t)len;
         return 0;
     }
+    if (self->head > 0 && self->buf.len + S_HDR + len > self->buf.max)
+        s_compact (self);
     uint8_t *last = self->has_last ? self->buf.data + self->last_rec : NULL;
     if (last && last[0] == (uint8_t)stream) {
         if (lss_buf_append (&self->buf, data, len))
@@ -80,7 +96,7 @@ size_t exec_flow_peek (exec_flow_t *self, int *stream, const uint8_t **data, siz
 {
     if (self->buffered == 0 || self->req_credit <= 0 || max == 0)
         return 0;
-    uint8_t *rec = self->buf.data;
+    uint8_t *rec = self->buf.data + self->head;
     size_t left = s_get32 (rec + 1);
     size_t n = left < max ? left : max;
     if ((int64_t)n > self->req_credit)
@@ -94,7 +110,7 @@ void exec_flow_consume (exec_flow_t *self, size_t n)
 {
     if (n == 0 || self->buffered == 0)
         return;
-    uint8_t *rec = self->buf.data;
+    uint8_t *rec = self->buf.data + self->head;
     size_t len = s_get32 (rec + 1);
     if (n > len)
         n = len;
@@ -104,18 +120,24 @@ void exec_flow_consume (exec_flow_t *self, size_t n)
     size_t drop = n;
     if (n == len) {
         drop = S_HDR + len; /* the whole record */
-        if (self->last_rec == 0)
+        if (self->last_rec == self->head)
             self->has_last = false;
     } else {
         /* Move the header up over the forwarded bytes, so what was forwarded leaves the
-         * buffer now (a record that keeps growing while it is drained stays bounded). */
+         * buffer (a record that keeps growing while it is drained stays bounded). */
         uint8_t hdr[S_HDR] = {rec[0]};
         s_put32 (hdr + 1, (uint32_t)(len - n));
         memcpy (rec + n, hdr, S_HDR);
+        if (self->last_rec == self->head)
+            self->last_rec += n;
     }
-    lss_buf_consume (&self->buf, drop);
-    if (self->has_last && self->last_rec > 0)
-        self->last_rec -= drop;
+    self->head += drop;
+    if (self->head >= self->buf.len) { /* all forwarded */
+        self->buf.len = 0;
+        self->head = 0;
+        self->has_last = false;
+    } else if (self->head >= self->buf.len / 2)
+        s_compact (self); /* moves at most as much as was forwarded */
 }
 
 int exec_flow_credit (exec_flow_t *self, int64_t bytes)
@@ -146,6 +168,7 @@ void exec_flow_discard (exec_flow_t *self)
     self->ungranted += self->buffered;
     self->buffered = 0;
     self->has_last = false;
+    self->head = 0;
     lss_buf_reset (&self->buf);
     self->discard = true;
 }

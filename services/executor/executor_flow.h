@@ -25,7 +25,8 @@
 #define EXEC_FLOW_MAX_CREDIT (64ll << 20) /* requester credit balance cap, bytes */
 
 typedef struct {
-    lss_buf_t buf;        /* records */
+    lss_buf_t buf;        /* records from offset head on (what is before was forwarded) */
+    size_t head;          /* offset of the first record's header */
     size_t last_rec;      /* offset of the last record's header */
     bool has_last;        /* buf holds at least one record */
     int64_t window;       /* bytes in flight from the agent at most */
