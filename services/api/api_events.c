@@ -236,8 +236,9 @@ static void s_on_event (api_events_t *self, const char *topic, lss_object_event_
         api_cache_drop_owner (self->ctx->cache, ev->name);
     } else
         api_cache_put_sandbox (self->ctx->cache, ev->name, ev->object);
-    s_record (self, ev->name, deleted ? NULL : ev->object);
+    /* the waiting create first: the lifecycle row is a PostgreSQL commit */
     s_wake (self, ev->name, deleted ? NULL : ev->object);
+    s_record (self, ev->name, deleted ? NULL : ev->object);
 }
 
 static void s_on_sub (api_events_t *self)
