@@ -489,7 +489,7 @@ int main (void)
         puts ("{\"skipped\":\"needs root and working sandboxes (lss sandbox preflight)\"}");
         return 0;
     }
-    setenv ("LSS_STACK_LOG_LEVEL", "warn", 0);
+    setenv ("TS_STACK_LOG_LEVEL", "warn", 0);
     const char *services[] = {"watcher", "reconciler", "node", "warmpool", "executor", NULL};
     const char *env[] = {"LSS_WATCHER_LEADER_CHECK=200", "LSS_WARMPOOL_LEADER_CHECK=200",
                          "LSS_NODE_MAX_SANDBOXES=256", NULL};
