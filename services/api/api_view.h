@@ -45,6 +45,9 @@ int api_view_set_text (json_t *obj, const char *key, const char *encoding_key,
 /*  Whether data (len) is valid UTF-8: no overlong forms, surrogates or code points past
  *  U+10FFFF (NUL is allowed). */
 bool api_view_utf8_valid (const uint8_t *data, size_t len);
+/*  Length of the valid UTF-8 sequence (2..4 bytes, strict as above) starting at s[i]
+ *  (a byte >= 0x80) within n bytes, or 0 if there is none. */
+size_t api_view_utf8_seq (const uint8_t *s, size_t i, size_t n);
 
 /*  How many leading bytes of data (len) end on a UTF-8 character boundary: a trailing
  *  incomplete sequence (up to 3 bytes) is left for the next chunk. */

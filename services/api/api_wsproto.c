@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "api_valid.h"
+#include "api_view.h"
 #include "lss_util.h"
 
 void api_wsf_clear (api_wsf_t *f)
@@ -160,38 +161,6 @@ static size_t s_plain_end (const uint8_t *s, size_t i, size_t n)
     return i;
 }
 
-/* Length of the valid UTF-8 sequence (2..4 bytes) at s[i] (>= 0x80), or 0. */
-static size_t s_utf8_seq (const uint8_t *s, size_t i, size_t n)
-{
-    uint8_t c = s[i];
-    size_t len;
-    uint32_t cp, min;
-    if ((c & 0xE0) == 0xC0) {
-        len = 2;
-        cp = c & 0x1F;
-        min = 0x80;
-    } else if ((c & 0xF0) == 0xE0) {
-        len = 3;
-        cp = c & 0x0F;
-        min = 0x800;
-    } else if ((c & 0xF8) == 0xF0) {
-        len = 4;
-        cp = c & 0x07;
-        min = 0x10000;
-    } else
-        return 0;
-    if (i + len > n)
-        return 0;
-    for (size_t k = 1; k < len; k++) {
-        if ((s[i + k] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i + k] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return len;
-}
-
 /*  Bytes s (n) need as the inside of a JSON string (RFC 8259: '"', '\\' and controls
  *  escaped; everything else, UTF-8 included, as is); writes them to out unless NULL.
  *  SIZE_MAX when s is not valid UTF-8. */
@@ -208,7 +177,7 @@ static size_t s_json_escape (const uint8_t *s, size_t n, char *out)
             break;
         uint8_t c = s[run];
         if (c >= 0x80) {
-            size_t len = s_utf8_seq (s, run, n);
+            size_t len = api_view_utf8_seq (s, run, n);
             if (!len)
                 return SIZE_MAX;
             if (out)
