@@ -774,23 +774,9 @@ static bool s_part (const char *name)
     return false;
 }
 
-static bool s_sandboxes_work (void)
-{
-    char lss[PATH_MAX];
-    tp_build_path (lss, sizeof lss, "bin/lss");
-    char *argv[] = {lss, "sandbox", "preflight", NULL};
-    tp_proc_t p;
-    if (geteuid () != 0 || tp_spawn (&p, argv, NULL, true) != 0)
-        return false;
-    char line[512];
-    while (tp_read_line (&p, line, sizeof line, 20000) == 0)
-        ;
-    return tp_wait (&p, 20000) == 0;
-}
-
 int main (void)
 {
-    if (!s_sandboxes_work ()) {
+    if (!tp_sandboxes_work ()) {
         puts ("{\"skipped\":\"needs root and working sandboxes (lss sandbox preflight)\"}");
         return 0;
     }

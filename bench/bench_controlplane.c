@@ -213,50 +213,6 @@ static int s_wait_pool (int64_t available, int timeout_ms)
     return -1;
 }
 
-/*  warm.allocate on the ROUTER; returns 1 with the pod name, 0 pool_empty, -1 failure. */
-static int s_allocate (zsock_t *s, const char *sandbox, char *name, size_t size)
-{
-    lss_warm_allocate_t req = {.runtime = "python:3.11",
-                               .security_level = "standard",
-                               .namespace = NS,
-                               .sandbox = (char *)sandbox};
-    lss_envelope_t env;
-    lss_bus_envelope_init (&env, LSS_MSG_warm_allocate, NULL, "bench", 1, NULL);
-    if (lss_bus_send (s, NULL, 0, NULL, &env, LSS_MSG_warm_allocate, &req))
-        return -1;
-    zpoller_t *p = zpoller_new (s, NULL);
-    int rc = -1;
-    if (zpoller_wait (p, 5000) == s) {
-        lss_msg_kind_t kind;
-        void *body = NULL;
-        if (lss_bus_recv (s, NULL, NULL, 0, &env, &kind, &body, NULL, 0) == 0) {
-            if (kind == LSS_MSG_warm_allocated) {
-                snprintf (name, size, "%s", ((lss_warm_allocated_t *)body)->name);
-                rc = 1;
-            } else if (kind == LSS_MSG_error &&
-                       strcmp (((lss_error_t *)body)->code, "pool_empty") == 0)
-                rc = 0;
-            lss_proto_body_free (kind, &body);
-        }
-    }
-    zpoller_destroy (&p);
-    return rc;
-}
-
-static bool s_sandboxes_work (void)
-{
-    char lss[PATH_MAX];
-    tp_build_path (lss, sizeof lss, "bin/lss");
-    char *argv[] = {lss, "sandbox", "preflight", NULL};
-    tp_proc_t p;
-    if (geteuid () != 0 || tp_spawn (&p, argv, NULL, true) != 0)
-        return false;
-    char line[512];
-    while (tp_read_line (&p, line, sizeof line, 20000) == 0)
-        ;
-    return tp_wait (&p, 20000) == 0;
-}
-
 /*  Cold starts, one at a time: create → Running, then delete and wait until gone. */
 static json_t *s_bench_cold (void)
 {
@@ -314,7 +270,7 @@ static json_t *s_bench_warm (json_t **alloc_out)
         if (s_wait_pool (POOL_MIN, WAIT_MS))
             goto done;
         double t0 = s_now_ms ();
-        if (s_allocate (s, names[0], pod, sizeof pod) != 1) {
+        if (ts_allocate (s, NS, names[0], pod, sizeof pod) != 1) {
             fprintf (stderr, "warm.allocate failed\n");
             goto done;
         }
@@ -485,7 +441,7 @@ static double s_p50 (json_t *st)
 
 int main (void)
 {
-    if (!s_sandboxes_work ()) {
+    if (!tp_sandboxes_work ()) {
         puts ("{\"skipped\":\"needs root and working sandboxes (lss sandbox preflight)\"}");
         return 0;
     }

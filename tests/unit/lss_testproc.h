@@ -142,4 +142,20 @@ static inline void tp_kill (tp_proc_t *p)
     tp_wait (p, 5000);
 }
 
+/*  True when this host can run sandboxes: root and `lss sandbox preflight` passes (its
+ *  output is read and dropped). Tests and benchmarks that need sandboxes skip otherwise. */
+static inline bool tp_sandboxes_work (void)
+{
+    char lss[PATH_MAX];
+    tp_build_path (lss, sizeof lss, "bin/lss");
+    char *argv[] = {lss, (char *)"sandbox", (char *)"preflight", NULL};
+    tp_proc_t p;
+    if (geteuid () != 0 || tp_spawn (&p, argv, NULL, true) != 0)
+        return false;
+    char line[512];
+    while (tp_read_line (&p, line, sizeof line, 20000) == 0)
+        ;
+    return tp_wait (&p, 20000) == 0;
+}
+
 #endif

@@ -282,4 +282,37 @@ static inline void ts_stack_stop (ts_stack_t *s)
     s->env_count = 0;
 }
 
+/*  warm.allocate of a python:3.11 standard pod for sandbox in ns on s (a DEALER to
+ *  lss-warmpool's ROUTER), as lss-api asks. 1 with the pod's name, 0 for pool_empty, -1
+ *  on failure or no answer within 5 s. Needs lss_bus.h. */
+static inline int ts_allocate (zsock_t *s, const char *ns, const char *sandbox, char *name,
+                               size_t size)
+{
+    lss_warm_allocate_t req = {.runtime = (char *)"python:3.11",
+                               .security_level = (char *)"standard",
+                               .namespace = (char *)ns,
+                               .sandbox = (char *)sandbox};
+    lss_envelope_t env;
+    lss_bus_envelope_init (&env, LSS_MSG_warm_allocate, NULL, "teststack", 1, NULL);
+    if (lss_bus_send (s, NULL, 0, NULL, &env, LSS_MSG_warm_allocate, &req))
+        return -1;
+    zpoller_t *p = zpoller_new (s, NULL);
+    int rc = -1;
+    if (zpoller_wait (p, 5000) == s) {
+        lss_msg_kind_t kind;
+        void *body = NULL;
+        if (lss_bus_recv (s, NULL, NULL, 0, &env, &kind, &body, NULL, 0) == 0) {
+            if (kind == LSS_MSG_warm_allocated) {
+                snprintf (name, size, "%s", ((lss_warm_allocated_t *)body)->name);
+                rc = 1;
+            } else if (kind == LSS_MSG_error &&
+                       strcmp (((lss_error_t *)body)->code, "pool_empty") == 0)
+                rc = 0;
+            lss_proto_body_free (kind, &body);
+        }
+    }
+    zpoller_destroy (&p);
+    return rc;
+}
+
 #endif

@@ -94,17 +94,6 @@ static const char *s_str (const json_t *o, const char *path)
 }
 
 /* ------------------------------------------------------------------ setup */
-static bool s_sandboxes_work (void)
-{
-    char lss[PATH_MAX];
-    tp_build_path (lss, sizeof lss, "bin/lss");
-    char *argv[] = {lss, "sandbox", "preflight", NULL};
-    tp_proc_t p;
-    if (geteuid () != 0 || tp_spawn (&p, argv, NULL, false) != 0)
-        return false;
-    return tp_wait (&p, 30000) == 0;
-}
-
 static int s_free_port (void)
 {
     int fd = socket (AF_INET, SOCK_STREAM, 0);
@@ -138,7 +127,7 @@ static int s_start_api (void)
 static int s_setup (void **state)
 {
     (void)state;
-    if (!s_sandboxes_work ()) {
+    if (!tp_sandboxes_work ()) {
         s_skip = true;
         return 0;
     }

@@ -168,56 +168,17 @@ static int s_allocate (const char *sandbox, char *name, size_t size)
     zsock_t *s = lss_bus_socket_new (ZMQ_DEALER, ep, NULL);
     if (!s)
         return -1;
-    lss_warm_allocate_t req = {.runtime = "python:3.11",
-                               .security_level = "standard",
-                               .namespace = NS,
-                               .sandbox = (char *)sandbox};
-    lss_envelope_t env;
-    lss_bus_envelope_init (&env, LSS_MSG_warm_allocate, NULL, "test", 1, NULL);
-    int rc = -1;
-    if (lss_bus_send (s, NULL, 0, NULL, &env, LSS_MSG_warm_allocate, &req) == 0) {
-        zpoller_t *p = zpoller_new (s, NULL);
-        if (zpoller_wait (p, 5000) == s) {
-            lss_msg_kind_t kind;
-            void *body = NULL;
-            if (lss_bus_recv (s, NULL, NULL, 0, &env, &kind, &body, NULL, 0) == 0) {
-                if (kind == LSS_MSG_warm_allocated) {
-                    snprintf (name, size, "%s", ((lss_warm_allocated_t *)body)->name);
-                    rc = 1;
-                } else if (kind == LSS_MSG_error &&
-                           strcmp (((lss_error_t *)body)->code, "pool_empty") == 0)
-                    rc = 0;
-                lss_proto_body_free (kind, &body);
-            }
-        }
-        zpoller_destroy (&p);
-    }
+    int rc = ts_allocate (s, NS, sandbox, name, size);
     zsock_destroy (&s);
     return rc;
 }
 
 /* ------------------------------------------------------------------ setup */
 
-static bool s_sandboxes_work (void)
-{
-    char lss[PATH_MAX];
-    tp_build_path (lss, sizeof lss, "bin/lss");
-    char *argv[] = {lss, "sandbox", "preflight", NULL};
-    tp_proc_t p;
-    if (geteuid () != 0 || tp_spawn (&p, argv, NULL, true) != 0)
-        return false;
-    char line[512];
-    bool ok = false;
-    while (tp_read_line (&p, line, sizeof line, 20000) == 0)
-        ;
-    ok = tp_wait (&p, 20000) == 0;
-    return ok;
-}
-
 static int s_setup (void **state)
 {
     (void)state;
-    if (!s_sandboxes_work ()) {
+    if (!tp_sandboxes_work ()) {
         s_skip = true;
         return 0;
     }
