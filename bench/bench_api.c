@@ -156,21 +156,6 @@ static long cl_req (cl_t *c, const char *method, const char *path, const char *b
 
 /* ------------------------------------------------------------------ lss up */
 
-static int s_free_port (void)
-{
-    int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    a.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    int port = -1;
-    if (fd >= 0 && bind (fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-        getsockname (fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs (a.sin_port);
-    if (fd >= 0)
-        close (fd);
-    return port;
-}
-
 static bool s_file_has (const char *path, const char *needle)
 {
     FILE *f = fopen (path, "r");
@@ -192,7 +177,7 @@ static int s_up_start (void)
     if (!mkdtemp (s_data))
         return -1;
     chmod (s_data, 0711);
-    int port = s_free_port ();
+    int port = tp_free_port ();
     char bin[PATH_MAX], data[192], listen[64], out[192];
     tp_build_path (bin, sizeof bin, "bin/lss");
     snprintf (data, sizeof data, "%s/data", s_data);

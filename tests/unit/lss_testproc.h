@@ -9,9 +9,11 @@
 #ifndef LSS_TESTPROC_H
 #define LSS_TESTPROC_H
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -19,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -156,6 +159,23 @@ static inline bool tp_sandboxes_work (void)
     while (tp_read_line (&p, line, sizeof line, 20000) == 0)
         ;
     return tp_wait (&p, 20000) == 0;
+}
+
+/*  A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0 and released),
+ *  or -1. Another process can take it meanwhile: callers retry or fail clearly. */
+static inline int tp_free_port (void)
+{
+    int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    int port = -1;
+    if (fd >= 0 && bind (fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname (fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs (a.sin_port);
+    if (fd >= 0)
+        close (fd);
+    return port;
 }
 
 #endif

@@ -94,20 +94,6 @@ static const char *s_str (const json_t *o, const char *path)
 }
 
 /* ------------------------------------------------------------------ setup */
-static int s_free_port (void)
-{
-    int fd = socket (AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl (INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    int port = -1;
-    if (fd >= 0 && bind (fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-        getsockname (fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs (a.sin_port);
-    if (fd >= 0)
-        close (fd);
-    return port;
-}
-
 static int s_apply (lss_store_t *st, const char *text)
 {
     json_t *o = json_loads (text, 0, NULL);
@@ -152,7 +138,7 @@ static int s_setup (void **state)
         goto fail;
     }
     lss_store_destroy (&st);
-    s_port = s_free_port ();
+    s_port = tp_free_port ();
     const char *d = s_stack.dir;
     snprintf (s_keyfile, sizeof s_keyfile, "%s/admin.key", d);
     ts_env_add (&s_stack, "LSS_API_LISTEN", "127.0.0.1:%d", s_port);
