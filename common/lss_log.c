@@ -209,6 +209,13 @@ void lss_log_set_level (lss_log_level_t level)
     atomic_store (&s_level, (int)level);
 }
 
+void lss_log_get_service (char *buf, size_t size)
+{
+    pthread_mutex_lock (&s_lock);
+    lss_fmt (buf, size, "%s", s_service);
+    pthread_mutex_unlock (&s_lock);
+}
+
 lss_log_level_t lss_log_get_level (void)
 {
     return (lss_log_level_t)atomic_load (&s_level);

@@ -27,6 +27,9 @@ typedef enum {
 /*  Sets the service name and minimum level. May be called again (tests). */
 void lss_log_init (const char *service, lss_log_level_t level);
 void lss_log_set_level (lss_log_level_t level);
+/*  The service name (truncated to size - 1 bytes), e.g. for a database connection's
+ *  application_name. */
+void lss_log_get_service (char *buf, size_t size);
 lss_log_level_t lss_log_get_level (void);
 /*  Parses "debug" | "info" | "warn" | "error"; returns 0 and sets *level, or -1. */
 int lss_log_parse_level (const char *name, lss_log_level_t *level);

@@ -164,8 +164,12 @@ static PGconn *s_connect (const char *dsn, char *err, size_t err_size)
 {
     char timeout[16];
     lss_fmt (timeout, sizeof timeout, "%d", LSS_STORE_CONNECT_TIMEOUT_S);
-    const char *keys[] = {"connect_timeout", "dbname", NULL};
-    const char *vals[] = {timeout, dsn, NULL};
+    /* who is who in pg_stat_activity: "lss-<service>" unless the DSN says otherwise */
+    char service[32], app[40];
+    lss_log_get_service (service, sizeof service);
+    lss_fmt (app, sizeof app, "%s%s", strcmp (service, "lss") ? "lss-" : "", service);
+    const char *keys[] = {"connect_timeout", "application_name", "dbname", NULL};
+    const char *vals[] = {timeout, app, dsn, NULL};
     PGconn *conn = PQconnectdbParams (keys, vals, 1);
     if (!conn || PQstatus (conn) != CONNECTION_OK) {
         char text[200];

@@ -1,4 +1,4 @@
-/*  api_cache — sandbox objects and owners, shared between threads. See api_cache.h.
+/*  api_cache — sandbox and runtime objects and owners, shared between threads. See api_cache.h.
  */
 #include "api_cache.h"
 
@@ -23,6 +23,7 @@ typedef struct {
 struct _api_cache_t {
     pthread_rwlock_t lock;
     zhashx_t *sandboxes; /* name → s_sb_entry_t */
+    zhashx_t *runtimes;  /* RuntimeEnvironment name → s_sb_entry_t */
     zhashx_t *owners;    /* id → s_owner_entry_t */
     size_t max;
 };
@@ -51,14 +52,17 @@ api_cache_t *api_cache_new (size_t max_entries)
     self->max = max_entries ? max_entries : API_CACHE_MAX_DEFAULT;
     self->sandboxes = zhashx_new ();
     self->owners = zhashx_new ();
-    if (!self->sandboxes || !self->owners) {
+    self->runtimes = zhashx_new ();
+    if (!self->sandboxes || !self->owners || !self->runtimes) {
         zhashx_destroy (&self->sandboxes);
         zhashx_destroy (&self->owners);
+        zhashx_destroy (&self->runtimes);
         free (self);
         return NULL;
     }
     zhashx_set_destructor (self->sandboxes, s_sb_free);
     zhashx_set_destructor (self->owners, s_owner_free);
+    zhashx_set_destructor (self->runtimes, s_sb_free);
     pthread_rwlock_init (&self->lock, NULL);
     return self;
 }
@@ -70,6 +74,7 @@ void api_cache_destroy (api_cache_t **self_p)
     api_cache_t *self = *self_p;
     zhashx_destroy (&self->sandboxes);
     zhashx_destroy (&self->owners);
+    zhashx_destroy (&self->runtimes);
     pthread_rwlock_destroy (&self->lock);
     free (self);
     *self_p = NULL;
@@ -103,48 +108,50 @@ int api_cache_rv_cmp (const char *a, const char *b)
     return strcmp (a, b);
 }
 
-/*  Stores an entry under the write lock; empties the table first when it is full. */
-static void s_store (api_cache_t *self, const char *name, json_t *obj, const char *rv)
+/*  Stores an object entry in table under the write lock; empties the table first when
+ *  it is full. */
+static void s_store (api_cache_t *self, zhashx_t *table, const char *name, json_t *obj,
+                     const char *rv)
 {
     int64_t now = lss_time_mono_ms ();
-    s_sb_entry_t *old = zhashx_lookup (self->sandboxes, name);
+    s_sb_entry_t *old = zhashx_lookup (table, name);
     if (old && old->expires_ms > now && api_cache_rv_cmp (rv, old->rv) < 0)
         return; /* we hold something newer */
-    if (!old && zhashx_size (self->sandboxes) >= self->max)
-        zhashx_purge (self->sandboxes);
+    if (!old && zhashx_size (table) >= self->max)
+        zhashx_purge (table);
     s_sb_entry_t *e = calloc (1, sizeof *e);
     if (!e)
         return;
     e->obj = json_incref (obj);
     snprintf (e->rv, sizeof e->rv, "%s", rv ? rv : "");
     e->expires_ms = now + API_CACHE_TTL_MS;
-    zhashx_update (self->sandboxes, name, e);
+    zhashx_update (table, name, e);
 }
 
-void api_cache_put_sandbox (api_cache_t *self, const char *name, json_t *obj)
+static void s_put (api_cache_t *self, zhashx_t *table, const char *name, json_t *obj)
 {
     if (!name || !obj)
         return;
     const char *rv = lss_obj_str (obj, "metadata.resourceVersion");
     pthread_rwlock_wrlock (&self->lock);
-    s_store (self, name, obj, rv);
+    s_store (self, table, name, obj, rv);
     pthread_rwlock_unlock (&self->lock);
 }
 
-void api_cache_delete_sandbox (api_cache_t *self, const char *name, const char *rv)
+static void s_delete (api_cache_t *self, zhashx_t *table, const char *name, const char *rv)
 {
     if (!name)
         return;
     pthread_rwlock_wrlock (&self->lock);
     if (!rv) { /* unknown: make sure the tombstone wins */
-        zhashx_delete (self->sandboxes, name);
+        zhashx_delete (table, name);
         rv = "99999999999999999999";
     }
-    s_store (self, name, NULL, rv);
+    s_store (self, table, name, NULL, rv);
     pthread_rwlock_unlock (&self->lock);
 }
 
-json_t *api_cache_get_sandbox (api_cache_t *self, const char *name, bool *deleted)
+static json_t *s_get (api_cache_t *self, zhashx_t *table, const char *name, bool *deleted)
 {
     if (deleted)
         *deleted = false;
@@ -152,7 +159,7 @@ json_t *api_cache_get_sandbox (api_cache_t *self, const char *name, bool *delete
         return NULL;
     json_t *obj = NULL;
     pthread_rwlock_rdlock (&self->lock);
-    s_sb_entry_t *e = zhashx_lookup (self->sandboxes, name);
+    s_sb_entry_t *e = zhashx_lookup (table, name);
     if (e && e->expires_ms > lss_time_mono_ms ()) {
         if (e->obj)
             obj = json_incref (e->obj);
@@ -163,10 +170,41 @@ json_t *api_cache_get_sandbox (api_cache_t *self, const char *name, bool *delete
     return obj;
 }
 
+void api_cache_put_sandbox (api_cache_t *self, const char *name, json_t *obj)
+{
+    s_put (self, self->sandboxes, name, obj);
+}
+
+void api_cache_delete_sandbox (api_cache_t *self, const char *name, const char *rv)
+{
+    s_delete (self, self->sandboxes, name, rv);
+}
+
+json_t *api_cache_get_sandbox (api_cache_t *self, const char *name, bool *deleted)
+{
+    return s_get (self, self->sandboxes, name, deleted);
+}
+
+void api_cache_put_runtime (api_cache_t *self, const char *name, json_t *obj)
+{
+    s_put (self, self->runtimes, name, obj);
+}
+
+void api_cache_delete_runtime (api_cache_t *self, const char *name, const char *rv)
+{
+    s_delete (self, self->runtimes, name, rv);
+}
+
+json_t *api_cache_get_runtime (api_cache_t *self, const char *name, bool *deleted)
+{
+    return s_get (self, self->runtimes, name, deleted);
+}
+
 void api_cache_clear_sandboxes (api_cache_t *self)
 {
     pthread_rwlock_wrlock (&self->lock);
     zhashx_purge (self->sandboxes);
+    zhashx_purge (self->runtimes);
     pthread_rwlock_unlock (&self->lock);
 }
 

@@ -1,8 +1,9 @@
-/*  api_cache — what the api remembers between requests: Sandbox objects as last seen
- *  and who owns each sandbox. Thread-safe (one rwlock), bounded, every entry with a TTL.
+/*  api_cache — what the api remembers between requests: Sandbox and RuntimeEnvironment
+ *  objects as last seen and who owns each sandbox. Thread-safe (one rwlock), bounded,
+ *  every entry with a TTL.
  *
- *  Sandbox objects come from the watcher's events (api_events) and from the workers'
- *  own store reads. An entry is replaced only by an object with a higher
+ *  Objects (both kinds, the same rules) come from the watcher's events (api_events) and from
+ * the workers' own store reads. An entry is replaced only by an object with a higher
  *  resourceVersion, and a deletion leaves a tombstone for the TTL, so a slow store read
  *  can never bring back an older state or a deleted object. Entries expire after
  *  API_CACHE_TTL_MS: the events keep hot entries fresh, and a lost event (the bus is
@@ -38,6 +39,12 @@ void api_cache_delete_sandbox (api_cache_t *self, const char *name, const char *
 /*  The cached object (a new reference) or NULL on a miss. *deleted is set when a live
  *  tombstone says the object is gone (the caller answers 404 without a store read). */
 json_t *api_cache_get_sandbox (api_cache_t *self, const char *name, bool *deleted);
+/*  The same for RuntimeEnvironments (cluster-scoped, by name): a create then needs no
+ *  store read to know its runtime exists. */
+void api_cache_put_runtime (api_cache_t *self, const char *name, json_t *obj);
+void api_cache_delete_runtime (api_cache_t *self, const char *name, const char *rv);
+json_t *api_cache_get_runtime (api_cache_t *self, const char *name, bool *deleted);
+/*  Empties the Sandbox and RuntimeEnvironment entries (events were lost). */
 void api_cache_clear_sandboxes (api_cache_t *self);
 
 void api_cache_put_owner (api_cache_t *self, const api_sandbox_row_t *row);

@@ -1,8 +1,9 @@
 /*  api_db — the api's PostgreSQL handle: connection, migrations, users and API keys.
  *
  *  Design note: one PGconn per handle, used synchronously by one thread. Every statement
- *  goes through api_dbi_query (PQexecParams with text parameters), which first makes sure
- *  the connection is alive: a connection libpq has marked bad is replaced once per call,
+ *  goes through api_dbi_query (a statement prepared once per connection, run with text
+ *  parameters), which first makes sure the connection is alive: a connection libpq has
+ *  marked bad is replaced once per call (its prepared statements are forgotten with it),
  *  and one left inside a transaction is rolled back. Connections carry a server-side
  *  statement_timeout and client-side TCP keepalives and tcp_user_timeout, so neither a
  *  slow query nor a vanished server holds a caller for long. Defaults are given before
@@ -29,6 +30,8 @@
 #define S_TCP_TIMEOUT_MS "15000"
 
 /* ------------------------------------------------------------------ connection */
+
+static void s_prepared_reset (api_db_t *self);
 
 static void s_notice_quiet (void *arg, const char *message)
 {
@@ -121,24 +124,107 @@ static int s_ensure (api_db_t *self, char *err, size_t err_size)
     bool had = self->conn != NULL;
     PQfinish (self->conn);
     self->conn = conn;
+    s_prepared_reset (self);
     if (had)
         lss_log_info ("api db reconnected", NULL);
     return API_DB_OK;
 }
 
-int api_dbi_query (api_db_t *self, const char *sql, int n, const char *const *params,
-                   PGresult **res, char *err, size_t err_size)
+/*  The name sql is prepared under on this connection, preparing it first; NULL when it
+ *  cannot be (cache full, out of memory, the server refused: then it runs unnamed and a
+ *  server error shows up there). */
+static const char *s_prepared (api_db_t *self, const char *sql, int n)
 {
-    if (res)
-        *res = NULL;
+    if (!self->prepared) {
+        self->prepared = zhashx_new ();
+        if (!self->prepared)
+            return NULL;
+        zhashx_set_destructor (self->prepared, (zhashx_destructor_fn *)zstr_free);
+    }
+    const char *name = zhashx_lookup (self->prepared, sql);
+    if (name || zhashx_size (self->prepared) >= API_DBI_PREPARED_MAX)
+        return name;
+    char buf[32];
+    lss_fmt (buf, sizeof buf, "lss_api_%u", self->next_stmt++);
+    PGresult *r = PQprepare (self->conn, buf, sql, n, NULL);
+    bool ok = r && PQresultStatus (r) == PGRES_COMMAND_OK;
+    PQclear (r);
+    char *copy = ok ? strdup (buf) : NULL;
+    if (!copy)
+        return NULL;
+    zhashx_insert (self->prepared, sql, copy);
+    return copy;
+}
+
+/*  Forgets every prepared statement (the connection they lived on is gone). */
+static void s_prepared_reset (api_db_t *self)
+{
+    zhashx_destroy (&self->prepared);
+}
+
+int api_dbi_send (api_db_t *self, const char *sql, int n, const char *const *params, char *err,
+                  size_t err_size)
+{
     self->constraint[0] = '\0';
+    if (self->pending.sql) {
+        lss_errf (err, err_size, "db: a statement is still pending on this connection");
+        return API_DB_UNAVAILABLE;
+    }
     int rc = s_ensure (self, err, err_size);
     if (rc != API_DB_OK)
         return rc;
-    PGresult *r = PQexecParams (self->conn, sql, n, NULL, params, NULL, NULL, 0);
+    const char *name = s_prepared (self, sql, n);
+    int sent = name ? PQsendQueryPrepared (self->conn, name, n, params, NULL, NULL, 0)
+                    : PQsendQueryParams (self->conn, sql, n, NULL, params, NULL, NULL, 0);
+    if (!sent) {
+        s_pg_error (self, NULL, err, err_size);
+        return API_DB_UNAVAILABLE;
+    }
+    self->pending = (api_dbi_pending_t){.sql = sql, .n = n, .params = params, .prepared = name};
+    return API_DB_OK;
+}
+
+static bool s_ok (const PGresult *r)
+{
     ExecStatusType st = r ? PQresultStatus (r) : PGRES_FATAL_ERROR;
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-        rc = s_pg_error (self, r, err, err_size);
+    return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+}
+
+/*  Every result of what was sent: the first error, else the last one (as PQexec). */
+static PGresult *s_drain (PGconn *conn)
+{
+    PGresult *keep = NULL, *r;
+    while ((r = PQgetResult (conn))) {
+        if (!keep || s_ok (keep)) {
+            PQclear (keep);
+            keep = r;
+        } else
+            PQclear (r);
+    }
+    return keep;
+}
+
+int api_dbi_collect (api_db_t *self, PGresult **res, char *err, size_t err_size)
+{
+    if (res)
+        *res = NULL;
+    api_dbi_pending_t op = self->pending;
+    self->pending = (api_dbi_pending_t){0};
+    if (!op.sql) {
+        lss_errf (err, err_size, "db: nothing was sent");
+        return API_DB_UNAVAILABLE;
+    }
+    PGresult *r = s_drain (self->conn);
+    const char *state = r ? PQresultErrorField (r, PG_DIAG_SQLSTATE) : NULL;
+    if (op.prepared && state && strcmp (state, "26000") == 0) {
+        /* dropped behind our back (DISCARD ALL, a pooler): once unnamed, prepared anew
+         * next time */
+        PQclear (r);
+        zhashx_delete (self->prepared, op.sql);
+        r = PQexecParams (self->conn, op.sql, op.n, NULL, op.params, NULL, NULL, 0);
+    }
+    if (!s_ok (r)) {
+        int rc = s_pg_error (self, r, err, err_size);
         PQclear (r);
         if (PQstatus (self->conn) != CONNECTION_OK)
             rc = API_DB_UNAVAILABLE;
@@ -149,6 +235,15 @@ int api_dbi_query (api_db_t *self, const char *sql, int n, const char *const *pa
     else
         PQclear (r);
     return API_DB_OK;
+}
+
+int api_dbi_query (api_db_t *self, const char *sql, int n, const char *const *params,
+                   PGresult **res, char *err, size_t err_size)
+{
+    if (res)
+        *res = NULL;
+    int rc = api_dbi_send (self, sql, n, params, err, err_size);
+    return rc == API_DB_OK ? api_dbi_collect (self, res, err, err_size) : rc;
 }
 
 api_db_t *api_db_new (const char *dsn, char *err, size_t err_size)
@@ -175,6 +270,7 @@ void api_db_destroy (api_db_t **self_p)
         return;
     api_db_t *self = *self_p;
     PQfinish (self->conn);
+    s_prepared_reset (self);
     free (self->dsn);
     free (self);
     *self_p = NULL;

@@ -147,6 +147,22 @@ int api_db_sandbox_insert (api_db_t *self, const api_sandbox_row_t *row, char *e
  *  cannot all pass. API_DB_QUOTA when the user is at the limit. */
 int api_db_sandbox_insert_capped (api_db_t *self, const api_sandbox_row_t *row, int64_t limit,
                                   char *err, size_t err_size);
+/*  api_db_sandbox_insert_capped in two halves, so the caller can do something else while
+ *  the server writes the row (the create writes the Sandbox object meanwhile): start
+ *  sends it (with a limit, after taking the user's lock), finish waits for the outcome,
+ *  releases the lock and returns what insert_capped would. Nothing else may run on the
+ *  handle in between; row must stay alive until finish. After a start that failed there
+ *  is nothing to finish. op's fields are private. */
+typedef struct {
+    int64_t limit;
+    bool locked;
+    char num[4][24];
+    const char *p[12];
+} api_db_insert_op_t;
+int api_db_sandbox_insert_start (api_db_t *self, const api_sandbox_row_t *row, int64_t limit,
+                                 api_db_insert_op_t *op, char *err, size_t err_size);
+int api_db_sandbox_insert_finish (api_db_t *self, api_db_insert_op_t *op, char *err,
+                                  size_t err_size);
 int api_db_sandbox_get (api_db_t *self, const char *id, api_sandbox_row_t *out);
 /*  Sandboxes newest first; user_id NULL = everyone's (admin). Pagination as key_list. */
 int api_db_sandbox_list (api_db_t *self, const char *user_id, int limit, int offset,

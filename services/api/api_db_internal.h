@@ -6,30 +6,53 @@
 
 #include "api_db.h"
 
+#include <czmq.h>
 #include <libpq-fe.h>
 
 #define API_DBI_CONSTRAINT_SIZE 64
 #define API_DBI_I64_SIZE        24
 #define API_DBI_OFFSET_MAX      1000000 /* deeper pages are refused (API_DB_INVALID) */
 #define API_DBI_SUMMARY_MAX     1024    /* bytes of an execution summary kept */
+#define API_DBI_PREPARED_MAX    256 /* statements prepared per connection; more run unnamed */
+
+typedef struct {
+    const char *sql; /* NULL: nothing pending */
+    int n;
+    const char *const *params; /* the caller's, alive until collected */
+    const char *prepared;      /* the statement's name, NULL if it ran unnamed */
+} api_dbi_pending_t;
 
 struct _api_db_t {
     PGconn *conn;
     char *dsn;
     char constraint[API_DBI_CONSTRAINT_SIZE]; /* of the last failed statement, or "" */
+    zhashx_t *prepared;        /* SQL text → its statement name on this connection */
+    unsigned next_stmt;        /* for the next statement name */
+    api_dbi_pending_t pending; /* api_dbi_send'd, not yet collected */
 };
 
 extern const char *const api_dbi_migrations[];
 extern const int api_dbi_migrations_count;
 
 /*  Runs one parameterized statement (params[i] NULL = SQL NULL), re-establishing a lost
- *  connection first (one attempt). On API_DB_OK hands the result to *res if res is not
- *  NULL (caller PQclears), else clears it. Errors map SQLSTATEs: unique violation →
- *  API_DB_CONFLICT, foreign key violation → API_DB_NOT_FOUND, check / not-null / data
- *  exceptions → API_DB_INVALID, anything else (connection, timeout, server) →
+ *  connection first (one attempt). The statement is prepared on the connection the first
+ *  time its text is seen (the server then parses and plans it once, not per call); a
+ *  prepared statement the server no longer knows is prepared again. On API_DB_OK hands the
+ * result to *res if res is not NULL (caller PQclears), else clears it. Errors map SQLSTATEs:
+ * unique violation → API_DB_CONFLICT, foreign key violation → API_DB_NOT_FOUND, check /
+ * not-null / data exceptions → API_DB_INVALID, anything else (connection, timeout, server) →
  *  API_DB_UNAVAILABLE; the violated constraint's name is left in self->constraint. */
 int api_dbi_query (api_db_t *self, const char *sql, int n, const char *const *params,
                    PGresult **res, char *err, size_t err_size);
+
+/*  api_dbi_query in two halves, so the caller can do something else (another
+ *  connection's round trip) while the server works: send, then collect exactly once
+ *  before anything else runs on this handle. params (and what they point to) must stay
+ *  alive until collected. send's errors are api_dbi_query's; after a failed send there
+ *  is nothing to collect. */
+int api_dbi_send (api_db_t *self, const char *sql, int n, const char *const *params, char *err,
+                  size_t err_size);
+int api_dbi_collect (api_db_t *self, PGresult **res, char *err, size_t err_size);
 
 /*  Rows a statement changed (PQcmdTuples), 0 if none or unreadable. */
 int64_t api_dbi_affected (PGresult *res);

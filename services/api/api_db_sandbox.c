@@ -50,42 +50,38 @@ static bool s_sb_id_ok (const char *id)
     return api_dbi_k8s_name_ok (id, API_SB_ID_SIZE - 1);
 }
 
-static int s_insert (api_db_t *self, const api_sandbox_row_t *row, int64_t limit, char *err,
-                     size_t err_size);
-
 int api_db_sandbox_insert (api_db_t *self, const api_sandbox_row_t *row, char *err,
                            size_t err_size)
 {
-    return s_insert (self, row, 0, err, err_size);
+    return api_db_sandbox_insert_capped (self, row, 0, err, err_size);
 }
 
 int api_db_sandbox_insert_capped (api_db_t *self, const api_sandbox_row_t *row, int64_t limit,
                                   char *err, size_t err_size)
 {
-    if (limit <= 0)
-        return s_insert (self, row, 0, err, err_size);
-    if (!row || !api_dbi_id_ok (row->user_id, API_ID_SIZE)) {
-        lss_errf (err, err_size, "db: bad sandbox fields");
-        return API_DB_INVALID;
-    }
-    /* a session lock (each statement here is its own transaction): the INSERT's own
-     * snapshot then sees every row inserted by whoever held the lock before */
-    const char *lp[] = {row->user_id};
-    int rc = api_dbi_query (self, "SELECT pg_advisory_lock (hashtext ('api_sandboxes:' || $1))",
-                            1, lp, NULL, err, err_size);
-    if (rc != API_DB_OK)
-        return rc;
-    rc = s_insert (self, row, limit, err, err_size);
-    int urc =
-        api_dbi_query (self, "SELECT pg_advisory_unlock (hashtext ('api_sandboxes:' || $1))", 1,
-                       lp, NULL, NULL, 0);
-    (void)urc; /* a lost connection releases it anyway */
-    return rc;
+    api_db_insert_op_t op;
+    int rc = api_db_sandbox_insert_start (self, row, limit, &op, err, err_size);
+    return rc == API_DB_OK ? api_db_sandbox_insert_finish (self, &op, err, err_size) : rc;
 }
 
-static int s_insert (api_db_t *self, const api_sandbox_row_t *row, int64_t limit, char *err,
-                     size_t err_size)
+_Static_assert(sizeof ((api_db_insert_op_t *)0)->num[0] >= API_DBI_I64_SIZE,
+               "api_db_insert_op_t holds api_dbi_fmt_i64 output");
+
+static void s_unlock (api_db_t *self, api_db_insert_op_t *op)
 {
+    if (!op->locked)
+        return;
+    op->locked = false;
+    int urc =
+        api_dbi_query (self, "SELECT pg_advisory_unlock (hashtext ('api_sandboxes:' || $1))", 1,
+                       op->p + 1, NULL, NULL, 0);
+    (void)urc; /* a lost connection releases it anyway */
+}
+
+int api_db_sandbox_insert_start (api_db_t *self, const api_sandbox_row_t *row, int64_t limit,
+                                 api_db_insert_op_t *op, char *err, size_t err_size)
+{
+    memset (op, 0, sizeof *op);
     if (!row || !s_sb_id_ok (row->id) || !api_dbi_id_ok (row->user_id, API_ID_SIZE) ||
         !api_dbi_k8s_name_ok (row->ns, API_NS_SIZE - 1) ||
         !api_dbi_text_ok (row->runtime, API_RUNTIME_SIZE - 1) ||
@@ -96,7 +92,7 @@ static int s_insert (api_db_t *self, const api_sandbox_row_t *row, int64_t limit
         lss_errf (err, err_size, "db: bad sandbox fields");
         return API_DB_INVALID;
     }
-    char c[API_DBI_I64_SIZE], s[API_DBI_I64_SIZE], t[API_DBI_I64_SIZE], l[API_DBI_I64_SIZE];
+    op->limit = limit > 0 ? limit : 0;
     const char *p[] = {row->id,
                        row->user_id,
                        row->ns,
@@ -105,33 +101,51 @@ static int s_insert (api_db_t *self, const api_sandbox_row_t *row, int64_t limit
                        row->warm ? "true" : "false",
                        row->warm_pod[0] ? row->warm_pod : NULL,
                        row->status,
-                       api_dbi_fmt_i64 (c, row->created_ms),
-                       api_dbi_fmt_i64 (s, row->started_ms),
-                       api_dbi_fmt_i64 (t, row->terminated_ms),
-                       api_dbi_fmt_i64 (l, limit)};
-    if (limit <= 0)
-        return api_dbi_query (self,
-                              "INSERT INTO api_sandboxes (id, user_id, namespace, runtime,"
-                              " security_level, warm, warm_pod, status, created_at, started_at,"
-                              " terminated_at) VALUES ($1, $2, $3, $4, $5, $6::boolean, $7, $8,"
-                              " COALESCE(api_ts($9::bigint), now()), api_ts($10::bigint),"
-                              " api_ts($11::bigint))",
-                              11, p, NULL, err, err_size);
+                       api_dbi_fmt_i64 (op->num[0], row->created_ms),
+                       api_dbi_fmt_i64 (op->num[1], row->started_ms),
+                       api_dbi_fmt_i64 (op->num[2], row->terminated_ms),
+                       api_dbi_fmt_i64 (op->num[3], op->limit)};
+    memcpy (op->p, p, sizeof p);
+    if (!op->limit)
+        return api_dbi_send (self,
+                             "INSERT INTO api_sandboxes (id, user_id, namespace, runtime,"
+                             " security_level, warm, warm_pod, status, created_at, started_at,"
+                             " terminated_at) VALUES ($1, $2, $3, $4, $5, $6::boolean, $7, $8,"
+                             " COALESCE(api_ts($9::bigint), now()), api_ts($10::bigint),"
+                             " api_ts($11::bigint))",
+                             11, op->p, err, err_size);
+    /* a session lock (each statement here is its own transaction): the INSERT's own
+     * snapshot then sees every row inserted by whoever held the lock before */
+    int rc = api_dbi_query (self, "SELECT pg_advisory_lock (hashtext ('api_sandboxes:' || $1))",
+                            1, op->p + 1, NULL, err, err_size);
+    if (rc != API_DB_OK)
+        return rc;
+    op->locked = true;
+    rc = api_dbi_send (self,
+                       "INSERT INTO api_sandboxes (id, user_id, namespace, runtime,"
+                       " security_level, warm, warm_pod, status, created_at, started_at,"
+                       " terminated_at) SELECT $1, $2, $3, $4, $5, $6::boolean, $7, $8,"
+                       " COALESCE(api_ts($9::bigint), now()), api_ts($10::bigint),"
+                       " api_ts($11::bigint) WHERE (SELECT count(*) FROM api_sandboxes"
+                       " WHERE user_id = $2 AND terminated_at IS NULL"
+                       " AND status <> 'terminated') < $12::bigint",
+                       12, op->p, err, err_size);
+    if (rc != API_DB_OK)
+        s_unlock (self, op);
+    return rc;
+}
+
+int api_db_sandbox_insert_finish (api_db_t *self, api_db_insert_op_t *op, char *err,
+                                  size_t err_size)
+{
     PGresult *res = NULL;
-    int rc = api_dbi_query (self,
-                            "INSERT INTO api_sandboxes (id, user_id, namespace, runtime,"
-                            " security_level, warm, warm_pod, status, created_at, started_at,"
-                            " terminated_at) SELECT $1, $2, $3, $4, $5, $6::boolean, $7, $8,"
-                            " COALESCE(api_ts($9::bigint), now()), api_ts($10::bigint),"
-                            " api_ts($11::bigint) WHERE (SELECT count(*) FROM api_sandboxes"
-                            " WHERE user_id = $2 AND terminated_at IS NULL"
-                            " AND status <> 'terminated') < $12::bigint",
-                            12, p, &res, err, err_size);
-    if (rc == API_DB_OK && api_dbi_affected (res) != 1) {
+    int rc = api_dbi_collect (self, &res, err, err_size);
+    if (rc == API_DB_OK && op->limit && api_dbi_affected (res) != 1) {
         lss_errf (err, err_size, "sandbox quota reached");
         rc = API_DB_QUOTA;
     }
     PQclear (res);
+    s_unlock (self, op);
     return rc;
 }
 

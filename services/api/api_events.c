@@ -220,6 +220,19 @@ static void s_check_seq (api_events_t *self, const lss_envelope_t *env)
     snprintf (self->last_src, sizeof self->last_src, "%s", env->src);
 }
 
+/*  A RuntimeEnvironment event: kept for the creates' "does the runtime exist" check. */
+static void s_on_runtime_event (api_events_t *self, const char *topic, lss_object_event_t *ev)
+{
+    if (!ev->kind || strcmp (ev->kind, "RuntimeEnvironment") != 0 || !ev->name ||
+        !json_is_object (ev->object) || (ev->namespace && *ev->namespace) ||
+        strlen (ev->name) >= API_OBJNAME_SIZE)
+        return;
+    if (strncmp (topic, "runtimeenvironment.deleted.", 27) == 0)
+        api_cache_delete_runtime (self->ctx->cache, ev->name, ev->resource_version);
+    else
+        api_cache_put_runtime (self->ctx->cache, ev->name, ev->object);
+}
+
 static void s_on_event (api_events_t *self, const char *topic, lss_object_event_t *ev)
 {
     if (!ev->kind || strcmp (ev->kind, "Sandbox") != 0 || !ev->name ||
@@ -259,6 +272,9 @@ static void s_on_sub (api_events_t *self)
         s_check_seq (self, &env);
         if (kind == LSS_MSG_object_event && strncmp (topic, "sandbox.", 8) == 0)
             s_on_event (self, topic, body);
+        else if (kind == LSS_MSG_object_event &&
+                 strncmp (topic, "runtimeenvironment.", 19) == 0)
+            s_on_runtime_event (self, topic, body);
         lss_proto_body_free (kind, &body);
     }
 }

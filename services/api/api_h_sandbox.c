@@ -199,8 +199,15 @@ api_resp_t *api_h_sandbox_create (api_worker_t *w, api_req_t *req, const api_pri
     }
     char rte[64];
     lss_obj_sanitize_label (cr.runtime, rte, sizeof rte);
-    json_t *runtime = NULL;
-    int rc = lss_store_get (w->store, "RuntimeEnvironment", "", rte, &runtime, err, sizeof err);
+    /* known from the watcher's events or an earlier read, else read (and remembered) */
+    bool rt_deleted = false;
+    json_t *runtime = api_cache_get_runtime (c->cache, rte, &rt_deleted);
+    int rc = runtime ? LSS_STORE_OK : LSS_STORE_NOT_FOUND;
+    if (!runtime && !rt_deleted) {
+        rc = lss_store_get (w->store, "RuntimeEnvironment", "", rte, &runtime, err, sizeof err);
+        if (rc == LSS_STORE_OK)
+            api_cache_put_runtime (c->cache, rte, runtime);
+    }
     json_decref (runtime);
     if (rc == LSS_STORE_NOT_FOUND) {
         resp = api_resp_invalid (
@@ -244,14 +251,6 @@ api_resp_t *api_h_sandbox_create (api_worker_t *w, api_req_t *req, const api_pri
         resp = api_resp_internal (&req->to, "sandbox object not built");
         goto done;
     }
-    rc = lss_store_create (w->store, obj, &stored, err, sizeof err);
-    if (rc != LSS_STORE_OK) {
-        lss_log_error ("sandbox object not created", "{s:s, s:s}", "sandbox", id, "error", err);
-        resp = rc == LSS_STORE_UNAVAILABLE
-                   ? api_resp_error (&req->to, 503, NULL, "object store unavailable", NULL)
-                   : api_resp_internal (&req->to, err);
-        goto done;
-    }
     api_sandbox_row_t row = {.warm = warm, .created_ms = lss_time_now_ms ()};
     snprintf (row.id, sizeof row.id, "%s", id);
     snprintf (row.user_id, sizeof row.user_id, "%s", who->user_id);
@@ -261,10 +260,26 @@ api_resp_t *api_h_sandbox_create (api_worker_t *w, api_req_t *req, const api_pri
     snprintf (row.warm_pod, sizeof row.warm_pod, "%s", warm ? warm_pod : "");
     snprintf (row.status, sizeof row.status, "pending");
     char dberr[256];
-    /* the quota again, now atomically with the row (the early check lets a burst of
-     * concurrent creates through; this one does not) */
+    /* the ownership row is written while the object is (two connections, two servers
+     * possibly): each undoes the other when only one of them succeeds. The quota is
+     * checked again atomically with the row (the early check lets a burst of concurrent
+     * creates through; this one does not). */
     int64_t cap = api_principal_admin (who) ? 0 : c->max_sandboxes_per_user;
-    int irc = api_db_sandbox_insert_capped (w->db, &row, cap, dberr, sizeof dberr);
+    api_db_insert_op_t op;
+    int irc = api_db_sandbox_insert_start (w->db, &row, cap, &op, dberr, sizeof dberr);
+    rc = lss_store_create (w->store, obj, &stored, err, sizeof err);
+    if (irc == API_DB_OK)
+        irc = api_db_sandbox_insert_finish (w->db, &op, dberr, sizeof dberr);
+    if (rc != LSS_STORE_OK) {
+        lss_log_error ("sandbox object not created", "{s:s, s:s}", "sandbox", id, "error", err);
+        if (irc == API_DB_OK && api_db_sandbox_delete (w->db, id) != API_DB_OK)
+            lss_log_error ("ownership row left without a sandbox: delete failed", "{s:s}",
+                           "sandbox", id);
+        resp = rc == LSS_STORE_UNAVAILABLE
+                   ? api_resp_error (&req->to, 503, NULL, "object store unavailable", NULL)
+                   : api_resp_internal (&req->to, err);
+        goto done;
+    }
     if (irc != API_DB_OK) {
         if (irc != API_DB_QUOTA)
             lss_log_error ("ownership row not written: deleting the sandbox again",

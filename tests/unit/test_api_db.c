@@ -559,6 +559,32 @@ static void test_sandboxes (void **state)
                       API_DB_OK);
     assert_int_equal (api_db_sandbox_delete (db, "sb-cap1"), API_DB_OK);
     assert_int_equal (api_db_sandbox_delete (db, "sb-cap2"), API_DB_OK);
+    /* in two halves: other connections work meanwhile, this handle refuses other work */
+    {
+        api_db_t *other = s_open ();
+        api_db_insert_op_t op;
+        capped = s_sb ("sb-split1", alice.id, 0);
+        assert_int_equal (
+            api_db_sandbox_insert_start (db, &capped, S_SANDBOXES + 1, &op, err, sizeof err),
+            API_DB_OK);
+        assert_int_equal (api_db_ping (other), API_DB_OK);
+        assert_int_equal (api_db_ping (db), API_DB_UNAVAILABLE); /* one at a time */
+        assert_int_equal (api_db_sandbox_insert_finish (db, &op, err, sizeof err), API_DB_OK);
+        /* the user's lock is free again: the other connection's capped insert runs (and
+         * is refused by the count, which now includes sb-split1) */
+        api_sandbox_row_t next = s_sb ("sb-split2", alice.id, 0);
+        assert_int_equal (
+            api_db_sandbox_insert_capped (other, &next, S_SANDBOXES + 1, err, sizeof err),
+            API_DB_QUOTA);
+        /* a duplicate fails at finish, with the error insert_capped gives */
+        assert_int_equal (api_db_sandbox_insert_start (db, &capped, 0, &op, err, sizeof err),
+                          API_DB_OK);
+        assert_int_equal (api_db_sandbox_insert_finish (db, &op, err, sizeof err),
+                          API_DB_CONFLICT);
+        assert_int_equal (api_db_ping (db), API_DB_OK);
+        assert_int_equal (api_db_sandbox_delete (db, "sb-split1"), API_DB_OK);
+        api_db_destroy (&other);
+    }
     assert_int_equal (api_db_sandbox_update (db, "sb-a01", "running", base + 9000, 0),
                       API_DB_OK);
     assert_int_equal (api_db_sandbox_update (db, "sb-a01", NULL, base + 99000, 0), API_DB_OK);
@@ -917,6 +943,48 @@ static void test_server_goes_away (void **state)
     api_db_destroy (&db);
 }
 
+/*  The number of statements prepared on db's own connection. */
+static int64_t s_prepared_count (api_db_t *db)
+{
+    PGresult *res = NULL;
+    assert_int_equal (api_dbi_query (db,
+                                     "SELECT count(*) FROM pg_prepared_statements"
+                                     " WHERE name LIKE 'lss_api_%'",
+                                     0, NULL, &res, NULL, 0),
+                      API_DB_OK);
+    int64_t n = api_dbi_i64 (res, 0, 0);
+    PQclear (res);
+    return n;
+}
+
+static void test_statements_prepared_once (void **state)
+{
+    (void)state;
+    api_db_t *db = s_fresh ();
+    api_user_t alice = s_user (db, "alice", "user"), got;
+    int64_t base = s_prepared_count (db); /* the count query itself is one of them */
+    assert_true (base >= 1);
+    assert_int_equal (api_db_user_get (db, alice.id, &got), API_DB_OK);
+    int64_t once = s_prepared_count (db);
+    assert_true (once >= base); /* user_get's statement: prepared now or by s_user */
+    for (int i = 0; i < 5; i++)
+        assert_int_equal (api_db_user_get (db, alice.id, &got), API_DB_OK);
+    assert_int_equal (s_prepared_count (db), once); /* used again, not prepared again */
+    assert_string_equal (got.username, "alice");
+    /* the server forgets them (DISCARD ALL, a pooler): each is prepared again on use */
+    assert_int_equal (api_dbi_query (db, "DEALLOCATE ALL", 0, NULL, NULL, NULL, 0), API_DB_OK);
+    assert_int_equal (api_db_user_get (db, alice.id, &got), API_DB_OK);
+    assert_string_equal (got.username, "alice");
+    assert_int_equal (api_db_user_get (db, alice.id, &got), API_DB_OK);
+    /* the connection is lost: the new one prepares its own */
+    api_dbi_query (db, "SELECT pg_terminate_backend (pg_backend_pid ())", 0, NULL, NULL, NULL,
+                   0);
+    assert_int_equal (api_db_user_get (db, alice.id, &got), API_DB_OK); /* reconnected */
+    assert_string_equal (got.username, "alice");
+    assert_int_equal (s_prepared_count (db), 2); /* user_get's and the count's, no more */
+    api_db_destroy (&db);
+}
+
 int main (void)
 {
     const struct CMUnitTest tests[] = {
@@ -932,6 +1000,7 @@ int main (void)
         cmocka_unit_test (test_revoked_jtis),
         cmocka_unit_test (test_injection_shaped_input_verbatim),
         cmocka_unit_test (test_server_goes_away),
+        cmocka_unit_test (test_statements_prepared_once),
     };
     if (getenv ("TEST_FILTER"))
         cmocka_set_test_filter (getenv ("TEST_FILTER"));

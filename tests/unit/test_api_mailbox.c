@@ -232,6 +232,44 @@ static void test_cache_rv_order_and_tombstones (void **state)
     assert_null (c);
 }
 
+static void test_cache_runtimes_apart_from_sandboxes (void **state)
+{
+    (void)state;
+    api_cache_t *c = api_cache_new (0);
+    bool deleted = true;
+    json_t *r5 = s_obj ("5", "x"), *r7 = s_obj ("7", "y"), *sb = s_obj ("9", "Running");
+    assert_null (api_cache_get_runtime (c, "python-3.11", &deleted));
+    assert_false (deleted);
+    api_cache_put_runtime (c, "python-3.11", r5);
+    api_cache_put_sandbox (c, "python-3.11", sb); /* the same name in the other table */
+    json_t *got = api_cache_get_runtime (c, "python-3.11", &deleted);
+    assert_ptr_equal (got, r5);
+    json_decref (got);
+    /* deleting the runtime leaves the sandbox of that name alone */
+    api_cache_delete_runtime (c, "python-3.11", "6");
+    assert_null (api_cache_get_runtime (c, "python-3.11", &deleted));
+    assert_true (deleted);
+    got = api_cache_get_sandbox (c, "python-3.11", &deleted);
+    assert_ptr_equal (got, sb);
+    json_decref (got);
+    /* a slow read of the old state does not bring it back; a newer one does */
+    api_cache_put_runtime (c, "python-3.11", r5);
+    assert_null (api_cache_get_runtime (c, "python-3.11", &deleted));
+    api_cache_put_runtime (c, "python-3.11", r7);
+    got = api_cache_get_runtime (c, "python-3.11", &deleted);
+    assert_ptr_equal (got, r7);
+    json_decref (got);
+    /* lost events empty both */
+    api_cache_clear_sandboxes (c);
+    assert_null (api_cache_get_runtime (c, "python-3.11", &deleted));
+    assert_false (deleted);
+    assert_null (api_cache_get_sandbox (c, "python-3.11", &deleted));
+    json_decref (r5);
+    json_decref (r7);
+    json_decref (sb);
+    api_cache_destroy (&c);
+}
+
 static void test_cache_owners_and_bound (void **state)
 {
     (void)state;
@@ -314,6 +352,7 @@ int main (void)
         cmocka_unit_test (test_mailbox_wake_callback),
         cmocka_unit_test (test_mailbox_threads_and_close),
         cmocka_unit_test (test_cache_rv_order_and_tombstones),
+        cmocka_unit_test (test_cache_runtimes_apart_from_sandboxes),
         cmocka_unit_test (test_cache_owners_and_bound),
         cmocka_unit_test (test_cache_threads_keep_the_newest),
     };
