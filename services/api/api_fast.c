@@ -18,10 +18,11 @@ static pthread_once_t s_once = PTHREAD_ONCE_INIT;
 
 static void s_metrics_init (void)
 {
-    s_m_fast = lss_metrics_counter ("lss_api_fast_answers_total",
-                                    "Requests answered on the event loop from memory, without "
-                                    "a worker.",
-                                    NULL);
+    s_m_fast = lss_metrics_counter (
+        "lss_api_fast_answers_total",
+        "Requests answered, or executions started, on the event loop from memory, without "
+        "a worker.",
+        NULL);
 }
 
 /*  Rendered views, by sandbox id: the body made for the cached object `obj` (compared
@@ -89,48 +90,113 @@ void api_fast_cleanup (void)
     zhashx_destroy (&s_views);
 }
 
-api_resp_t *api_fast_answer (api_ctx_t *ctx, const api_req_t *req)
+/*  The cached object of req's sandbox (a new reference) with *who and *row, when the key,
+ *  the owner row and the object are all in memory and who owns the sandbox (or is an
+ *  admin); else NULL. */
+static json_t *s_lookup (api_ctx_t *ctx, const api_req_t *req, int64_t now_ms,
+                         api_principal_t *who, api_sandbox_row_t *row)
 {
-    if (req->to.route != API_R_SANDBOX_GET || !req->token || !api_key_well_formed (req->token))
+    if (!req->token || !api_key_well_formed (req->token))
         return NULL;
     const char *id = req->match.id;
     if (strncmp (id, "sb-", 3) != 0 || strlen (id) >= API_SB_ID_SIZE)
         return NULL;
     char hash[API_HASH_HEX_SIZE];
-    if (api_sha256_hex (req->token, hash))
+    if (api_sha256_hex (req->token, hash) ||
+        !api_keycache_get (ctx->keycache, hash, now_ms, who))
         return NULL;
-    int64_t now_ms = lss_time_now_ms ();
-    api_principal_t who;
-    if (!api_keycache_get (ctx->keycache, hash, now_ms, &who))
-        return NULL;
-    api_sandbox_row_t row;
-    if (!api_cache_get_owner (ctx->cache, id, &row) ||
-        (strcmp (row.user_id, who.user_id) != 0 && !api_principal_admin (&who)))
+    if (!api_cache_get_owner (ctx->cache, id, row) ||
+        (strcmp (row->user_id, who->user_id) != 0 && !api_principal_admin (who)))
         return NULL; /* unknown, or shared by a permission: the worker checks */
     bool deleted = false;
-    json_t *obj = api_cache_get_sandbox (ctx->cache, id, &deleted);
-    if (!obj)
-        return NULL;
-    const char *klass = api_route_rate_class (req->to.route);
+    return api_cache_get_sandbox (ctx->cache, id, &deleted);
+}
+
+/*  Spends a rate-limit number of to's route class (to->rl, to->has_rl set). false when
+ *  none is at hand: a worker counts the request then. */
+static bool s_rate (api_ctx_t *ctx, const api_principal_t *who, int64_t now_ms,
+                    api_reply_to_t *to)
+{
+    const char *klass = api_route_rate_class (to->route);
     int64_t window_s = ctx->rate_window_ms / 1000;
     if (window_s < 1)
         window_s = 1;
-    api_reply_to_t to = req->to;
-    int64_t limit = klass ? api_rate_limit_of (ctx, &who, klass) : 0;
+    int64_t limit = klass ? api_rate_limit_of (ctx, who, klass) : 0;
     bool refill = false;
-    if (klass && !api_rlease_spend (ctx->rlease, klass, who.principal, limit, window_s,
-                                    now_ms / 1000, &to.rl, &refill)) {
+    if (klass && !api_rlease_spend (ctx->rlease, klass, who->principal, limit, window_s,
+                                    now_ms / 1000, &to->rl, &refill))
+        return false;
+    if (refill)
+        api_rlease_refill_post (ctx->rlease, ctx->jobs, klass, who->principal, limit, window_s,
+                                now_ms / 1000);
+    to->has_rl = klass != NULL;
+    return true;
+}
+
+static void s_count (void)
+{
+    pthread_once (&s_once, s_metrics_init);
+    lss_metric_inc (s_m_fast, 1);
+}
+
+api_resp_t *api_fast_answer (api_ctx_t *ctx, const api_req_t *req)
+{
+    if (req->to.route != API_R_SANDBOX_GET)
+        return NULL;
+    int64_t now_ms = lss_time_now_ms ();
+    api_principal_t who;
+    api_sandbox_row_t row;
+    json_t *obj = s_lookup (ctx, req, now_ms, &who, &row);
+    if (!obj)
+        return NULL;
+    api_reply_to_t to = req->to;
+    if (!s_rate (ctx, &who, now_ms, &to)) {
         json_decref (obj);
         return NULL;
     }
-    if (refill)
-        api_rlease_refill_post (ctx->rlease, ctx->jobs, klass, who.principal, limit, window_s,
-                                now_ms / 1000);
-    to.has_rl = klass != NULL;
     api_resp_t *r = to.has_rl && !to.rl.allowed ? api_resp_rate_limited (&to)
-                                                : s_view_answer (&to, id, obj, &row);
+                                                : s_view_answer (&to, req->match.id, obj, &row);
     json_decref (obj);
-    pthread_once (&s_once, s_metrics_init);
-    lss_metric_inc (s_m_fast, 1);
+    s_count ();
     return r;
+}
+
+int api_fast_execute (api_ctx_t *ctx, api_req_t *req, api_resp_t **resp)
+{
+    *resp = NULL;
+    if (req->to.route != API_R_SANDBOX_EXECUTE || req->body.len > API_FAST_BODY_MAX)
+        return 0;
+    int64_t now_ms = lss_time_now_ms ();
+    api_principal_t who;
+    api_sandbox_row_t row;
+    json_t *obj = s_lookup (ctx, req, now_ms, &who, &row);
+    bool running = obj && api_sandbox_running (obj);
+    json_decref (obj);
+    if (!running)
+        return 0; /* the worker answers 404 / 409 (or finds it Running after all) */
+    json_t *body = req->body.len ? json_loadb ((const char *)req->body.data, req->body.len,
+                                               JSON_REJECT_DUPLICATES, NULL)
+                                 : json_object ();
+    json_t *fields = body ? json_object () : NULL;
+    api_exec_limits_t lim = api_exec_limits (ctx);
+    api_exec_spec_t spec;
+    bool valid =
+        fields && api_valid_execute (body, false, row.runtime, &lim, &spec, fields) == 0;
+    json_decref (fields);
+    json_decref (body);
+    if (!valid)
+        return 0; /* the worker words the 400 */
+    api_reply_to_t to = req->to;
+    if (!s_rate (ctx, &who, now_ms, &to)) {
+        api_exec_spec_clear (&spec);
+        return 0;
+    }
+    if (to.has_rl && !to.rl.allowed) {
+        api_exec_spec_clear (&spec);
+        *resp = api_resp_rate_limited (&to);
+    } else
+        *resp = api_exec_submit (ctx, &to, &row, &spec);
+    api_msg_destroy (&req->msg);
+    s_count ();
+    return 1;
 }

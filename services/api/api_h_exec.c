@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "api_cache.h"
 #include "api_valid.h"
 #include "api_view.h"
 #include "api_worker.h"
@@ -16,7 +17,7 @@
 #include "lss_obj.h"
 #include "lss_util.h"
 
-static bool s_running (const json_t *obj)
+bool api_sandbox_running (const json_t *obj)
 {
     const char *phase = lss_obj_str (obj, "status.phase");
     return phase && strcmp (phase, "Running") == 0 && !lss_obj_deleting (obj);
@@ -34,36 +35,37 @@ static api_resp_t *s_not_running (const api_req_t *req, const json_t *obj)
         json_pack ("{s:s}", "status", api_view_status_of_phase (phase ? phase : "Pending")));
 }
 
-static api_exec_limits_t s_limits (const api_ctx_t *c)
+api_exec_limits_t api_exec_limits (const api_ctx_t *c)
 {
     return (api_exec_limits_t){.default_timeout_ms = c->exec_default_timeout_ms,
                                .max_timeout_ms = c->exec_max_timeout_ms,
                                .max_output = (int64_t)c->exec_max_output};
 }
 
-/*  Hands a REST execution of spec (taken) to the bridge. */
-static api_resp_t *s_start (api_worker_t *w, api_req_t *req, const api_sandbox_row_t *row,
-                            api_exec_spec_t *spec)
+api_resp_t *api_exec_submit (api_ctx_t *c, const api_reply_to_t *to,
+                             const api_sandbox_row_t *row, api_exec_spec_t *spec)
 {
     api_exec_start_msg_t *m = api_exec_start_msg_new ();
     if (!m) {
         api_exec_spec_clear (spec);
-        return api_resp_internal (&req->to, "out of memory");
+        return api_resp_internal (to, "out of memory");
     }
-    m->xid = api_ctx_next_id (w->ctx);
-    m->to = req->to;
+    m->xid = api_ctx_next_id (c);
+    m->to = *to;
     if (lss_id_new ("exe-", 16, m->execution_id, sizeof m->execution_id)) {
         api_exec_spec_clear (spec);
         api_msg_destroy (&m->msg);
-        return api_resp_internal (&req->to, "no randomness for an id");
+        return api_resp_internal (to, "no randomness for an id");
     }
     snprintf (m->sandbox_ref, sizeof m->sandbox_ref, "%s/%s", row->ns, row->id);
     snprintf (m->sandbox_id, sizeof m->sandbox_id, "%s", row->id);
     snprintf (m->user_id, sizeof m->user_id, "%s", row->user_id);
     m->spec = *spec;
     memset (spec, 0, sizeof *spec);
-    if (api_to_bridge (w, &m->msg))
-        return api_resp_error (&req->to, 503, NULL, "the server is stopping", NULL);
+    if (api_mailbox_post_always (c->bridge_inbox, &m->msg)) {
+        api_msg_destroy (&m->msg);
+        return api_resp_error (to, 503, NULL, "the server is stopping", NULL);
+    }
     return NULL;
 }
 
@@ -75,19 +77,19 @@ api_resp_t *api_h_execute (api_worker_t *w, api_req_t *req, const api_principal_
     api_resp_t *err = api_sandbox_load (w, req, who, "execute", &row, &obj);
     if (err)
         return err;
-    if (!s_running (obj)) {
+    if (!api_sandbox_running (obj)) {
         err = s_not_running (req, obj);
         json_decref (obj);
         return err;
     }
     json_decref (obj);
-    api_exec_limits_t lim = s_limits (w->ctx);
+    api_exec_limits_t lim = api_exec_limits (w->ctx);
     api_exec_spec_t spec;
     json_t *fields = json_object ();
     if (api_valid_execute (body, false, row.runtime, &lim, &spec, fields))
         return api_resp_invalid (&req->to, "invalid execute request", fields);
     json_decref (fields);
-    return s_start (w, req, &row, &spec);
+    return api_exec_submit (w->ctx, &req->to, &row, &spec);
 }
 
 static bool s_has_egress (const json_t *obj)
@@ -104,7 +106,7 @@ api_resp_t *api_h_packages (api_worker_t *w, api_req_t *req, const api_principal
     api_resp_t *err = api_sandbox_load (w, req, who, "execute", &row, &obj);
     if (err)
         return err;
-    if (!s_running (obj)) {
+    if (!api_sandbox_running (obj)) {
         err = s_not_running (req, obj);
         json_decref (obj);
         return err;
@@ -115,10 +117,11 @@ api_resp_t *api_h_packages (api_worker_t *w, api_req_t *req, const api_principal
     const char *manager = NULL;
     json_t *runtime = NULL;
     if (lss_obj_sanitize_label (row.runtime, rte, sizeof rte) == 0 &&
-        lss_store_get (w->store, "RuntimeEnvironment", "", rte, &runtime, serr, sizeof serr) ==
-            LSS_STORE_OK)
+        ((runtime = api_cache_get_runtime (w->ctx->cache, rte, NULL)) ||
+         lss_store_get (w->store, "RuntimeEnvironment", "", rte, &runtime, serr, sizeof serr) ==
+             LSS_STORE_OK))
         manager = lss_obj_str (runtime, "spec.packageManager");
-    api_exec_limits_t lim = s_limits (w->ctx);
+    api_exec_limits_t lim = api_exec_limits (w->ctx);
     api_exec_spec_t spec;
     json_t *fields = json_object ();
     int rc = api_valid_packages (body, manager, &lim, &spec, fields);
@@ -135,7 +138,7 @@ api_resp_t *api_h_packages (api_worker_t *w, api_req_t *req, const api_principal
             "networkAccess.egress for the package index",
             json_pack ("{s:s}", "networkAccess", "none"));
     }
-    return s_start (w, req, &row, &spec);
+    return api_exec_submit (w->ctx, &req->to, &row, &spec);
 }
 
 api_resp_t *api_h_files (api_worker_t *w, api_req_t *req, const api_principal_t *who,
@@ -151,7 +154,7 @@ api_resp_t *api_h_files (api_worker_t *w, api_req_t *req, const api_principal_t 
     api_resp_t *err = api_sandbox_load (w, req, who, action, &row, &obj);
     if (err)
         return err;
-    if (!s_running (obj)) {
+    if (!api_sandbox_running (obj)) {
         err = s_not_running (req, obj);
         json_decref (obj);
         return err;

@@ -347,6 +347,12 @@ static void s_dispatch (api_server_t *self, s_pss_t *pss)
         s_key (pss->ticket, key);
         pss->listed = zhashx_insert (self->tickets, key, pss) == 0;
     }
+    api_resp_t *fast = NULL;
+    if (api_fast_execute (self->ctx, req, &fast)) {
+        if (fast)
+            s_answer (pss, fast);
+        return; /* else the bridge answers the ticket */
+    }
     if (api_mailbox_post (self->ctx->jobs, &req->msg)) {
         api_msg_destroy (&req->msg);
         lss_log_warn ("request refused: workers saturated", "{s:s, s:s}", "route",

@@ -23,6 +23,7 @@
 #include "api_http.h"
 #include "api_msgs.h"
 #include "api_redis.h"
+#include "api_valid.h"
 #include "lss_store.h"
 
 #define API_WARM_ALLOC_TIMEOUT_MS 2000
@@ -111,6 +112,17 @@ const char *api_store_error_message (int code);
 int api_store_status (int code);
 /*  Posts m to the bridge (taken). -1 (m destroyed) if the bridge is stopping. */
 int api_to_bridge (api_worker_t *w, api_msg_t *m);
+
+/* ---------------------------------------------------------------- api_h_exec.c */
+/*  These three need no worker resources: the lws thread uses them too (api_fast). */
+/*  The Sandbox object is Running and not being deleted. */
+bool api_sandbox_running (const json_t *obj);
+/*  The execution limits of the configuration. */
+api_exec_limits_t api_exec_limits (const api_ctx_t *c);
+/*  Hands a REST execution of spec (taken) in row's sandbox to the bridge, which answers
+ *  to. NULL when handed over, else the error response to send. */
+api_resp_t *api_exec_submit (api_ctx_t *c, const api_reply_to_t *to,
+                             const api_sandbox_row_t *row, api_exec_spec_t *spec);
 /*  Publishes an audit event on the api's PUB through the events thread (details taken,
  *  may be NULL). Never blocks; dropped (counted) when the events thread is saturated. */
 void api_publish (api_worker_t *w, const char *reason, const char *name, const char *user_id,

@@ -157,7 +157,7 @@ class Sandbox:
         except Exception:  # the error below is the one that matters
             pass
         raise SandboxError(message, code="sandbox_not_started",
-                           details={"status": self.info.get("status")})
+                           details={"status": self.info.get("status"), "sandboxId": self.id})
 
     def refresh(self) -> Dict[str, Any]:
         """Reads the Sandbox object again (``info``) and returns it."""
