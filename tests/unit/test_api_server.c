@@ -253,16 +253,38 @@ static int s_audit_seen (zsock_t *sub, const char *reason, const char *id, int t
     return seen;
 }
 
+/*  A SUB to the api's PUB that has joined: a SUB that is still connecting misses what
+ *  is published meanwhile, and under valgrind a fixed sleep was not always enough. Waits
+ *  (10 s at most) for the connection's handshake, then briefly for the subscription to
+ *  travel. */
+static zsock_t *s_sub_joined (const char *endpoint, const char *prefix)
+{
+    zsock_t *sub = zsock_new (ZMQ_SUB);
+    assert_non_null (sub);
+    zsock_set_subscribe (sub, prefix);
+    assert_int_equal (zmq_socket_monitor (zsock_resolve (sub), "inproc://test-api-server-sub",
+                                          ZMQ_EVENT_HANDSHAKE_SUCCEEDED),
+                      0);
+    zsock_t *mon = zsock_new_pair (">inproc://test-api-server-sub");
+    assert_non_null (mon);
+    assert_int_equal (zsock_connect (sub, "%s", endpoint), 0);
+    zpoller_t *p = zpoller_new (mon, NULL);
+    bool joined = zpoller_wait (p, 10000) == mon;
+    zpoller_destroy (&p);
+    zmq_socket_monitor (zsock_resolve (sub), NULL, 0);
+    zsock_destroy (&mon);
+    assert_true (joined);
+    usleep (100 * 1000);
+    return sub;
+}
+
 static void test_sandbox_life (void **state)
 {
     (void)state;
     SKIP_UNLESS_SANDBOXES ();
     char ep[160];
-    snprintf (ep, sizeof ep, ">ipc://%s/api.pub", s_stack.dir);
-    zsock_t *sub = lss_bus_socket_new (ZMQ_SUB, ep, NULL);
-    assert_non_null (sub);
-    zsock_set_subscribe (sub, "api.");
-    usleep (200 * 1000); /* the SUB's connection (a slow joiner misses events) */
+    snprintf (ep, sizeof ep, "ipc://%s/api.pub", s_stack.dir);
+    zsock_t *sub = s_sub_joined (ep, "api.");
     json_t *sb = NULL;
     assert_int_equal (s_http ("POST", "/api/v1/sandboxes", s_key,
                               "{\"runtime\":\"python:3.11\",\"timeout\":120}", &sb),

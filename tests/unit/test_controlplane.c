@@ -357,15 +357,23 @@ static void test_preload_scripts (void **state)
     fclose (f);
     assert_string_equal (got, "preloaded");
 
-    /* the failing pool: its first warm pod goes (replaced), none is ever available */
-    assert_int_equal (lss_store_list (s_store, "WarmPod", NS, LSS_LABEL_POOL "=bad", 0, NULL,
-                                      &list, err, sizeof err),
-                      0);
-    json_t *first = json_array_get (json_object_get (list, "items"), 0);
-    CHECK (first != NULL);
-    char first_name[256];
-    snprintf (first_name, sizeof first_name, "%s", lss_obj_str (first, "metadata.name"));
-    json_decref (list);
+    /* the failing pool: its first warm pod goes (replaced), none is ever available. A
+     * replacement is a delete then a create, so the pool may have no WarmPod at the
+     * moment of a listing: list until one is there */
+    char first_name[256] = "";
+    for (long long until = tp_now_ms () + WAIT_MS; !first_name[0] && tp_now_ms () < until;) {
+        assert_int_equal (lss_store_list (s_store, "WarmPod", NS, LSS_LABEL_POOL "=bad", 0,
+                                          NULL, &list, err, sizeof err),
+                          0);
+        json_t *first = json_array_get (json_object_get (list, "items"), 0);
+        if (first)
+            snprintf (first_name, sizeof first_name, "%s",
+                      lss_obj_str (first, "metadata.name"));
+        json_decref (list);
+        if (!first_name[0])
+            usleep (20 * 1000);
+    }
+    CHECK (first_name[0] != '\0');
     CHECK (s_wait_str ("WarmPod", first_name, "status.phase", "", WAIT_MS) == 0);
     json_t *bad = s_get ("WarmPool", "bad");
     assert_int_equal (lss_obj_int (bad, "status.availablePods", -1), 0);
