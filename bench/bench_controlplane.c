@@ -80,6 +80,19 @@ static void s_pod_events (void)
     }
 }
 
+/*  Waits (bounded) until the probed Pod has had an event; 0 when it has. */
+static int s_wait_pod_event (int timeout_ms)
+{
+    long long deadline = tp_now_ms () + timeout_ms;
+    s_pod_events ();
+    while (!s_probe.pod_event && s_pod_watch && tp_now_ms () < deadline) {
+        struct pollfd p = {.fd = lss_store_watch_fd (s_pod_watch), .events = POLLIN};
+        poll (&p, 1, 50);
+        s_pod_events ();
+    }
+    return s_probe.pod_event ? 0 : -1;
+}
+
 static int s_cmp (const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -278,6 +291,10 @@ static json_t *s_bench_warm (json_t **alloc_out)
         double t1 = s_now_ms ();
         if (s_sandbox (names[0], pod) || s_wait_events (names, 1, at, NULL, false, WAIT_MS))
             goto done;
+        if (s_wait_pod_event (WAIT_MS)) {
+            fprintf (stderr, "the claimed Pod %s was never adopted\n", pod);
+            goto done;
+        }
         if (i >= 0) {
             alloc[i] = t1 - t0;
             ms[i] = at[0] - t1;
@@ -292,9 +309,10 @@ static json_t *s_bench_warm (json_t **alloc_out)
                          json_pack ("{s:o, s:o, s:s}", "create_call", s_stats (call, N_WARM),
                                     "pod_adopted", s_stats (relabel, N_WARM), "note",
                                     "ms from the start of the create call: the call itself "
-                                    "(PostgreSQL), the first event of the claimed "
-                                    "Pod after it (the reconciler adopting it); the rest up to "
-                                    "p50_ms is the Sandbox status update"));
+                                    "(PostgreSQL) and the first event of the claimed "
+                                    "Pod after it (the reconciler adopting it, which it does "
+                                    "after writing the Sandbox's Running status, so this is "
+                                    "later than p50_ms)"));
     *alloc_out = s_stats (alloc, N_WARM);
 done:
     zsock_destroy (&s);

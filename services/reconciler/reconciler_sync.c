@@ -311,10 +311,10 @@ static int s_get (s_ctx_t *c, const char *kind, const char *ns, const char *name
     return rc;
 }
 
-/*  Adopts the claimed warm pod's Pod: it becomes the Sandbox's (owner, label).
- *  Returns 1 if adopted (status.podName and warmPodRef set, the Pod as stored now in
- *  *pod_out), 0 if rejected (cold start instead), or a negative store code. */
-static int s_adopt_warm (s_ctx_t *c, const char *warm, json_t **pod_out)
+/*  Checks the claimed warm pod: assigned to this Sandbox, with a Pod that is its own (or
+ *  already ours). Returns 1 with that Pod in *pod_out, 0 if rejected (the reason is in
+ *  the WarmPod condition; a first pass then starts cold), or a negative store code. */
+static int s_claim_warm (s_ctx_t *c, const char *warm, json_t **pod_out)
 {
     json_t *wp = NULL, *pod = NULL;
     *pod_out = NULL;
@@ -323,41 +323,32 @@ static int s_adopt_warm (s_ctx_t *c, const char *warm, json_t **pod_out)
         return rc;
     const char *assigned = lss_obj_str (wp, "status.assignedTo");
     const char *wphase = lss_obj_str (wp, "status.phase");
-    if (rc || !assigned || strcmp (assigned, c->name) != 0 || !wphase ||
-        strcmp (wphase, "Assigned") != 0) {
-        lss_obj_set_condition (
-            c->sb, "WarmPod", "False", "WarmPodRejected",
-            rc ? "warm pod not found" : "warm pod not assigned to this sandbox", c->now);
-        lss_log_warn ("warm pod rejected: cold start", "{s:s, s:s, s:s}", "namespace", c->ns,
-                      "name", c->name, "warmPod", warm);
-        json_decref (wp);
-        return 0;
-    }
+    const char *why = NULL;
+    if (rc)
+        why = "warm pod not found";
+    else if (!assigned || strcmp (assigned, c->name) != 0 || !wphase ||
+             strcmp (wphase, "Assigned") != 0)
+        why = "warm pod not assigned to this sandbox";
     const char *pod_name = s_first (lss_obj_str (wp, "status.podName"), warm, warm);
-    rc = s_get (c, "Pod", c->ns, pod_name, &pod);
-    if (rc == LSS_STORE_NOT_FOUND) {
-        lss_obj_set_condition (c->sb, "WarmPod", "False", "WarmPodRejected",
-                               "warm pod has no Pod", c->now);
-        json_decref (wp);
-        return 0;
-    }
-    if (rc) {
-        json_decref (wp);
-        return rc;
-    }
-    if (!s_pod_ours (c, pod)) {
-        json_t *refs = json_array ();
-        json_array_append_new (refs, lss_obj_owner_ref (c->sb));
-        json_object_set_new (json_object_get (pod, "metadata"), "ownerReferences", refs);
-        lss_obj_set_label (pod, LSS_LABEL_SANDBOX, c->name);
-        json_t *stored = NULL; /* the Pod as written: no need to read it again */
-        rc = lss_store_update (c->store, pod, &stored, c->err, c->err_size);
-        json_decref (pod);
-        pod = stored;
-        if (rc) {
+    if (!why) {
+        rc = s_get (c, "Pod", c->ns, pod_name, &pod);
+        if (rc && rc != LSS_STORE_NOT_FOUND) {
             json_decref (wp);
             return rc;
         }
+        if (rc)
+            why = "warm pod has no Pod";
+        else if (!s_pod_ours (c, pod) &&
+                 !lss_obj_owned_by (pod, lss_obj_str (wp, "metadata.uid")))
+            why = "the warm pod's Pod belongs to someone else";
+    }
+    if (why) {
+        lss_obj_set_condition (c->sb, "WarmPod", "False", "WarmPodRejected", why, c->now);
+        lss_log_warn ("warm pod rejected", "{s:s, s:s, s:s, s:s}", "namespace", c->ns, "name",
+                      c->name, "warmPod", warm, "reason", why);
+        json_decref (wp);
+        json_decref (pod);
+        return 0;
     }
     json_t *st = s_status (c);
     json_object_set_new (st, "warmPodRef",
@@ -368,6 +359,24 @@ static int s_adopt_warm (s_ctx_t *c, const char *warm, json_t **pod_out)
     json_decref (wp);
     *pod_out = pod;
     return 1;
+}
+
+/*  Makes the claimed Pod the Sandbox's (owner reference, label). It runs after the
+ *  Sandbox's status is written: until then the Pod stays owned by its WarmPod, which the
+ *  Sandbox's deletion removes, so a Sandbox deleted in between leaves nothing behind. */
+static int s_adopt_pod (s_ctx_t *c, json_t **pod)
+{
+    if (s_pod_ours (c, *pod))
+        return 0;
+    json_t *refs = json_array ();
+    json_array_append_new (refs, lss_obj_owner_ref (c->sb));
+    json_object_set_new (json_object_get (*pod, "metadata"), "ownerReferences", refs);
+    lss_obj_set_label (*pod, LSS_LABEL_SANDBOX, c->name);
+    json_t *stored = NULL;
+    int rc = lss_store_update (c->store, *pod, &stored, c->err, c->err_size);
+    json_decref (*pod);
+    *pod = stored;
+    return rc;
 }
 
 /*  Creates the sandbox's NetworkPolicy when opts ask for them (an existing one is kept:
@@ -534,13 +543,33 @@ static int s_sync (s_ctx_t *c)
     }
     /* a warm pod claimed for us and not adopted yet */
     const char *warm = s_warm_name (c);
+    bool claimed = false;
     if (warm && !lss_obj_str (c->sb, "status.podName")) {
-        rc = s_adopt_warm (c, warm, &pod);
+        rc = s_claim_warm (c, warm, &pod);
         if (rc < 0)
             goto cleanup;
+        claimed = rc == 1;
     }
     rc = pod ? 0 : s_get (c, "Pod", c->ns, s_pod_name (c), &pod);
-    if (rc == 0 && !s_pod_ours (c, pod)) {
+    if (rc == 0 && !s_pod_ours (c, pod) && !claimed) {
+        /* status written by an earlier pass that did not get to the adoption */
+        const char *ref = lss_obj_str (c->sb, "status.warmPodRef.name");
+        if (ref && !lss_obj_deleting (pod)) {
+            json_decref (pod);
+            pod = NULL;
+            rc = s_claim_warm (c, ref, &pod);
+            if (rc < 0)
+                goto cleanup;
+            claimed = rc == 1;
+            if (!claimed) { /* its WarmPod is going: the Pod goes with it, then PodLost */
+                rc = 0;
+                c->res->requeue_after_ms = S_GONE_RETRY_MS;
+                goto cleanup;
+            }
+            rc = 0;
+        }
+    }
+    if (rc == 0 && pod && !s_pod_ours (c, pod) && !claimed) {
         bool leaving = lss_obj_deleting (pod);
         json_decref (pod);
         pod = NULL;
@@ -590,6 +619,10 @@ static int s_sync (s_ctx_t *c)
     } else if (rc)
         goto cleanup;
     rc = s_follow_pod (c, pod);
+    /* the status first: a warm start is Running one store write sooner */
+    if (rc == 0 && claimed && strcmp (s_phase (c), "Failed") != 0 &&
+        strcmp (s_phase (c), "Terminated") != 0)
+        rc = s_adopt_pod (c, &pod);
 cleanup:
     json_decref (runtime);
     json_decref (profile);

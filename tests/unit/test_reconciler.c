@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lss_obj.h"
@@ -634,6 +635,73 @@ static void test_warm_pod_adopted (void **state)
     assert_null (s_get (st, "Sandbox", "warm", "sb-1"));
 }
 
+static long long s_rv (const json_t *obj)
+{
+    const char *rv = lss_obj_str (obj, "metadata.resourceVersion");
+    return rv ? strtoll (rv, NULL, 10) : -1;
+}
+
+/*  The Sandbox's Running status is written before the Pod's adoption (one write sooner
+ *  on the warm path), and a pass that stopped between the two finishes the adoption. */
+static void test_warm_adoption_after_status (void **state)
+{
+    lss_store_t *st = *state;
+    s_warm_pod (st, "warmo", "wp-1", "sb-1");
+    s_sandbox (st, "warmo", "sb-1", NULL, "\"llmsafespace.dev/warm-pod\":\"wp-1\"");
+    assert_int_equal (s_sync (st, "warmo", "sb-1", T0, NULL), 0);
+    json_t *sb = s_get (st, "Sandbox", "warmo", "sb-1");
+    json_t *pod = s_get (st, "Pod", "warmo", "wp-1");
+    assert_true (lss_obj_owned_by (pod, lss_obj_str (sb, "metadata.uid")));
+    assert_true (s_rv (sb) > 0 && s_rv (sb) < s_rv (pod)); /* status, then the Pod */
+
+    /* as if the reconciler died after the status write: the Pod still the WarmPod's */
+    json_t *wp = s_get (st, "WarmPod", "warmo", "wp-1");
+    json_t *refs = json_pack ("[o]", lss_obj_owner_ref (wp));
+    json_object_set_new (json_object_get (pod, "metadata"), "ownerReferences", refs);
+    json_object_del (json_object_get (json_object_get (pod, "metadata"), "labels"),
+                     LSS_LABEL_SANDBOX);
+    char err[LSS_STORE_ERR_SIZE];
+    assert_int_equal (lss_store_update (st, pod, NULL, err, sizeof err), 0);
+    json_decref (pod);
+    reconciler_result_t res;
+    assert_int_equal (s_sync (st, "warmo", "sb-1", T0 + 1, &res), 0);
+    assert_string_equal (res.phase, "Running");
+    pod = s_get (st, "Pod", "warmo", "wp-1");
+    assert_true (lss_obj_owned_by (pod, lss_obj_str (sb, "metadata.uid")));
+    assert_false (lss_obj_owned_by (pod, lss_obj_str (wp, "metadata.uid")));
+    assert_string_equal (lss_obj_label (pod, LSS_LABEL_SANDBOX), "sb-1");
+    json_decref (pod);
+    json_decref (wp);
+    json_decref (sb);
+    s_assert_phase (st, "warmo", "sb-1", "Running", "AgentReady");
+}
+
+/*  A claimed WarmPod whose Pod is not its own (nor ours) is not adopted. */
+static void test_warm_pod_foreign_pod_rejected (void **state)
+{
+    lss_store_t *st = *state;
+    s_warm_pod (st, "warmf", "wp-1", "sb-1");
+    json_t *pod = s_get (st, "Pod", "warmf", "wp-1");
+    json_object_set_new (json_object_get (pod, "metadata"), "ownerReferences", json_array ());
+    char err[LSS_STORE_ERR_SIZE];
+    assert_int_equal (lss_store_update (st, pod, NULL, err, sizeof err), 0);
+    json_decref (pod);
+    s_sandbox (st, "warmf", "sb-1", NULL, "\"llmsafespace.dev/warm-pod\":\"wp-1\"");
+    assert_int_equal (s_sync (st, "warmf", "sb-1", T0, NULL), 0);
+    json_t *sb = s_get (st, "Sandbox", "warmf", "sb-1");
+    json_t *c = lss_obj_condition (sb, "WarmPod");
+    assert_string_equal (json_string_value (json_object_get (c, "reason")), "WarmPodRejected");
+    assert_null (lss_obj_str (sb, "status.warmPodRef.name"));
+    json_decref (sb);
+    pod = s_get (st, "Pod", "warmf", "wp-1");
+    assert_null (lss_obj_label (pod, LSS_LABEL_SANDBOX));
+    assert_int_equal (json_array_size (lss_obj_at (pod, "metadata.ownerReferences")), 0);
+    json_decref (pod);
+    pod = s_get (st, "Pod", "warmf", "sb-1"); /* a cold Pod instead */
+    assert_non_null (pod);
+    json_decref (pod);
+}
+
 static void test_warm_pod_of_another_rejected (void **state)
 {
     lss_store_t *st = *state;
@@ -758,6 +826,9 @@ int main (void)
         cmocka_unit_test_setup_teardown (test_pod_failure_fails_sandbox, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_pod_name_conflict, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_warm_pod_adopted, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_warm_adoption_after_status, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_warm_pod_foreign_pod_rejected, s_setup,
+                                         s_teardown),
         cmocka_unit_test_setup_teardown (test_warm_pod_of_another_rejected, s_setup,
                                          s_teardown),
         cmocka_unit_test_setup_teardown (test_concurrent_workers_converge, s_setup, s_teardown),
