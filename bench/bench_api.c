@@ -2,7 +2,11 @@
  *  directory under /tmp, a free loopback port, rate limits raised through LSS_API_RATE_*
  *  so the bench measures the service and not its limiter):
  *    create:   POST /sandboxes from the warm pool → 201 (the api answers once Running),
- *              and create + first POST /execute of `true` ("usable"); cold for reference
+ *              and create + first POST /execute of `true` ("usable"), back to back (each
+ *              while the previous one's teardown and the pool's refill run); the same
+ *              create one at a time on a settled system (the previous sandbox gone, the
+ *              pool at minSize, 500 ms quiet), which the target is checked on; cold for
+ *              reference
  *    execute:  POST /sandboxes/{id}/execute of the command `true` and of the python code
  *              print(1): p50/p99 and executions/s at concurrency 1 and 16 (libcurl, one
  *              keep-alive connection per client thread)
@@ -32,13 +36,15 @@
 
 #include "../tests/unit/lss_testproc.h"
 
-#define N_WARM        20
-#define N_COLD        5
-#define N_EXEC_TRUE   500
-#define N_EXEC_PY     100
-#define CONC          16
-#define PER_THREAD_T  50
-#define PER_THREAD_PY 8
+#define N_WARM         20
+#define N_COLD         5
+#define N_IDLE         20 /* warm creates on a settled system */
+#define IDLE_SETTLE_MS 500
+#define N_EXEC_TRUE    500
+#define N_EXEC_PY      100
+#define CONC           16
+#define PER_THREAD_T   50
+#define PER_THREAD_PY  8
 #define STREAM_BYTES                                                                           \
     16000000LL            /* per execution: api.exec_max_output caps it (16 MiB at most) */
 #define STREAM_RUNS   13  /* back to back on one connection: 208 MB */
@@ -331,6 +337,70 @@ static int s_execute (cl_t *c, const char *id, const char *body, const char *wan
         fprintf (stderr, "execute: HTTP %ld %.300s\n", code, c->buf ? c->buf : "");
     json_decref (o);
     return rc;
+}
+
+/*  The pool's spec.minSize, or -1. */
+static int64_t s_pool_min (cl_t *c)
+{
+    json_t *o = NULL;
+    long code = cl_req (c, "GET", "/warmpools/python-default", NULL, &o);
+    int64_t v = code == 200 ? json_integer_value (json_object_get (o, "minSize")) : -1;
+    json_decref (o);
+    return v;
+}
+
+/*  Waits until GET /sandboxes/{id} answers 404 (its teardown is over). */
+static int s_wait_gone (cl_t *c, const char *id)
+{
+    char path[128];
+    snprintf (path, sizeof path, "/sandboxes/%s", id);
+    long long deadline = tp_now_ms () + 60000;
+    while (tp_now_ms () < deadline) {
+        if (cl_req (c, "GET", path, NULL, NULL) == 404)
+            return 0;
+        usleep (20 * 1000);
+    }
+    fprintf (stderr, "sandbox %s still there after 60 s\n", id);
+    return -1;
+}
+
+/*  Warm creates one at a time on a settled system: the previous sandbox gone, the pool
+ *  back at minSize, then IDLE_SETTLE_MS for the refill's last writes. The back-to-back
+ *  loop of s_bench_create measures the same create while the previous one's teardown and
+ *  the pool's refill still run on the two cores. */
+static json_t *s_bench_create_idle (cl_t *c)
+{
+    static double ms[N_IDLE];
+    int n = 0, not_warm = 0;
+    int64_t min = s_pool_min (c);
+    if (min < 1)
+        min = 1;
+    for (int i = -1; i < N_IDLE; i++) {
+        char id[64];
+        bool warm = false;
+        if (s_wait_pool (c, min))
+            return NULL;
+        usleep (IDLE_SETTLE_MS * 1000);
+        double t0 = s_now_ms ();
+        if (s_create (c, true, id, sizeof id, &warm))
+            return NULL;
+        double t1 = s_now_ms ();
+        s_delete (c, id);
+        if (s_wait_gone (c, id))
+            return NULL;
+        if (i < 0)
+            continue;
+        if (!warm)
+            not_warm++;
+        else
+            ms[n++] = t1 - t0;
+    }
+    if (n == 0)
+        return NULL;
+    json_t *r = s_stats (ms, n);
+    json_object_set_new (r, "creates_not_served_warm", json_integer (not_warm));
+    json_object_set_new (r, "pool_min_size", json_integer (min));
+    return r;
 }
 
 static json_t *s_bench_create (cl_t *c)
@@ -774,14 +844,20 @@ int main (void)
     int port = s_up_start ();
     if (port < 0 || cl_init (&c))
         goto cleanup;
-    double warm_p50 = 1e9, true_p50 = 1e9, mbps = 0, rps = 0;
+    double warm_p50 = 1e9, b2b_p50 = 1e9, true_p50 = 1e9, mbps = 0, rps = 0;
     if (s_part ("create")) {
         json_t *create = s_bench_create (&c);
         if (!create)
             goto cleanup;
         json_object_set_new (out, "create", create);
-        warm_p50 = s_p50 (json_object_get (create, "warm_create_201"));
-        fprintf (stderr, "warm create p50 %.2f ms\n", warm_p50);
+        b2b_p50 = s_p50 (json_object_get (create, "warm_create_201"));
+        json_t *idle = s_bench_create_idle (&c);
+        if (!idle)
+            goto cleanup;
+        json_object_set_new (create, "warm_create_201_settled", idle);
+        warm_p50 = s_p50 (idle);
+        fprintf (stderr, "warm create p50 %.2f ms settled, %.2f ms back to back\n", warm_p50,
+                 b2b_p50);
     }
     bool warm;
     if (s_create (&c, true, id, sizeof id, &warm))
@@ -857,14 +933,17 @@ int main (void)
         rps = get ? json_real_value (json_object_get (get, "requests_per_s")) : 0;
     }
     json_object_set_new (out, "targets",
-                         json_pack ("{s:s, s:s, s:s, s:s}", "warm_create",
-                                    "warm create p50 < 10 ms", "execute_true",
+                         json_pack ("{s:s, s:s, s:s, s:s, s:s}", "warm_create",
+                                    "warm create p50 < 10 ms (create.warm_create_201_settled)",
+                                    "warm_create_back_to_back",
+                                    "the same for create.warm_create_201", "execute_true",
                                     "execute true p50 < 1.5 ms", "get", "GET >= 20000 rps",
                                     "stream", "streaming >= 500 MB/s"));
     json_object_set_new (out, "target_met",
-                         json_pack ("{s:b, s:b, s:b, s:b}", "warm_create", warm_p50 < 10.0,
-                                    "execute_true", true_p50 < 1.5, "get", rps >= 20000.0,
-                                    "stream", mbps >= 500.0));
+                         json_pack ("{s:b, s:b, s:b, s:b, s:b}", "warm_create", warm_p50 < 10.0,
+                                    "warm_create_back_to_back", b2b_p50 < 10.0, "execute_true",
+                                    true_p50 < 1.5, "get", rps >= 20000.0, "stream",
+                                    mbps >= 500.0));
     char *text = json_dumps (out, JSON_COMPACT);
     puts (text);
     free (text);

@@ -64,6 +64,12 @@ typedef struct {
  *  NULL with a message in err. */
 lss_store_t *lss_store_pg_new (const char *dsn, char *err, size_t err_size);
 
+/*  List statements prepared at most per PostgreSQL connection (one per list shape). */
+#define LSS_STORE_PG_LIST_PREPARED_MAX 32
+/*  How many list statements the PostgreSQL store has prepared on its connection now, -1
+ *  for another backend (for tests and diagnostics). */
+int lss_store_pg_list_prepared (const lss_store_t *store);
+
 /*  Opens the backend store.backend names (cfg borrowed; only read during the call):
  *  "postgres" → lss_store_pg_new (store.dsn); "kubernetes" → the Kubernetes REST API
  *  with the k8s.* keys (in-cluster service account or kubeconfig; docs/store.md). The

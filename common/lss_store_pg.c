@@ -61,6 +61,10 @@ typedef struct {
     char *dsn;
     bool unread;       /* a ROLLBACK was sent whose answer is not read yet */
     unsigned prepared; /* bit q: query q is prepared on conn */
+    /* list statements prepared on conn, by their text (lss_list_<i>); a list's text
+     * depends only on its shape (kind, namespace or not, selector terms, paging) */
+    char *list_sql[LSS_STORE_PG_LIST_PREPARED_MAX];
+    int list_n;
 } s_pg_t;
 
 /*  The statements of the hot paths, prepared once per connection (planning them costs
@@ -192,6 +196,66 @@ static PGconn *s_connect (const char *dsn, char *err, size_t err_size)
 }
 
 /*  Reconnects a lost connection once. */
+/*  Forgets the prepared list statements (the connection that had them is gone, or the
+ *  server dropped them). */
+static void s_list_forget (s_pg_t *self)
+{
+    for (int i = 0; i < self->list_n; i++)
+        free (self->list_sql[i]);
+    self->list_n = 0;
+}
+
+/*  Runs a list query as a statement prepared once per connection: planning one costs
+ *  about four times running it (1.0 against 0.24 ms for the warm-pool allocator's).
+ *  Unnamed when the table is full or the prepare fails; a statement the server no
+ *  longer has (26000: DISCARD ALL, a pooler) empties the table and runs unnamed. */
+static int s_list_exec (s_pg_t *self, const char *sql, int n, const char *const *params,
+                        PGresult **res_p, char *err, size_t err_size)
+{
+    int idx = -1;
+    for (int i = 0; i < self->list_n && idx < 0; i++)
+        if (strcmp (self->list_sql[i], sql) == 0)
+            idx = i;
+    char name[32];
+    if (idx < 0 && self->list_n < LSS_STORE_PG_LIST_PREPARED_MAX) {
+        char *copy = strdup (sql);
+        lss_fmt (name, sizeof name, "lss_list_%d", self->list_n);
+        PGresult *pr = copy ? PQprepare (self->conn, name, sql, n, NULL) : NULL;
+        if (pr && PQresultStatus (pr) == PGRES_COMMAND_OK) {
+            self->list_sql[self->list_n] = copy;
+            idx = self->list_n++;
+            copy = NULL;
+        }
+        PQclear (pr);
+        free (copy);
+    }
+    if (idx < 0)
+        return s_exec (self->conn, sql, n, params, res_p, err, err_size);
+    lss_fmt (name, sizeof name, "lss_list_%d", idx);
+    *res_p = NULL;
+    PGresult *res = PQexecPrepared (self->conn, name, n, params, NULL, NULL, 0);
+    ExecStatusType st = res ? PQresultStatus (res) : PGRES_FATAL_ERROR;
+    if (st == PGRES_TUPLES_OK) {
+        *res_p = res;
+        return LSS_STORE_OK;
+    }
+    const char *state = res ? PQresultErrorField (res, PG_DIAG_SQLSTATE) : NULL;
+    if (state && strcmp (state, "26000") == 0) {
+        PQclear (res);
+        s_list_forget (self);
+        return s_exec (self->conn, sql, n, params, res_p, err, err_size);
+    }
+    int rc = s_pg_error (self->conn, res, "query", err, err_size);
+    PQclear (res);
+    return rc;
+}
+
+int lss_store_pg_list_prepared (const lss_store_t *store)
+{
+    return store && strcmp (store->ops->name, "postgres") == 0 ? ((const s_pg_t *)store)->list_n
+                                                               : -1;
+}
+
 static int s_ensure (s_pg_t *self, char *err, size_t err_size)
 {
     if (self->unread) { /* the answer to a ROLLBACK sent without waiting */
@@ -208,6 +272,7 @@ static int s_ensure (s_pg_t *self, char *err, size_t err_size)
     PQfinish (self->conn);
     self->conn = conn;
     self->prepared = 0;
+    s_list_forget (self);
     lss_log_info ("store reconnected", NULL);
     return LSS_STORE_OK;
 }
@@ -994,7 +1059,7 @@ static int s_pg_list (lss_store_t *store, const char *kind, const char *ns,
              n);
     rc = s_ensure (self, err, err_size);
     if (rc == LSS_STORE_OK)
-        rc = s_exec (self->conn, sql, n, params, &res, err, err_size);
+        rc = s_list_exec (self, sql, n, params, &res, err, err_size);
     if (rc != LSS_STORE_OK)
         goto cleanup;
     int64_t current_rv = 0, compacted_rv = 0;
@@ -1607,6 +1672,7 @@ static void s_pg_destroy (lss_store_t *base)
 {
     s_pg_t *self = (s_pg_t *)base;
     PQfinish (self->conn);
+    s_list_forget (self);
     free (self->dsn);
     free (self);
 }

@@ -898,6 +898,93 @@ static void test_migrations_idempotent (void **state)
     assert_non_null (strstr (err, "connect"));
 }
 
+/*  Items of one list call (asserting it succeeded), or -1 on UNAVAILABLE when
+ *  allow_unavailable (a connection the server has just closed). */
+static int s_list_n (lss_store_t *st, const char *ns, const char *sel, int limit,
+                     const char *token, char *next, size_t next_size, bool allow_unavailable)
+{
+    char err[LSS_STORE_ERR_SIZE] = "";
+    json_t *page = NULL;
+    int rc = lss_store_list (st, "Sandbox", ns, sel, limit, token, &page, err, sizeof err);
+    if (rc == LSS_STORE_UNAVAILABLE && allow_unavailable)
+        return -1;
+    if (rc != LSS_STORE_OK)
+        fprintf (stderr, "list: %d %s\n", rc, err);
+    assert_int_equal (rc, LSS_STORE_OK);
+    int n = (int)json_array_size (json_object_get (page, "items"));
+    const char *c =
+        json_string_value (json_object_get (json_object_get (page, "metadata"), "continue"));
+    if (next)
+        snprintf (next, next_size, "%s", c ? c : "");
+    json_decref (page);
+    return n;
+}
+
+/*  A list statement is prepared once per connection and shape: the same shape with other
+ *  values reuses it, the table is bounded (then lists run unnamed), and a new connection
+ *  starts with none. */
+static void test_list_statements_prepared (void **state)
+{
+    (void)state;
+    if (s_k8s)
+        skip (); /* PostgreSQL's statements */
+    lss_store_t *st = s_open ();
+    const char *app[] = {"x", "x", "y"};
+    for (int i = 0; i < 3; i++) {
+        char name[16];
+        snprintf (name, sizeof name, "sb-%d", i);
+        json_t *o = s_obj ("Sandbox", "prep", name);
+        json_object_set_new (s_meta (o), "labels", json_pack ("{s:s}", "app", app[i]));
+        json_decref (s_create (st, o));
+    }
+    assert_int_equal (lss_store_pg_list_prepared (st), 0);
+    assert_int_equal (s_list_n (st, "prep", "app=x", 0, NULL, NULL, 0, false), 2);
+    assert_int_equal (lss_store_pg_list_prepared (st), 1);
+    /* same shape, other value: the same statement, the other value's answer */
+    assert_int_equal (s_list_n (st, "prep", "app=y", 0, NULL, NULL, 0, false), 1);
+    assert_int_equal (s_list_n (st, "prep", "app=z", 0, NULL, NULL, 0, false), 0);
+    assert_int_equal (lss_store_pg_list_prepared (st), 1);
+    assert_int_equal (s_list_n (st, "prep", NULL, 0, NULL, NULL, 0, false), 3);
+    assert_int_equal (lss_store_pg_list_prepared (st), 2);
+    /* paging: the first page and the continued ones (a shape of its own) */
+    char token[1024] = "";
+    int seen = s_list_n (st, "prep", NULL, 1, NULL, token, sizeof token, false);
+    while (token[0]) {
+        char cur[1024];
+        snprintf (cur, sizeof cur, "%s", token);
+        seen += s_list_n (st, "prep", NULL, 1, cur, token, sizeof token, false);
+    }
+    assert_int_equal (seen, 3);
+    assert_int_equal (lss_store_pg_list_prepared (st), 3);
+
+    /* more shapes than the table holds: the rest run unnamed, with the right answers */
+    char sel[1024] = "app=x";
+    for (int k = 1; k < LSS_STORE_SELECTOR_MAX_TERMS; k++) {
+        assert_int_equal (s_list_n (st, "prep", sel, 0, NULL, NULL, 0, false), 2);
+        assert_int_equal (s_list_n (st, "", sel, 0, NULL, NULL, 0, false), 2);
+        size_t len = strlen (sel);
+        snprintf (sel + len, sizeof sel - len, ",!absent%d", k);
+    }
+    assert_int_equal (lss_store_pg_list_prepared (st), LSS_STORE_PG_LIST_PREPARED_MAX);
+    assert_int_equal (s_list_n (st, "prep", sel, 0, NULL, NULL, 0, false), 2);
+
+    /* the server closes the connection: the next one starts with no statements */
+    PGconn *conn = PQconnectdb (s_dsn);
+    assert_int_equal (PQstatus (conn), CONNECTION_OK);
+    PGresult *res =
+        PQexec (conn, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                      " WHERE application_name = 'lss' AND pid <> pg_backend_pid()");
+    assert_int_equal (PQresultStatus (res), PGRES_TUPLES_OK);
+    PQclear (res);
+    PQfinish (conn);
+    int n = -1;
+    for (int i = 0; i < 3 && n < 0; i++)
+        n = s_list_n (st, "prep", "app=x", 0, NULL, NULL, 0, true);
+    assert_int_equal (n, 2);
+    assert_int_equal (lss_store_pg_list_prepared (st), 1);
+    lss_store_destroy (&st);
+}
+
 typedef struct {
     lss_store_t *store;
     json_t *obj;
@@ -990,6 +1077,7 @@ int main (void)
         cmocka_unit_test (test_invalid),
         cmocka_unit_test (test_migrations_idempotent),
         cmocka_unit_test (test_concurrent_updates),
+        cmocka_unit_test (test_list_statements_prepared),
     };
     int failed =
         cmocka_run_group_tests_name ("postgres", tests, s_group_setup, s_group_teardown);
