@@ -4,8 +4,8 @@
  *    create:   POST /sandboxes from the warm pool → 201 (the api answers once Running),
  *              and create + first POST /execute of `true` ("usable"), back to back (each
  *              while the previous one's teardown and the pool's refill run); the same
- *              create one at a time on a settled system (the previous sandbox gone, the
- *              pool at minSize, 500 ms quiet), which the target is checked on; cold for
+ *              create one at a time on a settled system: the previous sandbox gone, the
+ *              pool at minSize, 500 ms quiet; the target is checked on it; cold for
  *              reference
  *    execute:  POST /sandboxes/{id}/execute of the command `true` and of the python code
  *              print(1): p50/p99 and executions/s at concurrency 1 and 16 (libcurl, one
