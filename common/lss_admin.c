@@ -277,14 +277,7 @@ static void *s_run (void *arg)
 /*  Starts s_run with the process-directed signals blocked in the new thread. */
 static int s_start_thread (lss_admin_t *self)
 {
-    sigset_t block, old;
-    sigemptyset (&block);
-    int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGCHLD, SIGALRM};
-    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
-        sigaddset (&block, sigs[i]);
-    pthread_sigmask (SIG_BLOCK, &block, &old);
-    int rc = pthread_create (&self->thread, NULL, s_run, self);
-    pthread_sigmask (SIG_SETMASK, &old, NULL);
+    int rc = lss_thread_start (&self->thread, s_run, self);
     if (rc != 0)
         return -1;
     self->thread_started = true;
@@ -294,65 +287,17 @@ static int s_start_thread (lss_admin_t *self)
 //  --------------------------------------------------------------------------
 //  Construction
 
-/*  Splits "host:port" (host may be "[v6]"); "" or "*" host means every interface. */
-static int s_parse_listen (const char *listen, char *host, size_t host_size, int *port)
-{
-    const char *colon = listen ? strrchr (listen, ':') : NULL;
-    int64_t value;
-    if (!colon || lss_parse_int64 (colon + 1, 0, 65535, &value))
-        return -1;
-    const char *h = listen;
-    size_t len = (size_t)(colon - listen);
-    if (len >= 2 && h[0] == '[' && h[len - 1] == ']') {
-        h++;
-        len -= 2;
-    }
-    if (len >= host_size)
-        return -1;
-    memcpy (host, h, len);
-    host[len] = '\0';
-    if (strcmp (host, "*") == 0)
-        host[0] = '\0';
-    *port = (int)value;
-    return 0;
-}
-
-/*  Resolves host to a numeric address in out; sets *ipv6. Returns 0 or -1. */
-static int s_resolve (const char *host, char *out, size_t out_size, bool *ipv6)
-{
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-    struct addrinfo *res = NULL;
-    if (getaddrinfo (host, NULL, &hints, &res) != 0 || !res)
-        return -1;
-    int rc = -1;
-    for (struct addrinfo *ai = res; ai && rc; ai = ai->ai_next) {
-        if (ai->ai_family == AF_INET &&
-            inet_ntop (AF_INET, &((struct sockaddr_in *)ai->ai_addr)->sin_addr, out,
-                       (socklen_t)out_size)) {
-            *ipv6 = false;
-            rc = 0;
-        } else if (ai->ai_family == AF_INET6 &&
-                   inet_ntop (AF_INET6, &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr, out,
-                              (socklen_t)out_size)) {
-            *ipv6 = true;
-            rc = 0;
-        }
-    }
-    freeaddrinfo (res);
-    return rc;
-}
-
 lss_admin_t *lss_admin_new (const char *listen, int64_t stall_ms, lss_admin_ready_fn *ready_fn,
                             void *ready_arg)
 {
     char host[256], iface[INET6_ADDRSTRLEN];
     int port;
     bool ipv6 = false;
-    if (s_parse_listen (listen, host, sizeof host, &port)) {
+    if (lss_listen_parse (listen, host, sizeof host, &port)) {
         lss_log_error ("admin listen address invalid", "{s:s}", "listen", listen ? listen : "");
         return NULL;
     }
-    if (*host && s_resolve (host, iface, sizeof iface, &ipv6)) {
+    if (*host && lss_resolve_numeric (host, iface, sizeof iface, &ipv6)) {
         lss_log_error ("admin listen host does not resolve", "{s:s}", "listen", listen);
         return NULL;
     }

@@ -245,21 +245,6 @@ static void *s_watchdog (void *arg)
     }
 }
 
-/*  Starts fn in a thread that blocks the process-directed signals, so they go to the
- *  main thread (whose poll they must interrupt). */
-static int s_thread_start (pthread_t *thread, void *(*fn) (void *), void *arg)
-{
-    sigset_t block, old;
-    sigemptyset (&block);
-    int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGCHLD, SIGALRM};
-    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
-        sigaddset (&block, sigs[i]);
-    pthread_sigmask (SIG_BLOCK, &block, &old);
-    int rc = pthread_create (thread, NULL, fn, arg);
-    pthread_sigmask (SIG_SETMASK, &old, NULL);
-    return rc == 0 ? 0 : -1;
-}
-
 static void s_close_pipe (void)
 {
     for (int i = 0; i < 2; i++) {
@@ -475,7 +460,7 @@ lss_service_t *lss_service_new (const char *name, int argc, char **argv)
         lss_log_error ("cannot install signal handling", "{s:s}", "error", strerror (errno));
         goto fail;
     }
-    if (s_thread_start (&self->watchdog, s_watchdog, self)) {
+    if (lss_thread_start (&self->watchdog, s_watchdog, self)) {
         lss_log_error ("cannot start the watchdog thread", NULL);
         goto fail;
     }

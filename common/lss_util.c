@@ -1,8 +1,11 @@
 /*  lss_util — time, random ids and bounded buffers. See lss_util.h. */
 #include "lss_util.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -286,4 +289,65 @@ void lss_errf (char *err, size_t size, const char *fmt, ...)
     va_start (ap, fmt);
     vsnprintf (err, size, fmt, ap);
     va_end (ap);
+}
+
+int lss_listen_parse (const char *listen, char *host, size_t host_size, int *port)
+{
+    const char *colon = listen ? strrchr (listen, ':') : NULL;
+    int64_t value;
+    if (!colon || lss_parse_int64 (colon + 1, 0, 65535, &value))
+        return -1;
+    const char *h = listen;
+    size_t len = (size_t)(colon - listen);
+    if (len >= 2 && h[0] == '[' && h[len - 1] == ']') {
+        h++;
+        len -= 2;
+    }
+    if (len >= host_size)
+        return -1;
+    memcpy (host, h, len);
+    host[len] = '\0';
+    if (strcmp (host, "*") == 0)
+        host[0] = '\0';
+    *port = (int)value;
+    return 0;
+}
+
+int lss_resolve_numeric (const char *host, char *out, size_t out_size, bool *ipv6)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *res = NULL;
+    if (!host || getaddrinfo (host, NULL, &hints, &res) != 0 || !res)
+        return -1;
+    int rc = -1;
+    for (struct addrinfo *ai = res; ai && rc; ai = ai->ai_next) {
+        if (ai->ai_family == AF_INET &&
+            inet_ntop (AF_INET, &((struct sockaddr_in *)ai->ai_addr)->sin_addr, out,
+                       (socklen_t)out_size)) {
+            *ipv6 = false;
+            rc = 0;
+        } else if (ai->ai_family == AF_INET6 &&
+                   inet_ntop (AF_INET6, &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr, out,
+                              (socklen_t)out_size)) {
+            *ipv6 = true;
+            rc = 0;
+        }
+    }
+    freeaddrinfo (res);
+    return rc;
+}
+
+int lss_thread_start (pthread_t *thread, void *(*fn) (void *), void *arg)
+{
+    sigset_t block, old;
+    sigfillset (&block);
+    /* a fault is the faulting thread's own (blocked, the kernel would reset its handler:
+     * no sanitizer report, no core with the right thread) */
+    int faults[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT, SIGSYS};
+    for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++)
+        sigdelset (&block, faults[i]);
+    pthread_sigmask (SIG_BLOCK, &block, &old);
+    int rc = pthread_create (thread, NULL, fn, arg);
+    pthread_sigmask (SIG_SETMASK, &old, NULL);
+    return rc == 0 ? 0 : -1;
 }

@@ -7,6 +7,7 @@
 #ifndef LSS_UTIL_H
 #define LSS_UTIL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -61,5 +62,19 @@ void lss_errf (char *err, size_t size, const char *fmt, ...)
 /*  snprintf that reports truncation: returns 0 if it fit, -1 if not (out still NUL-ended). */
 int lss_fmt (char *out, size_t size, const char *fmt, ...)
     __attribute__ ((format (printf, 3, 4)));
+
+/*  Splits a listen address "host:port" (host may be "[v6]"; "" or "*" means every
+ *  interface and gives host ""). Port 0..65535. Returns 0, or -1 if malformed or host does
+ *  not fit host_size. */
+int lss_listen_parse (const char *listen, char *host, size_t host_size, int *port);
+/*  Resolves host to its first IPv4 or IPv6 address in numeric form (out, at least
+ *  INET6_ADDRSTRLEN bytes); *ipv6 says which. Returns 0 or -1. */
+int lss_resolve_numeric (const char *host, char *out, size_t out_size, bool *ipv6);
+
+/*  Starts fn(arg) in a new thread with every signal blocked except the faults (SIGSEGV,
+ *  SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT, SIGSYS), so that signals sent to the process
+ *  reach the thread that waits for them (the main thread's poll).
+ *  The caller's mask is unchanged. Returns 0 or -1. */
+int lss_thread_start (pthread_t *thread, void *(*fn) (void *), void *arg);
 
 #endif

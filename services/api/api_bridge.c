@@ -1165,11 +1165,7 @@ api_bridge_t *api_bridge_new (api_ctx_t *ctx)
                        ctx->executor_endpoint ? ctx->executor_endpoint : "");
         goto fail;
     }
-    sigset_t block, old;
-    sigfillset (&block);
-    pthread_sigmask (SIG_BLOCK, &block, &old);
-    int rc = pthread_create (&self->thread, NULL, s_run, self);
-    pthread_sigmask (SIG_SETMASK, &old, NULL);
+    int rc = lss_thread_start (&self->thread, s_run, self);
     if (rc)
         goto fail;
     self->started = true;

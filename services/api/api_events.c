@@ -573,11 +573,7 @@ api_events_t *api_events_new (api_ctx_t *ctx)
     self->redis = api_redis_new (ctx->redis_url, ctx->redis_timeout_ms, err, sizeof err);
     self->store =
         lss_store_open (ctx->cfg, lss_config_str (ctx->cfg, "store.dsn"), err, sizeof err);
-    sigset_t block, old;
-    sigfillset (&block);
-    pthread_sigmask (SIG_BLOCK, &block, &old);
-    int rc = pthread_create (&self->thread, NULL, s_run, self);
-    pthread_sigmask (SIG_SETMASK, &old, NULL);
+    int rc = lss_thread_start (&self->thread, s_run, self);
     if (rc)
         goto fail;
     self->started = true;

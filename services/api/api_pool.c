@@ -267,19 +267,15 @@ api_pool_t *api_pool_new (api_ctx_t *ctx)
     self->workers = calloc ((size_t)self->count, sizeof *self->workers);
     if (!self->threads || !self->workers)
         goto fail;
-    sigset_t block, old;
-    sigfillset (&block);
-    pthread_sigmask (SIG_BLOCK, &block, &old);
     for (int i = 0; i < self->count; i++) {
         api_worker_t *w = &self->workers[i];
         w->ctx = ctx;
         w->index = i;
         snprintf (w->src, sizeof w->src, "api/%d/w%d", (int)getpid (), i);
-        if (pthread_create (&self->threads[i], NULL, s_run, w))
+        if (lss_thread_start (&self->threads[i], s_run, w))
             break;
         self->started++;
     }
-    pthread_sigmask (SIG_SETMASK, &old, NULL);
     if (self->started == self->count)
         return self;
 fail:

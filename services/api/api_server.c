@@ -801,56 +801,13 @@ static int s_callback (struct lws *wsi, enum lws_callback_reasons reason, void *
 //  --------------------------------------------------------------------------
 //  Construction
 
-static int s_parse_listen (const char *listen, char *host, size_t host_size, int *port)
-{
-    const char *colon = listen ? strrchr (listen, ':') : NULL;
-    int64_t value;
-    if (!colon || lss_parse_int64 (colon + 1, 0, 65535, &value))
-        return -1;
-    const char *h = listen;
-    size_t n = (size_t)(colon - listen);
-    if (n >= 2 && h[0] == '[' && h[n - 1] == ']') {
-        h++;
-        n -= 2;
-    }
-    if (n >= host_size)
-        return -1;
-    memcpy (host, h, n);
-    host[n] = '\0';
-    if (strcmp (host, "*") == 0)
-        host[0] = '\0';
-    *port = (int)value;
-    return 0;
-}
-
-static int s_resolve (const char *host, char *out, size_t out_size, bool *ipv6)
-{
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-    struct addrinfo *res = NULL;
-    if (getaddrinfo (host, NULL, &hints, &res) != 0 || !res)
-        return -1;
-    int rc = -1;
-    for (struct addrinfo *ai = res; ai && rc; ai = ai->ai_next) {
-        void *addr = ai->ai_family == AF_INET
-                         ? (void *)&((struct sockaddr_in *)ai->ai_addr)->sin_addr
-                         : (void *)&((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr;
-        if ((ai->ai_family == AF_INET || ai->ai_family == AF_INET6) &&
-            inet_ntop (ai->ai_family, addr, out, (socklen_t)out_size)) {
-            *ipv6 = ai->ai_family == AF_INET6;
-            rc = 0;
-        }
-    }
-    freeaddrinfo (res);
-    return rc;
-}
-
 api_server_t *api_server_new (api_ctx_t *ctx)
 {
     char host[256], iface[INET6_ADDRSTRLEN];
     int port;
     bool ipv6 = false;
-    if (s_parse_listen (ctx->listen, host, sizeof host, &port) ||
-        (*host && s_resolve (host, iface, sizeof iface, &ipv6))) {
+    if (lss_listen_parse (ctx->listen, host, sizeof host, &port) ||
+        (*host && lss_resolve_numeric (host, iface, sizeof iface, &ipv6))) {
         lss_log_error ("api listen address invalid", "{s:s}", "listen", ctx->listen);
         return NULL;
     }

@@ -229,13 +229,7 @@ int main (int argc, char **argv)
     atomic_init (&worker.stop, false);
     atomic_init (&worker.leader, false);
     /* the worker must not take SIGINT/SIGTERM meant for the main loop */
-    sigset_t block, old;
-    sigemptyset (&block);
-    sigaddset (&block, SIGINT);
-    sigaddset (&block, SIGTERM);
-    pthread_sigmask (SIG_BLOCK, &block, &old);
-    thread_started = pthread_create (&thread, NULL, warmpool_worker_run, &worker) == 0;
-    pthread_sigmask (SIG_SETMASK, &old, NULL);
+    thread_started = lss_thread_start (&thread, warmpool_worker_run, &worker) == 0;
     if (!thread_started) {
         lss_log_error ("cannot start the scaler thread", NULL);
         exit_code = 1;

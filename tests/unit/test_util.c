@@ -4,6 +4,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <pthread.h>
+#include <signal.h>
 #include <string.h>
 
 #include "lss_util.h"
@@ -74,6 +76,74 @@ static void test_buf_bounds (void **state)
     assert_string_equal (out, "abc");
 }
 
+static void test_listen_parse_and_resolve (void **state)
+{
+    (void)state;
+    char host[64];
+    int port = -1;
+    assert_int_equal (lss_listen_parse ("127.0.0.1:8080", host, sizeof host, &port), 0);
+    assert_string_equal (host, "127.0.0.1");
+    assert_int_equal (port, 8080);
+    assert_int_equal (lss_listen_parse ("[::1]:0", host, sizeof host, &port), 0);
+    assert_string_equal (host, "::1");
+    assert_int_equal (port, 0);
+    assert_int_equal (lss_listen_parse ("*:9", host, sizeof host, &port), 0);
+    assert_string_equal (host, "");
+    assert_int_equal (lss_listen_parse (":9", host, sizeof host, &port), 0);
+    assert_string_equal (host, "");
+    assert_int_equal (port, 9);
+    assert_int_equal (lss_listen_parse ("127.0.0.1", host, sizeof host, &port), -1);
+    assert_int_equal (lss_listen_parse ("h:65536", host, sizeof host, &port), -1);
+    assert_int_equal (lss_listen_parse ("h:-1", host, sizeof host, &port), -1);
+    assert_int_equal (lss_listen_parse ("h:x", host, sizeof host, &port), -1);
+    assert_int_equal (lss_listen_parse (NULL, host, sizeof host, &port), -1);
+    char small[4];
+    assert_int_equal (lss_listen_parse ("localhost:1", small, sizeof small, &port), -1);
+
+    char out[64];
+    bool v6 = true;
+    assert_int_equal (lss_resolve_numeric ("127.0.0.1", out, sizeof out, &v6), 0);
+    assert_string_equal (out, "127.0.0.1");
+    assert_false (v6);
+    assert_int_equal (lss_resolve_numeric ("::1", out, sizeof out, &v6), 0);
+    assert_string_equal (out, "::1");
+    assert_true (v6);
+    /* a name from /etc/hosts (no DNS query leaves the machine in a test) */
+    assert_int_equal (lss_resolve_numeric ("localhost", out, sizeof out, &v6), 0);
+    assert_true (strcmp (out, "127.0.0.1") == 0 || strcmp (out, "::1") == 0);
+    char tiny[4];
+    assert_int_equal (lss_resolve_numeric ("127.0.0.1", tiny, sizeof tiny, &v6), -1);
+    assert_int_equal (lss_resolve_numeric (NULL, out, sizeof out, &v6), -1);
+}
+
+static void *s_mask_of_thread (void *arg)
+{
+    pthread_sigmask (SIG_BLOCK, NULL, (sigset_t *)arg);
+    return NULL;
+}
+
+/*  A started thread blocks the process-directed signals but not the faults, and the
+ *  caller's own mask is left as it was. */
+static void test_thread_start_masks (void **state)
+{
+    (void)state;
+    sigset_t before, after, inner;
+    sigemptyset (&inner);
+    pthread_sigmask (SIG_BLOCK, NULL, &before);
+    pthread_t t;
+    assert_int_equal (lss_thread_start (&t, s_mask_of_thread, &inner), 0);
+    pthread_join (t, NULL);
+    pthread_sigmask (SIG_BLOCK, NULL, &after);
+    int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGCHLD, SIGPIPE};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+        assert_true (sigismember (&inner, sigs[i]));
+        assert_int_equal (sigismember (&after, sigs[i]), sigismember (&before, sigs[i]));
+    }
+    int faults[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
+    for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++)
+        assert_false (sigismember (&inner, faults[i]));
+}
+
 int main (void)
 {
     const struct CMUnitTest tests[] = {
@@ -81,6 +151,8 @@ int main (void)
         cmocka_unit_test (test_ids),
         cmocka_unit_test (test_parse_int),
         cmocka_unit_test (test_buf_bounds),
+        cmocka_unit_test (test_listen_parse_and_resolve),
+        cmocka_unit_test (test_thread_start_masks),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
