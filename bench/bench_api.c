@@ -269,13 +269,19 @@ static void s_up_stop (void)
 
 /* ------------------------------------------------------------------ sandboxes */
 
-static int64_t s_pool_available (cl_t *c)
+/*  An integer field of GET path's answer, or -1. */
+static int64_t s_get_int (cl_t *c, const char *path, const char *field)
 {
     json_t *o = NULL;
-    long code = cl_req (c, "GET", "/warmpools/python-default/status", NULL, &o);
-    int64_t v = code == 200 ? json_integer_value (json_object_get (o, "availablePods")) : -1;
+    long code = cl_req (c, "GET", path, NULL, &o);
+    int64_t v = code == 200 ? json_integer_value (json_object_get (o, field)) : -1;
     json_decref (o);
     return v;
+}
+
+static int64_t s_pool_available (cl_t *c)
+{
+    return s_get_int (c, "/warmpools/python-default/status", "availablePods");
 }
 
 static int s_wait_pool (cl_t *c, int64_t want)
@@ -339,16 +345,6 @@ static int s_execute (cl_t *c, const char *id, const char *body, const char *wan
     return rc;
 }
 
-/*  The pool's spec.minSize, or -1. */
-static int64_t s_pool_min (cl_t *c)
-{
-    json_t *o = NULL;
-    long code = cl_req (c, "GET", "/warmpools/python-default", NULL, &o);
-    int64_t v = code == 200 ? json_integer_value (json_object_get (o, "minSize")) : -1;
-    json_decref (o);
-    return v;
-}
-
 /*  Waits until GET /sandboxes/{id} answers 404 (its teardown is over). */
 static int s_wait_gone (cl_t *c, const char *id)
 {
@@ -372,7 +368,7 @@ static json_t *s_bench_create_idle (cl_t *c)
 {
     static double ms[N_IDLE];
     int n = 0, not_warm = 0;
-    int64_t min = s_pool_min (c);
+    int64_t min = s_get_int (c, "/warmpools/python-default", "minSize");
     if (min < 1)
         min = 1;
     for (int i = -1; i < N_IDLE; i++) {

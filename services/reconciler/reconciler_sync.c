@@ -551,35 +551,30 @@ static int s_sync (s_ctx_t *c)
         claimed = rc == 1;
     }
     rc = pod ? 0 : s_get (c, "Pod", c->ns, s_pod_name (c), &pod);
-    if (rc == 0 && !s_pod_ours (c, pod) && !claimed) {
+    if (rc == 0 && !claimed && !s_pod_ours (c, pod)) {
+        bool leaving = lss_obj_deleting (pod);
+        json_decref (pod);
+        pod = NULL;
         /* status written by an earlier pass that did not get to the adoption */
         const char *ref = lss_obj_str (c->sb, "status.warmPodRef.name");
-        if (ref && !lss_obj_deleting (pod)) {
-            json_decref (pod);
-            pod = NULL;
+        if (ref && !leaving) {
             rc = s_claim_warm (c, ref, &pod);
             if (rc < 0)
                 goto cleanup;
             claimed = rc == 1;
-            if (!claimed) { /* its WarmPod is going: the Pod goes with it, then PodLost */
+        }
+        if (!claimed) {
+            /* a Pod on its way out (or a WarmPod going, its Pod with it): come back */
+            if (leaving || lss_obj_str (c->sb, "status.podName")) {
                 rc = 0;
                 c->res->requeue_after_ms = S_GONE_RETRY_MS;
                 goto cleanup;
             }
-            rc = 0;
-        }
-    }
-    if (rc == 0 && pod && !s_pod_ours (c, pod) && !claimed) {
-        bool leaving = lss_obj_deleting (pod);
-        json_decref (pod);
-        pod = NULL;
-        if (leaving || lss_obj_str (c->sb, "status.podName")) {
-            rc = 0;
-            c->res->requeue_after_ms = S_GONE_RETRY_MS;
+            rc = s_fail (c, "PodConflict",
+                         "a Pod of that name exists and is not this sandbox's");
             goto cleanup;
         }
-        rc = s_fail (c, "PodConflict", "a Pod of that name exists and is not this sandbox's");
-        goto cleanup;
+        rc = 0;
     }
     if (rc == LSS_STORE_NOT_FOUND) {
         if (lss_obj_str (c->sb, "status.podName") && strcmp (s_phase (c), "Running") == 0) {

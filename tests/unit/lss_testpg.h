@@ -6,6 +6,7 @@
 #ifndef LSS_TESTPG_H
 #define LSS_TESTPG_H
 
+#include <libpq-fe.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,24 @@ static inline int s_pg_down (void)
 static inline int s_pg_up (void)
 {
     return s_pg_tmp ("up", NULL, 0);
+}
+
+/*  Runs one statement on a connection of its own to s_dsn: the rows it answered (0 for a
+ *  command), or -1 when it could not connect or the statement failed. */
+static inline int s_pg_rows (const char *sql)
+{
+    PGconn *c = PQconnectdb (s_dsn);
+    int n = -1;
+    if (PQstatus (c) == CONNECTION_OK) {
+        PGresult *r = PQexec (c, sql);
+        ExecStatusType st = PQresultStatus (r);
+        n = st == PGRES_TUPLES_OK ? PQntuples (r) : st == PGRES_COMMAND_OK ? 0 : -1;
+        if (n < 0)
+            fprintf (stderr, "%s: %s", sql, PQerrorMessage (c));
+        PQclear (r);
+    }
+    PQfinish (c);
+    return n;
 }
 
 static inline int s_group_setup (void **state)

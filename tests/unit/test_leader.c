@@ -68,15 +68,9 @@ static void test_leader_whose_connection_dies_steps_down (void **state)
     assert_int_equal (lss_leader_try (b), 0);
     /* The database drops the leader's session (as when its process dies or the network
      * breaks): the lock goes with it. */
-    PGconn *admin = PQconnectdb (s_dsn);
-    assert_int_equal (PQstatus (admin), CONNECTION_OK);
-    PGresult *r =
-        PQexec (admin, "SELECT pg_terminate_backend (pid) FROM pg_locks WHERE "
-                       "locktype = 'advisory' AND granted AND pid <> pg_backend_pid()");
-    assert_int_equal (PQresultStatus (r), PGRES_TUPLES_OK);
-    assert_true (PQntuples (r) >= 1);
-    PQclear (r);
-    PQfinish (admin);
+    assert_true (s_pg_rows ("SELECT pg_terminate_backend (pid) FROM pg_locks WHERE "
+                            "locktype = 'advisory' AND granted AND pid <> pg_backend_pid()") >=
+                 1);
     /* the standby takes over; the old leader notices on its next try and steps down */
     long long deadline = tp_now_ms () + 5000;
     int got = 0;
