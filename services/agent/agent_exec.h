@@ -65,7 +65,8 @@ typedef struct {
     lss_buf_t in; /* stdin not yet written */
     bool in_eof;
     bool timed_out, cancelled;
-    lss_buf_t pending; /* an output chunk the socket refused (peer HWM) */
+    int64_t hold_ns[3]; /* stream not read before this monotonic time (coalescing), 0 = none */
+    lss_buf_t pending;  /* an output chunk the socket refused (peer HWM) */
     int pending_stream;
     char code_path[300];
 } agent_exec_t;

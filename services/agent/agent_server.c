@@ -26,6 +26,12 @@
 
 #define AGENT_CHUNK             (256u * 1024) /* output bytes per exec.output message at most */
 #define AGENT_USAGE_MAX_ENTRIES 100000
+/* After a read that did not fill a chunk, a stream still running is read again only
+ * this much later: a program writing fast fills the (1 MiB) pipe meanwhile and goes out
+ * in fewer, larger messages (each costs a wake-up in every process on the way). Output
+ * after a quiet spell is read at once, and an execution whose leader has exited is
+ * drained at once, so this adds at most 1 ms to output that follows output. */
+#define AGENT_COALESCE_NS (1000 * 1000)
 
 void agent_conf_default (agent_conf_t *conf)
 {
@@ -252,6 +258,7 @@ static void s_read_output (s_agent_t *self, agent_exec_t *e, int stream)
         close (e->fd[stream]);
         e->fd[stream] = -1;
     }
+    e->hold_ns[stream] = eof || (size_t)n == want ? 0 : lss_time_mono_ns () + AGENT_COALESCE_NS;
     if (n == 0)
         return;
     agent_exec_read (e, (size_t)n, lss_time_mono_ms ());
@@ -544,6 +551,12 @@ static int64_t s_timers (s_agent_t *self)
             next = seen + self->conf->requester_timeout_ms - now + 1;
         if (e->exited && e->drain_until_ms - now < next)
             next = e->drain_until_ms - now;
+        for (int s = AGENT_STDOUT; s <= AGENT_STDERR && !e->exited; s++)
+            if (e->fd[s] >= 0 && e->hold_ns[s]) {
+                int64_t left = (e->hold_ns[s] - lss_time_mono_ns () + 999999) / 1000000;
+                if (left < next)
+                    next = left;
+            }
         i++;
     }
     return next < 0 ? 0 : next;
@@ -602,6 +615,7 @@ int agent_server_run (const agent_conf_t *conf)
     int streams[2 + 3 * AGENT_MAX_EXECS_CAP];
     while (!self.stopping) {
         int64_t wait_ms = s_timers (&self);
+        int64_t now_ns = lss_time_mono_ns ();
         size_t n = 0;
         items[n++] = (zmq_pollitem_t){zsock_resolve (self.sock), 0, ZMQ_POLLIN, 0};
         items[n++] = (zmq_pollitem_t){NULL, self.sigfd, ZMQ_POLLIN, 0};
@@ -609,7 +623,7 @@ int agent_server_run (const agent_conf_t *conf)
             agent_exec_t *e = self.execs[i];
             bool can_read = e->pending.len == 0 && (!e->flow || e->credit > 0);
             for (int s = AGENT_STDOUT; s <= AGENT_STDERR; s++)
-                if (e->fd[s] >= 0 && can_read) {
+                if (e->fd[s] >= 0 && can_read && (e->exited || now_ns >= e->hold_ns[s])) {
                     owners[n] = e;
                     streams[n] = s;
                     items[n++] = (zmq_pollitem_t){NULL, e->fd[s], ZMQ_POLLIN, 0};

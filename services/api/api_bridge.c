@@ -63,6 +63,7 @@ typedef struct {
     size_t hold_len[2];
     int64_t seq;      /* WS output frames sent */
     int64_t to_grant; /* consumed bytes not yet granted back to the executor */
+    int64_t window;   /* credit the execution started with */
     int64_t out_bytes[2];
 } s_exec_t;
 
@@ -263,6 +264,7 @@ static void s_start (api_bridge_t *self, api_exec_start_msg_t *m)
     snprintf (e->exec_id, sizeof e->exec_id, "x%llx", (unsigned long long)m->xid);
     e->ws = m->ws;
     e->conn_id = m->conn_id;
+    e->window = m->window > 0 && m->window < API_BRIDGE_WINDOW ? m->window : API_BRIDGE_WINDOW;
     e->to = m->to;
     memcpy (e->execution_id, m->execution_id, sizeof e->execution_id);
     memcpy (e->sandbox_id, m->sandbox_id, sizeof e->sandbox_id);
@@ -314,7 +316,7 @@ static void s_start (api_bridge_t *self, api_exec_start_msg_t *m)
         .stdin_open = m->spec.stdin_open,
         .timeout_ms = m->spec.timeout_ms,
         .max_output = m->spec.max_output,
-        .credit = API_BRIDGE_WINDOW,
+        .credit = e->window,
         .sandbox = m->sandbox_ref,
     };
     int rc = s_send (self, e->ex, LSS_MSG_exec_start, &start, m->to.request_id, e->start_ref);
@@ -348,7 +350,7 @@ static void s_on_output (api_bridge_t *self, s_exec_t *e, lss_exec_output_t *m)
     e->out_bytes[s] += n;
     if (!e->ws) {
         lss_buf_append_some (s ? &e->err : &e->out, m->data.data, m->data.len);
-        s_grant (self, e, n, API_BRIDGE_WINDOW / 2);
+        s_grant (self, e, n, e->window / 2);
         return;
     }
     /* prepend what was held back (rare: a sequence cut between chunks; the chunk itself
@@ -510,7 +512,7 @@ static void s_on_ctl (api_bridge_t *self, api_exec_ctl_t *c)
         break;
     }
     case API_MSG_EXEC_CONSUMED:
-        s_grant (self, e, c->bytes, API_BRIDGE_WINDOW / 4);
+        s_grant (self, e, c->bytes, e->window / 4);
         break;
     default:
         break;

@@ -27,7 +27,8 @@
 
 #include "api_ctx.h"
 
-#define API_BRIDGE_WINDOW          (256 * 1024)
+#define API_BRIDGE_WINDOW          (1024 * 1024) /* output credit per execution at most */
+#define API_BRIDGE_WINDOW_MIN      (16 * 1024)
 #define API_BRIDGE_MAX_EXECUTORS   16
 #define API_BRIDGE_MAX_WORK        4096 /* executions + file operations in flight */
 #define API_BRIDGE_PING_MS         1000

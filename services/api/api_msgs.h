@@ -141,6 +141,7 @@ typedef struct {
     char sandbox_ref[API_SANDBOX_REF_MAX];
     char sandbox_id[API_SB_ID_SIZE];
     char user_id[API_ID_SIZE];
+    int64_t window; /* output credit ahead of the client, bytes; 0 = API_BRIDGE_WINDOW */
     api_exec_spec_t spec;
 } api_exec_start_msg_t;
 

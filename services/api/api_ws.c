@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api_bridge.h"
 #include "api_valid.h"
 #include "api_wsproto.h"
 #include "lss_log.h"
@@ -154,6 +155,14 @@ static int s_to_bridge (api_ws_t *self, api_msg_t *m)
     return 0;
 }
 
+int64_t api_ws_window (size_t send_queue, size_t active)
+{
+    int64_t w = active >= 40 ? 0 : (int64_t)(send_queue >> (active + 2));
+    if (w > API_BRIDGE_WINDOW)
+        w = API_BRIDGE_WINDOW;
+    return w < API_BRIDGE_WINDOW_MIN ? API_BRIDGE_WINDOW_MIN : w;
+}
+
 static void s_on_execute (api_ws_t *self, api_wsf_t *f)
 {
     if (s_exec_by_id (self, f->execution_id)) {
@@ -199,6 +208,7 @@ static void s_on_execute (api_ws_t *self, api_wsf_t *f)
     start->xid = e->xid;
     start->ws = true;
     start->conn_id = self->conn_id;
+    start->window = api_ws_window (self->ctx->ws_send_queue, (size_t)self->nexec);
     snprintf (start->execution_id, sizeof start->execution_id, "%s", f->execution_id);
     snprintf (start->sandbox_ref, sizeof start->sandbox_ref, "%s", self->sandbox_ref);
     snprintf (start->sandbox_id, sizeof start->sandbox_id, "%s", self->sandbox_id);

@@ -31,6 +31,14 @@
 
 typedef struct _api_ws_t api_ws_t;
 
+/*  The credit window of an execution started while `active` others run on the same
+ *  connection: send_queue >> (active + 2), within API_BRIDGE_WINDOW_MIN ..
+ *  API_BRIDGE_WINDOW. The i-th oldest execution still running started with at least i
+ *  others running, so the windows of all of them together stay under half of
+ *  send_queue (plus the floor): a client reading as fast as it can is never taken for
+ *  one that does not read. */
+int64_t api_ws_window (size_t send_queue, size_t active);
+
 /*  A session for conn_id on sandbox_id; *token is taken (NULLed; may be NULL). */
 api_ws_t *api_ws_new (api_ctx_t *ctx, uint64_t conn_id, const char *sandbox_id, char **token,
                       const char *request_id);

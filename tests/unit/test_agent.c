@@ -500,6 +500,43 @@ static void test_credit_flow_control (void **state)
     s_agent_stop (&a);
 }
 
+/* Output written fast goes out in few messages (the agent reads a stream still running
+ * again only 1 ms after a read that did not fill a chunk), all of it, in order; output
+ * after a quiet spell is not merged into what came before. */
+static void test_output_coalesced (void **state)
+{
+    (void)state;
+    agent_t a;
+    s_agent_start (&a, NULL);
+    s_shell (&a, "burst", "i=0; while [ $i -lt 3000 ]; do echo line$i; i=$((i+1)); done", 0);
+    result_t r;
+    s_collect (&a, &r, 20000);
+    assert_int_equal (r.end->exit_code, 0);
+    lss_buf_t want;
+    lss_buf_init (&want, 1 << 20);
+    for (int i = 0; i < 3000; i++) {
+        char line[32];
+        int n = snprintf (line, sizeof line, "line%d\n", i);
+        lss_buf_append (&want, line, (size_t)n);
+    }
+    assert_int_equal (r.out.len, want.len);
+    assert_memory_equal (r.out.data, want.data, want.len);
+    /* 3000 writes: 276-458 messages without the hold-off on an idle machine (one per
+     * wake-up of the agent), 6 with it (about one per millisecond of the loop) */
+    if (r.last_seq > 100)
+        fail_msg ("3000 small writes went out in %lld messages", (long long)r.last_seq);
+    lss_buf_free (&want);
+    s_result_free (&r);
+
+    s_shell (&a, "quiet", "printf a; sleep 0.3; printf b", 0);
+    s_collect (&a, &r, 20000);
+    assert_int_equal (r.end->exit_code, 0);
+    assert_int_equal (r.out.len, 2);
+    assert_int_equal (r.last_seq, 2);
+    s_result_free (&r);
+    s_agent_stop (&a);
+}
+
 static void test_bad_requests (void **state)
 {
     (void)state;
@@ -709,6 +746,7 @@ int main (void)
         cmocka_unit_test_teardown (test_concurrency_limit, s_teardown),
         cmocka_unit_test_teardown (test_requester_silence, s_teardown),
         cmocka_unit_test_teardown (test_credit_flow_control, s_teardown),
+        cmocka_unit_test_teardown (test_output_coalesced, s_teardown),
         cmocka_unit_test_teardown (test_bad_requests, s_teardown),
         cmocka_unit_test_teardown (test_files_and_health_over_socket, s_teardown),
         cmocka_unit_test_teardown (test_orphans_reaped, s_teardown),

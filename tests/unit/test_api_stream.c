@@ -5,7 +5,10 @@
  *     api_view_utf8_valid, and a frame must parse back (jansson) to exactly the bytes;
  *   - exec_flow's buffer, which no longer moves everything behind a forwarded piece:
  *     a long random run of puts, partial takes and credits keeps every byte in order
- *     and the window accounting (agent_credit + buffered + ungranted == window).
+ *     and the window accounting (agent_credit + buffered + ungranted == window);
+ *   - api_ws_window: over random starts and ends of executions on one connection, the
+ *     windows of those running never add up to more than half of api.ws_send_queue
+ *     (plus the floor each), and a lone execution gets the full API_BRIDGE_WINDOW.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,7 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api_bridge.h"
 #include "api_view.h"
+#include "api_ws.h"
 #include "api_wsproto.h"
 #include "executor_flow.h"
 
@@ -160,11 +165,44 @@ static void test_flow_buffer_keeps_order (void **state)
     exec_flow_release (&f);
 }
 
+static void test_ws_windows_stay_within_send_queue (void **state)
+{
+    (void)state;
+    const size_t queues[] = {65536, 4u << 20, 16u << 20, 268435456};
+    for (size_t q = 0; q < sizeof queues / sizeof queues[0]; q++) {
+        size_t Q = queues[q];
+        int64_t lone = api_ws_window (Q, 0);
+        assert_true (lone >= API_BRIDGE_WINDOW_MIN && lone <= API_BRIDGE_WINDOW);
+        if (Q >= 4u * API_BRIDGE_WINDOW)
+            assert_int_equal (lone, API_BRIDGE_WINDOW);
+        int64_t run[64];
+        size_t n = 0;
+        for (int step = 0; step < 20000; step++) {
+            if (n < 64 && (n == 0 || s_rand () % 2)) {
+                run[n] = api_ws_window (Q, n);
+                n++;
+            } else {
+                size_t k = s_rand () % n; /* any of them ends */
+                run[k] = run[--n];
+            }
+            int64_t sum = 0;
+            for (size_t i = 0; i < n; i++)
+                sum += run[i];
+            if (sum > (int64_t)(Q / 2) + (int64_t)n * API_BRIDGE_WINDOW_MIN)
+                fail_msg ("queue %zu: %zu executions hold %lld bytes of credit", Q, n,
+                          (long long)sum);
+        }
+    }
+    assert_int_equal (api_ws_window (4u << 20, 1), 512 * 1024);
+    assert_int_equal (api_ws_window (4u << 20, 63), API_BRIDGE_WINDOW_MIN);
+}
+
 int main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_output_frame_matches_reference),
         cmocka_unit_test (test_flow_buffer_keeps_order),
+        cmocka_unit_test (test_ws_windows_stay_within_send_queue),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
