@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <malloc.h>
 #include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
@@ -350,4 +351,10 @@ int lss_thread_start (pthread_t *thread, void *(*fn) (void *), void *arg)
     int rc = pthread_create (thread, NULL, fn, arg);
     pthread_sigmask (SIG_SETMASK, &old, NULL);
     return rc == 0 ? 0 : -1;
+}
+
+void lss_malloc_for_streaming (void)
+{
+    mallopt (M_MMAP_THRESHOLD, LSS_MALLOC_MMAP_MAX);
+    mallopt (M_TRIM_THRESHOLD, LSS_MALLOC_TRIM_KEEP);
 }

@@ -52,6 +52,7 @@ int main (int argc, char **argv)
 {
     /* Block the signals we read from a signalfd before any thread exists (libzmq starts
      * threads), so none of them can take a signal meant for the loop. */
+    lss_malloc_for_streaming ();
     sigset_t mask;
     sigemptyset (&mask);
     sigaddset (&mask, SIGCHLD);

@@ -19,6 +19,7 @@
 #include "api_ctx.h"
 #include "api_events.h"
 #include "api_pool.h"
+#include "lss_util.h"
 #include "api_server.h"
 #include "lss_log.h"
 #include "lss_service.h"
@@ -83,6 +84,7 @@ static bool s_ready (void *arg, char *reason, size_t reason_size)
 
 int main (int argc, char **argv)
 {
+    lss_malloc_for_streaming ();
     lss_service_t *svc = lss_service_new ("api", argc, argv);
     if (!svc)
         return lss_service_exit_code ();

@@ -7,9 +7,11 @@
  */
 #include "executor_server.h"
 #include "lss_service.h"
+#include "lss_util.h"
 
 int main (int argc, char **argv)
 {
+    lss_malloc_for_streaming ();
     lss_service_t *svc = lss_service_new ("executor", argc, argv);
     if (!svc)
         return lss_service_exit_code ();
