@@ -108,8 +108,11 @@ zsock_t *lss_sandbox_agent_connect (const char *endpoint, int timeout_ms)
         return NULL;
     lss_bus_opts_t opts;
     lss_bus_opts_default (&opts);
-    opts.reconnect_ivl_ms = 10;
-    opts.reconnect_ivl_max_ms = 1000;
+    /* The socket file appears at bind(), a moment before listen(): a connect in between
+     * is refused and retried after reconnect_ivl (it was 10 ms, most of the time from a
+     * start to the first answer in bench_sandbox). */
+    opts.reconnect_ivl_ms = 1;
+    opts.reconnect_ivl_max_ms = 100;
     char ep[600];
     if (lss_fmt (ep, sizeof ep, ">%s", endpoint))
         return NULL;

@@ -32,6 +32,7 @@ struct _lss_sandbox_cgroup_t {
     int ndirs;                          /* distinct directories */
     int dir_ctrl[LSS_SANDBOX_CG_COUNT]; /* controller owning each */
     char procs[LSS_SANDBOX_CG_COUNT][LSS_SANDBOX_CG_PATH_MAX];
+    char join[LSS_SANDBOX_CG_COUNT][LSS_SANDBOX_CG_PATH_MAX]; /* v1: tasks, v2: cgroup.procs */
 };
 
 static const char *s_names[LSS_SANDBOX_CG_COUNT] = {"memory", "pids", "cpu", "cpuacct"};
@@ -378,6 +379,8 @@ static void s_index_dirs (lss_sandbox_cgroup_t *self)
             continue;
         self->dir_ctrl[self->ndirs] = c;
         s_path (self->procs[self->ndirs], self->dir[c], "cgroup.procs");
+        s_path (self->join[self->ndirs], self->dir[c],
+                self->version[c] == 1 ? "tasks" : "cgroup.procs");
         self->ndirs++;
     }
 }
@@ -551,12 +554,12 @@ bool lss_sandbox_cgroup_enforces (const lss_sandbox_cgroup_t *self, lss_sandbox_
     return self && ctrl < LSS_SANDBOX_CG_COUNT && self->enforced[ctrl];
 }
 
-size_t lss_sandbox_cgroup_procs_files (const lss_sandbox_cgroup_t *self, const char **paths,
-                                       size_t max)
+size_t lss_sandbox_cgroup_join_files (const lss_sandbox_cgroup_t *self, const char **paths,
+                                      size_t max)
 {
     size_t n = 0;
     for (int d = 0; self && d < self->ndirs && n < max; d++)
-        paths[n++] = self->procs[d];
+        paths[n++] = self->join[d];
     return n;
 }
 

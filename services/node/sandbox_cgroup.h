@@ -92,10 +92,15 @@ void lss_sandbox_cgroup_destroy (lss_sandbox_cgroup_t **self_p);
 
 /*  True if the limit of that kind is enforced by this cgroup. */
 bool lss_sandbox_cgroup_enforces (const lss_sandbox_cgroup_t *self, lss_sandbox_cg_ctrl_t ctrl);
-/*  The cgroup.procs files to write "0" into to join (for a forked child: paths are
- *  computed beforehand, joining is open+write+close only). Returns the count. */
-size_t lss_sandbox_cgroup_procs_files (const lss_sandbox_cgroup_t *self, const char **paths,
-                                       size_t max);
+/*  The files a single-threaded process writes "0" into to join (for a forked child:
+ *  paths are computed beforehand, joining is open+write+close only): `tasks` on v1,
+ *  cgroup.procs on v2. On v1 a write to cgroup.procs takes the global threadgroup lock
+ *  for writing, which waits for an RCU grace period: 5-13 ms per sandbox start on this
+ *  machine. Moving the writing thread itself through `tasks` skips that lock (Linux 6.0,
+ *  "cgroup: Optimize single thread migration"; 0.1 ms) and, the process having one
+ *  thread, moves all of it. Returns the count. */
+size_t lss_sandbox_cgroup_join_files (const lss_sandbox_cgroup_t *self, const char **paths,
+                                      size_t max);
 /*  Moves pid (0 = the caller) into every hierarchy. Returns 0 or -1. */
 int lss_sandbox_cgroup_attach (const lss_sandbox_cgroup_t *self, pid_t pid);
 /*  Current usage; fields the host does not provide are -1. Returns 0 or -1. */

@@ -1219,7 +1219,7 @@ int lss_sandbox_runtime_start (lss_sandbox_runtime_t *self, const lss_sandbox_sp
         lss_errf (err, err_size, "bwrap command line too long");
         goto cleanup;
     }
-    l->nprocs = lss_sandbox_cgroup_procs_files (box->cgroup, l->procs, S_MAX_CG_DIRS);
+    l->nprocs = lss_sandbox_cgroup_join_files (box->cgroup, l->procs, S_MAX_CG_DIRS);
     int64_t fsize =
         spec->ephemeral_bytes > spec->tmp_bytes ? spec->ephemeral_bytes : spec->tmp_bytes;
     s_add_rlimit (l, RLIMIT_FSIZE, (rlim_t)fsize);

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,8 +97,46 @@ static void test_limits_membership_kill (void **state)
         assert_int_equal (s_knob (&host, LSS_SANDBOX_CG_PIDS, id, "pids.max"), 10);
     if (cpu && host.ctrl[LSS_SANDBOX_CG_CPU].version == 1)
         assert_int_equal (s_knob (&host, LSS_SANDBOX_CG_CPU, id, "cpu.cfs_quota_us"), 25000);
+    /* a process joins as the runtime's launcher does: "0" into each join file (tasks on
+     * v1, moving the single thread that writes), and all of it is in the cgroup */
     const char *files[LSS_SANDBOX_CG_COUNT];
-    assert_true (lss_sandbox_cgroup_procs_files (cg, files, LSS_SANDBOX_CG_COUNT) >= 1);
+    size_t nfiles = lss_sandbox_cgroup_join_files (cg, files, LSS_SANDBOX_CG_COUNT);
+    assert_true (nfiles >= 1);
+    bool any_v2 = false;
+    for (int c = 0; c < LSS_SANDBOX_CG_COUNT; c++)
+        any_v2 = any_v2 || (host.ctrl[c].usable && host.ctrl[c].version == 2);
+    for (size_t i = 0; i < nfiles; i++) {
+        size_t len = strlen (files[i]);
+        bool tasks = len > 6 && strcmp (files[i] + len - 6, "/tasks") == 0;
+        if (!any_v2)
+            assert_true (tasks);
+        else
+            assert_true (tasks || strstr (files[i], "/cgroup.procs"));
+    }
+    int joined[2];
+    assert_int_equal (pipe (joined), 0);
+    pid_t joiner = fork ();
+    assert_true (joiner >= 0);
+    if (joiner == 0) {
+        close (joined[0]);
+        for (size_t i = 0; i < nfiles; i++) {
+            int fd = open (files[i], O_WRONLY | O_CLOEXEC);
+            if (fd < 0 || write (fd, "0", 1) != 1)
+                _exit (3);
+            close (fd);
+        }
+        if (write (joined[1], "x", 1) != 1)
+            _exit (4);
+        for (;;)
+            pause ();
+    }
+    close (joined[1]);
+    char jc;
+    assert_int_equal (read (joined[0], &jc, 1), 1);
+    close (joined[0]);
+    assert_int_equal (lss_sandbox_cgroup_nprocs (cg), 1);
+    kill (joiner, SIGKILL);
+    waitpid (joiner, NULL, 0);
 
     /* an adopting runtime sees the same limits */
     lss_sandbox_cgroup_t *opened = lss_sandbox_cgroup_open (&host, id);
