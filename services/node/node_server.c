@@ -22,16 +22,17 @@
 
 typedef struct {
     node_pod_ident_t ident;
-    json_t *pod;          /* latest object seen (owned) */
-    int64_t seen_mono_ms; /* first seen by this process */
-    bool started;         /* a sandbox was started or adopted for it by this process */
-    bool ready;           /* the agent's socket exists */
-    bool queued;          /* waiting in the start queue */
-    bool node_full;       /* Pending NodeFull written */
-    bool dirty;           /* a status write failed: sync again on the next tick */
-    bool invalid;         /* the Pod cannot become a sandbox */
-    bool seen;            /* relist mark */
-    int wd;               /* inotify watch on its run dir, -1 if none */
+    json_t *pod;             /* latest object seen (owned) */
+    int64_t seen_mono_ms;    /* first seen by this process */
+    bool started;            /* a sandbox was started or adopted for it by this process */
+    int64_t started_mono_ms; /* when this process started it (0: adopted) */
+    bool ready;              /* the agent's socket exists */
+    bool queued;             /* waiting in the start queue */
+    bool node_full;          /* Pending NodeFull written */
+    bool dirty;              /* a status write failed: sync again on the next tick */
+    bool invalid;            /* the Pod cannot become a sandbox */
+    bool seen;               /* relist mark */
+    int wd;                  /* inotify watch on its run dir, -1 if none */
     char invalid_msg[LSS_SANDBOX_ERR_SIZE];
 } node_entry_t;
 
@@ -245,6 +246,13 @@ static s_write_t s_sync_once (node_server_t *self, node_entry_t *e)
             e->seen_mono_ms = 0; /* observed once */
             lss_log_info ("pod ready", "{s:s, s:s}", "pod", e->ident.key, "id", e->ident.id);
         }
+        /* A sandbox just started whose agent is not up yet: its Pod is written once, Running
+         * and Ready together, when the socket appears (inotify) — one store write and one
+         * watcher/reconciler pass fewer per start, on the cold start's path. Still not
+         * ready after NODE_READY_WAIT_MS, the next tick writes Running, not ready. */
+        if (running && !e->ready && e->started_mono_ms &&
+            lss_time_mono_ms () - e->started_mono_ms < NODE_READY_WAIT_MS)
+            return S_WRITTEN;
         char endpoint[256] = "";
         s_endpoint (self, e->ident.id, endpoint, sizeof endpoint);
         s_write_t w = s_write (
@@ -324,6 +332,7 @@ static bool s_start_queued (node_server_t *self)
             started++;
             lss_metric_inc (self->m_starts, 1);
             e->started = true;
+            e->started_mono_ms = lss_time_mono_ms ();
             e->node_full = false;
             char run[PATH_MAX];
             if (self->ino_fd >= 0 &&

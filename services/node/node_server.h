@@ -23,6 +23,7 @@
 #define NODE_STARTS_PER_TURN 16   /* sandbox starts before the loop polls again */
 #define NODE_EVENTS_PER_TURN 256  /* watch events taken per turn */
 #define NODE_TICK_MS         1000 /* retries, readiness fallback, gauges */
+#define NODE_READY_WAIT_MS   500  /* a started Pod's status waits this long for its agent */
 #define NODE_BACKOFF_MIN_MS  250
 #define NODE_BACKOFF_MAX_MS  5000
 #define NODE_SYNC_ATTEMPTS   4 /* status writes per sync (409 → re-read, again) */
