@@ -27,6 +27,37 @@
 #include "sandbox_fs.h"
 #include "sandbox_preflight.h"
 
+/*  Forks a child that joins cg — by writing "0" into files (as the runtime's launcher
+ *  does) or, with files NULL, through lss_sandbox_cgroup_attach — then waits forever.
+ *  Returns its pid once it has joined. */
+static pid_t s_spawn_joined (lss_sandbox_cgroup_t *cg, const char **files, size_t nfiles)
+{
+    int ready[2];
+    assert_int_equal (pipe (ready), 0);
+    pid_t child = fork ();
+    assert_true (child >= 0);
+    if (child == 0) {
+        close (ready[0]);
+        if (!files && lss_sandbox_cgroup_attach (cg, 0))
+            _exit (3);
+        for (size_t i = 0; files && i < nfiles; i++) {
+            int fd = open (files[i], O_WRONLY | O_CLOEXEC);
+            if (fd < 0 || write (fd, "0", 1) != 1)
+                _exit (3);
+            close (fd);
+        }
+        if (write (ready[1], "x", 1) != 1)
+            _exit (4);
+        for (;;)
+            pause ();
+    }
+    close (ready[1]);
+    char c;
+    assert_int_equal (read (ready[0], &c, 1), 1);
+    close (ready[0]);
+    return child;
+}
+
 static void test_detect_reports_every_controller (void **state)
 {
     (void)state;
@@ -113,27 +144,7 @@ static void test_limits_membership_kill (void **state)
         else
             assert_true (tasks || strstr (files[i], "/cgroup.procs"));
     }
-    int joined[2];
-    assert_int_equal (pipe (joined), 0);
-    pid_t joiner = fork ();
-    assert_true (joiner >= 0);
-    if (joiner == 0) {
-        close (joined[0]);
-        for (size_t i = 0; i < nfiles; i++) {
-            int fd = open (files[i], O_WRONLY | O_CLOEXEC);
-            if (fd < 0 || write (fd, "0", 1) != 1)
-                _exit (3);
-            close (fd);
-        }
-        if (write (joined[1], "x", 1) != 1)
-            _exit (4);
-        for (;;)
-            pause ();
-    }
-    close (joined[1]);
-    char jc;
-    assert_int_equal (read (joined[0], &jc, 1), 1);
-    close (joined[0]);
+    pid_t joiner = s_spawn_joined (cg, files, nfiles);
     assert_int_equal (lss_sandbox_cgroup_nprocs (cg), 1);
     kill (joiner, SIGKILL);
     waitpid (joiner, NULL, 0);
@@ -146,23 +157,7 @@ static void test_limits_membership_kill (void **state)
     lss_sandbox_cgroup_destroy (&opened);
 
     /* a process joins, is counted, and is killed with the cgroup */
-    int ready[2];
-    assert_int_equal (pipe (ready), 0);
-    pid_t child = fork ();
-    assert_true (child >= 0);
-    if (child == 0) {
-        close (ready[0]);
-        if (lss_sandbox_cgroup_attach (cg, 0))
-            _exit (3);
-        if (write (ready[1], "x", 1) != 1)
-            _exit (4);
-        for (;;)
-            pause ();
-    }
-    close (ready[1]);
-    char c;
-    assert_int_equal (read (ready[0], &c, 1), 1);
-    close (ready[0]);
+    pid_t child = s_spawn_joined (cg, NULL, 0);
     assert_int_equal (lss_sandbox_cgroup_nprocs (cg), 1);
     lss_sandbox_cg_usage_t usage;
     assert_int_equal (lss_sandbox_cgroup_usage (cg, &usage), 0);
