@@ -26,12 +26,15 @@
 
 #define AGENT_CHUNK             (256u * 1024) /* output bytes per exec.output message at most */
 #define AGENT_USAGE_MAX_ENTRIES 100000
-/* After a read that did not fill a chunk, a stream still running is read again only
- * this much later: a program writing fast fills the (1 MiB) pipe meanwhile and goes out
- * in fewer, larger messages (each costs a wake-up in every process on the way). Output
- * after a quiet spell is read at once, and an execution whose leader has exited is
- * drained at once, so this adds at most 1 ms to output that follows output. */
-#define AGENT_COALESCE_NS (1000 * 1000)
+/* After a read of less than AGENT_COALESCE_BELOW bytes, a stream still running is read
+ * again only AGENT_COALESCE_NS later: a program writing many small pieces fills the
+ * (1 MiB) pipe meanwhile and goes out in fewer, larger messages (each costs a wake-up in
+ * every process on the way). A larger read means the program writes fast and the chunks
+ * are big already: no pause, which would only leave the stages behind idle. Output after
+ * a quiet spell is read at once, and an execution whose leader has exited is drained at
+ * once, so this adds at most 1 ms to output that follows output. */
+#define AGENT_COALESCE_NS    (1000 * 1000)
+#define AGENT_COALESCE_BELOW (64u * 1024)
 
 void agent_conf_default (agent_conf_t *conf)
 {
@@ -258,7 +261,8 @@ static void s_read_output (s_agent_t *self, agent_exec_t *e, int stream)
         close (e->fd[stream]);
         e->fd[stream] = -1;
     }
-    e->hold_ns[stream] = eof || (size_t)n == want ? 0 : lss_time_mono_ns () + AGENT_COALESCE_NS;
+    bool small = (size_t)n < AGENT_COALESCE_BELOW && (size_t)n < want;
+    e->hold_ns[stream] = !eof && small ? lss_time_mono_ns () + AGENT_COALESCE_NS : 0;
     if (n == 0)
         return;
     agent_exec_read (e, (size_t)n, lss_time_mono_ms ());
