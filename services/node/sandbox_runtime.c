@@ -1,15 +1,15 @@
 /*  sandbox_runtime — detached bubblewrap sandboxes with adoption. See sandbox_runtime.h.
  *
  *  Launch (the lean path: no shelling out, no sleeps, preflight done once):
- *    parent  validate, slot, state dir + /etc + workspace (+ host tmpfs) + run dir,
- *            cgroup, fds (status.json, init.log, /dev/null, seccomp memfd, info and
- *            control pipes), bwrap argv — then fork A;
+ *    parent  validate, slot, state dir + workspace (+ host tmpfs) + run dir, cgroup,
+ *            fds (status.json, init.log, /dev/null, seccomp memfd, info and control
+ *            pipes, one pipe per /etc file), bwrap argv — then fork A;
  *    A       setsid, fork B, send B's pid, wait for the parent's ack, exit (while A
  *            lives B cannot be reaped, so the parent's pidfd_open(B) pins the right
  *            process);
  *    B       join cgroup, rlimits, NO_NEW_PRIVS, reset signals, drop uid/gid, fds onto
- *            3 (seccomp) 4 (status) 5 (info), close the rest, exec bwrap — B *is*
- *            bwrap's monitor from then on.
+ *            3 (seccomp) 4 (status) 5 (info) 6.. (/etc files), close the rest, exec
+ *            bwrap — B *is* bwrap's monitor from then on.
  *  The parent reads bwrap's --info-fd ("child-pid") and records pids + start times.
  *
  *  Workspace: a tmpfs of ephemeralStorageBytes. As root it is mounted on the host at
@@ -62,6 +62,8 @@
 #define S_FD_SECCOMP      3
 #define S_FD_STATUS       4
 #define S_FD_INFO         5
+#define S_FD_DATA         6 /* first of the /etc files' descriptors (bwrap --ro-bind-data) */
+#define S_ETC_FILES_MAX   6
 #define S_MAX_CG_DIRS     LSS_SANDBOX_CG_COUNT
 #define S_MAX_RLIMITS     6
 #define S_CHILD_STACK     (64 * 1024)
@@ -127,6 +129,9 @@ typedef struct {
     uid_t uid;
     gid_t gid;
     int fd_null, fd_log, fd_seccomp, fd_status, fd_info_w;
+    int fd_data[S_ETC_FILES_MAX]; /* read ends holding the /etc files, -1 when closed */
+    const char *data_name[S_ETC_FILES_MAX];
+    size_t ndata;
     char stack_a[S_CHILD_STACK] __attribute__ ((aligned (16)));
     char stack_b[S_CHILD_STACK] __attribute__ ((aligned (16)));
     /* written by the children (they share our memory until B execs) */
@@ -700,62 +705,61 @@ const lss_sandbox_preflight_t *lss_sandbox_runtime_preflight (const lss_sandbox_
 
 /* ------------------------------------------------------------------ start */
 
-static int s_write_at (int dirfd, const char *name, const char *text)
-{
-    int fd = openat (dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
-    if (fd < 0)
-        return -1;
-    size_t len = strlen (text);
-    ssize_t n = write (fd, text, len);
-    close (fd);
-    return n == (ssize_t)len ? 0 : -1;
-}
-
 /*  The sandbox's own /etc: root and one user, localhost, files-only NSS; resolv.conf
  *  only with network. Empty mount points for the few host/image entries bound on top. */
-static int s_write_etc (const lss_sandbox_runtime_t *self, const lss_sandbox_spec_t *spec,
-                        const char *dir, bool alternatives, bool ldcache, bool certs)
+/*  The sandbox's own /etc files (passwd, group, hosts, hostname, nsswitch.conf and, with
+ *  network, resolv.conf) go to bwrap as data (--ro-bind-data), each through a pipe
+ *  holding its whole text: nothing is written to the state directory for them. Files
+ *  there cost an ext4 inode each (create, then delete at the end) and the allocation of
+ *  inodes among many recently deleted ones was about a sixth of the machine's CPU
+ *  during a burst of 200 starts (docs/benchmarks.md). Returns 0 or -1 (errno). */
+static int s_etc_add (s_launch_t *l, const char *name, const char *text)
 {
-    int rc = -1;
+    int p[2];
+    size_t len = strlen (text);
+    if (l->ndata >= S_ETC_FILES_MAX || len > 16384 || pipe2 (p, O_CLOEXEC))
+        return -1;
+    ssize_t w = write (p[1], text, len); /* fits in the pipe: never blocks */
+    close (p[1]);
+    if (w != (ssize_t)len) {
+        close (p[0]);
+        errno = EIO;
+        return -1;
+    }
+    l->fd_data[l->ndata] = p[0];
+    l->data_name[l->ndata] = name;
+    l->ndata++;
+    return 0;
+}
+
+static int s_etc_data (const lss_sandbox_runtime_t *self, const lss_sandbox_spec_t *spec,
+                       s_launch_t *l)
+{
     char text[2048];
-    if (mkdir (dir, 0755))
-        return -1;
-    int fd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
     if (lss_fmt (text, sizeof text,
                  "root:x:0:0:root:/root:/usr/sbin/nologin\n"
                  "sandbox:x:%u:%u:sandbox:/workspace:/bin/sh\n",
                  (unsigned)spec->uid, (unsigned)spec->gid) ||
-        s_write_at (fd, "passwd", text))
-        goto cleanup;
+        s_etc_add (l, "/etc/passwd", text))
+        return -1;
     if (lss_fmt (text, sizeof text, "root:x:0:\nsandbox:x:%u:\n", (unsigned)spec->gid) ||
-        s_write_at (fd, "group", text))
-        goto cleanup;
+        s_etc_add (l, "/etc/group", text))
+        return -1;
     if (lss_fmt (text, sizeof text,
                  "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
                  "127.0.1.1\t%s\n",
                  spec->id) ||
-        s_write_at (fd, "hosts", text))
-        goto cleanup;
-    if (lss_fmt (text, sizeof text, "%s\n", spec->id) || s_write_at (fd, "hostname", text))
-        goto cleanup;
-    if (s_write_at (fd, "nsswitch.conf",
-                    "passwd: files\ngroup: files\nshadow: files\nhosts: files dns\n"
-                    "networks: files\nprotocols: files\nservices: files\n"))
-        goto cleanup;
-    if (spec->network && s_write_at (fd, "resolv.conf", self->resolv))
-        goto cleanup;
-    if (alternatives && mkdirat (fd, "alternatives", 0755))
-        goto cleanup;
-    if (ldcache && s_write_at (fd, "ld.so.cache", ""))
-        goto cleanup;
-    if (certs && (mkdirat (fd, "ssl", 0755) || mkdirat (fd, "ssl/certs", 0755)))
-        goto cleanup;
-    rc = 0;
-cleanup:
-    close (fd);
-    return rc;
+        s_etc_add (l, "/etc/hosts", text))
+        return -1;
+    if (lss_fmt (text, sizeof text, "%s\n", spec->id) || s_etc_add (l, "/etc/hostname", text))
+        return -1;
+    if (s_etc_add (l, "/etc/nsswitch.conf",
+                   "passwd: files\ngroup: files\nshadow: files\nhosts: files dns\n"
+                   "networks: files\nprotocols: files\nservices: files\n"))
+        return -1;
+    if (spec->network && s_etc_add (l, "/etc/resolv.conf", self->resolv))
+        return -1;
+    return 0;
 }
 
 /*  Builds bwrap's argv. Paths that must outlive this call live in l->pool. */
@@ -813,9 +817,14 @@ static int s_build_argv (const lss_sandbox_runtime_t *self, const lss_sandbox_sp
     s_arg (l, "--bind");
     s_argf (l, "%s/run", box_dir);
     s_arg (l, S_RUN_DIR);
-    s_arg (l, "--ro-bind");
-    s_argf (l, "%s/etc", box_dir);
-    s_arg (l, "/etc");
+    /* /etc is a directory of bwrap's root (read-only with it below), its files come as
+     * data; the host entries below get their mount points from bwrap */
+    s_args (l, 2, "--dir", "/etc");
+    for (size_t i = 0; i < l->ndata; i++) {
+        s_args (l, 3, "--perms", "0644", "--ro-bind-data");
+        s_argf (l, "%d", S_FD_DATA + (int)i);
+        s_arg (l, l->data_name[i]);
+    }
     if (alternatives) {
         s_arg (l, "--ro-bind");
         s_argf (l, "%s/etc/alternatives", root);
@@ -924,7 +933,8 @@ S_NO_SANITIZE static int s_child_b (void *arg)
     s_sys (SYS_umask, 022, 0, 0, 0);
     if ((rc = s_sys (SYS_chdir, (long)"/", 0, 0, 0)) < 0)
         s_fail (l, 9, rc);
-    /* lift every source above the targets first, so no dup3 clobbers another source */
+    /* lift every source (the /etc files' too) above the targets first, so no dup3
+     * clobbers another source */
     int src[5] = {l->fd_null, l->fd_log, l->fd_seccomp, l->fd_status, l->fd_info_w};
     static const int dst[6] = {0, 1, S_FD_SECCOMP, S_FD_STATUS, S_FD_INFO, 2};
     for (int i = 0; i < 5; i++) {
@@ -932,13 +942,23 @@ S_NO_SANITIZE static int s_child_b (void *arg)
             s_fail (l, 9, rc);
         src[i] = (int)rc;
     }
+    int data[S_ETC_FILES_MAX];
+    for (size_t i = 0; i < l->ndata; i++) {
+        if ((rc = s_sys (SYS_fcntl, l->fd_data[i], F_DUPFD_CLOEXEC, 64, 0)) < 0)
+            s_fail (l, 9, rc);
+        data[i] = (int)rc;
+    }
     for (int i = 0; i < 6; i++) {
         int from = i == 5 ? src[1] : src[i]; /* stderr is the log too */
         if ((rc = s_sys (SYS_dup3, from, dst[i], 0, 0)) < 0)
             s_fail (l, 9, rc);
     }
+    /* the /etc files onto 6.. (bwrap reads and closes each) */
+    for (size_t i = 0; i < l->ndata; i++)
+        if ((rc = s_sys (SYS_dup3, data[i], S_FD_DATA + (long)i, 0, 0)) < 0)
+            s_fail (l, 9, rc);
     /* nothing else of ours reaches bwrap or the sandbox */
-    s_sys (SYS_close_range, S_FD_INFO + 1, ~0U, 0, 0);
+    s_sys (SYS_close_range, S_FD_DATA + l->ndata, ~0U, 0, 0);
     uint64_t none = 0;
     if ((rc = s_sys (SYS_rt_sigprocmask, SIG_SETMASK, (long)&none, 0, 8)) < 0)
         s_fail (l, 5, rc);
@@ -1146,9 +1166,10 @@ int lss_sandbox_runtime_start (lss_sandbox_runtime_t *self, const lss_sandbox_sp
                 stat (path, &sb) == 0 && S_ISDIR (sb.st_mode);
     } else
         layout = self->host_layout;
-    if (lss_fmt (path, sizeof path, "%s/etc", box_dir) ||
-        s_write_etc (self, spec, path, alternatives, ldcache, certs)) {
-        lss_errf (err, err_size, "cannot write %s: %s", path, strerror (errno));
+    for (size_t i = 0; i < S_ETC_FILES_MAX; i++)
+        l->fd_data[i] = -1;
+    if (s_etc_data (self, spec, l)) {
+        lss_errf (err, err_size, "cannot prepare /etc: %s", strerror (errno));
         goto cleanup;
     }
     box->host_tmpfs = self->host_tmpfs;
@@ -1310,6 +1331,8 @@ cleanup:
     if (init_fd >= 0)
         close (init_fd);
     s_box_free (&box);
+    for (size_t i = 0; l && i < l->ndata; i++)
+        s_close (&l->fd_data[i]);
     free (l);
     s_close (&fd_null);
     s_close (&fd_log);
