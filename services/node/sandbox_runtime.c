@@ -836,6 +836,7 @@ static int s_build_argv (const lss_sandbox_runtime_t *self, const lss_sandbox_sp
         s_arg (l, "/etc/ld.so.cache");
     }
     if (certs) {
+        s_args (l, 4, "--perms", "0755", "--dir", "/etc/ssl"); /* bwrap's own would be 0700 */
         s_arg (l, "--ro-bind");
         s_argf (l, "%s/etc/ssl/certs", root);
         s_arg (l, "/etc/ssl/certs");
