@@ -660,7 +660,14 @@ static void test_curve (void **state)
             assert_int_equal (lss_curve_client_apply (d, secs[i], apub, err, sizeof err), 0);
         assert_int_equal (zsock_connect (d, "%s", ep), 0);
         agent_t other = {.dealer = d};
-        s_shell (&other, "c2", "echo hi", 0);
+        /* the send itself may be refused (EAGAIN) once the agent has dropped the failed
+         * handshake and the DEALER has no pipe left: either way nothing may come back */
+        lss_exec_start_t req = {.exec_id = "c2", .shell = "echo hi"};
+        lss_envelope_t env;
+        assert_int_equal (
+            lss_bus_envelope_init (&env, LSS_MSG_exec_start, NULL, "test", 1, NULL), 0);
+        int sent = lss_bus_send (d, NULL, 0, NULL, &env, LSS_MSG_exec_start, &req);
+        assert_true (sent == 0 || errno == EAGAIN);
         void *body;
         assert_int_equal (s_recv (&other, 1000, &body), LSS_MSG_NONE);
         zsock_destroy (&d);
