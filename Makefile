@@ -47,11 +47,12 @@ PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CMOCKA_LIBS = $(shell pkg-config --libs cmocka 2>/dev/null)
 # lss-agent starts in every sandbox, on the cold-start path: the libraries it uses are
-# linked in from their archives (same -dev packages), so the dynamic loader maps 24
+# linked in from their archives (same -dev packages), so the dynamic loader maps 23
 # objects instead of 31 and the agent is ready in about 3 ms instead of 4 here
 # (docs/agent.md). What libzmq and libczmq need in turn (Kerberos for GSSAPI, PGM, NORM,
-# systemd) stays shared: Debian has no usable archives for those.
-AGENT_LINK_LIBS = -Wl,-Bstatic -lczmq -lzmq -lsodium -lmsgpackc -ljansson -lbsd -lmd -luuid \
+# systemd) stays shared: Debian has no usable archives for those. A service's binary
+# links <name>_LINK_LIBS when set, else PKG_LIBS.
+agent_LINK_LIBS = -Wl,-Bstatic -lczmq -lzmq -lsodium -lmsgpackc -ljansson -lbsd -lmd -luuid \
                   -Wl,-Bdynamic -lpgm -lnorm -lstdc++ -lgssapi_krb5 -lsystemd -lpthread
 
 # ---------------------------------------------------------------- sources
@@ -112,7 +113,7 @@ $(BUILD)/lib/liblss$(1).a: $$($(1)_OBJ)
 $(BUILD)/bin/lss-$(1): $(BUILD)/obj/services/$(1)/main.o $(BUILD)/lib/liblss$(1).a $(COMMON_LIB)
 	@mkdir -p $$(@D)
 	@$(if $(filter 1,$(V)),,echo "  LINK    $$@")
-	$(Q)$(CC) $(LDFLAGS) -o $$@ $$^ $$(if $$(filter agent,$(1)),$$(AGENT_LINK_LIBS),$$(PKG_LIBS)) -lm
+	$(Q)$(CC) $(LDFLAGS) -o $$@ $$^ $$(or $$($(1)_LINK_LIBS),$$(PKG_LIBS)) -lm
 endef
 $(foreach s,$(SERVICES),$(eval $(call SERVICE_RULES,$(s))))
 

@@ -517,7 +517,7 @@ static void s_handle_signals (s_agent_t *self)
 /* Deadlines, lost requesters, finished executions. Returns ms until the next timer. */
 static int64_t s_timers (s_agent_t *self)
 {
-    int64_t now = lss_time_mono_ms (), next = 1000;
+    int64_t now = lss_time_mono_ms (), now_ns = lss_time_mono_ns (), next = 1000;
     for (size_t i = 0; i < self->nexec;) {
         agent_exec_t *e = self->execs[i];
         if (e->pending.len > 0 &&
@@ -557,7 +557,7 @@ static int64_t s_timers (s_agent_t *self)
             next = e->drain_until_ms - now;
         for (int s = AGENT_STDOUT; s <= AGENT_STDERR && !e->exited; s++)
             if (e->fd[s] >= 0 && e->hold_ns[s]) {
-                int64_t left = (e->hold_ns[s] - lss_time_mono_ns () + 999999) / 1000000;
+                int64_t left = (e->hold_ns[s] - now_ns + 999999) / 1000000;
                 if (left < next)
                     next = left;
             }

@@ -157,7 +157,9 @@ static int s_to_bridge (api_ws_t *self, api_msg_t *m)
 
 int64_t api_ws_window (size_t send_queue, size_t active)
 {
-    int64_t w = active >= 40 ? 0 : (int64_t)(send_queue >> (active + 2));
+    /* api.ws_send_queue is at most 256 MiB: past 30 running, the shift gives 0 anyway
+     * (and past 62 it would be undefined) */
+    int64_t w = active > 30 ? 0 : (int64_t)(send_queue >> (active + 2));
     if (w > API_BRIDGE_WINDOW)
         w = API_BRIDGE_WINDOW;
     return w < API_BRIDGE_WINDOW_MIN ? API_BRIDGE_WINDOW_MIN : w;

@@ -19,10 +19,10 @@
 #include "api_ctx.h"
 #include "api_events.h"
 #include "api_pool.h"
-#include "lss_util.h"
 #include "api_server.h"
 #include "lss_log.h"
 #include "lss_service.h"
+#include "lss_util.h"
 
 static void s_ctx_from_config (api_ctx_t *c, const lss_config_t *cfg)
 {

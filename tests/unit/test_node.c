@@ -371,6 +371,10 @@ static void test_pod_runs_then_delete_stops (void **state)
     assert_int_equal (s_http_get ("/metrics", metrics, 1 << 20), 200);
     assert_non_null (strstr (metrics, "lss_node_sandbox_starts_total 1"));
     assert_non_null (strstr (metrics, "lss_node_start_latency_seconds_count 1"));
+    /* one status write for the start: Running and Ready together once the agent is up
+     * (two, Running / Ready False first, before; an agent slower than
+     * NODE_READY_WAIT_MS would also make two) */
+    assert_non_null (strstr (metrics, "lss_node_status_writes_total{result=\"ok\"} 1\n"));
     free (metrics);
 
     s_delete ("one");
